@@ -1,0 +1,336 @@
+//! Shared test helpers for podkit's process and pod tests.
+//!
+//! - [`Proc`]: a spawned binary whose stderr is collected line by line, so a
+//!   test waits for an event ("Starting." with the admin address) instead of
+//!   sleeping, and which is killed if the test fails midway.
+//! - [`http_get`]: a minimal HTTP/1.1 GET for scraping admin endpoints.
+//! - [`signal`]: sends SIGTERM/SIGINT to a child.
+//! - [`wait_until`]: polls a condition against a generous deadline, for state
+//!   that has no event to wait on.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// How long tests wait for an event before failing. Generous, since CI
+/// machines are shared and noisy; a passing test never waits this long.
+pub const PATIENCE: Duration = Duration::from_secs(30);
+
+/// A running binary under test. Dropping it kills the process.
+pub struct Proc {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    /// Every stderr line seen so far (for failure messages).
+    seen: Vec<String>,
+}
+
+impl Proc {
+    /// Spawns `bin` with `args`, a clean environment (only `PATH`) plus `envs`,
+    /// stdout piped and stderr collected.
+    pub fn spawn(bin: impl AsRef<Path>, args: &[&str], envs: &[(&str, &str)]) -> Self {
+        let mut cmd = Command::new(bin.as_ref());
+        cmd.args(args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default());
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        Self::spawn_command(cmd)
+    }
+
+    /// Spawns a prepared command, collecting its stderr.
+    pub fn spawn_command(mut cmd: Command) -> Self {
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot spawn {cmd:?}: {e}"));
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Self {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits for a stderr line containing `needle` and returns it.
+    pub fn wait_for_line(&mut self, needle: &str) -> String {
+        let deadline = Instant::now() + PATIENCE;
+        if let Some(line) = self.seen.iter().find(|l| l.contains(needle)) {
+            return line.clone();
+        }
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!(
+                    "no stderr line containing {needle:?} within {PATIENCE:?}; saw:\n{}",
+                    self.stderr()
+                ),
+            }
+        }
+    }
+
+    /// The admin address the binary logged at start-up (`admin=ADDR` in its
+    /// "Starting." line), so tests can pass `--admin-addr 127.0.0.1:0`.
+    pub fn admin_addr(&mut self) -> SocketAddr {
+        let line = self.wait_for_line("Starting.");
+        let value = line
+            .split_whitespace()
+            .find_map(|field| field.strip_prefix("admin="))
+            .unwrap_or_else(|| panic!("no admin= field in {line:?}"));
+        value
+            .trim_matches('"')
+            .parse()
+            .unwrap_or_else(|e| panic!("bad admin address in {line:?}: {e}"))
+    }
+
+    /// Sends a signal (`libc::SIGTERM`, `libc::SIGINT`).
+    pub fn signal(&self, sig: i32) {
+        signal(self.pid(), sig);
+    }
+
+    /// Waits for the process to exit, at most `limit`; returns its status and
+    /// how long it took.
+    pub fn wait_exit(&mut self, limit: Duration) -> (ExitStatus, Duration) {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                self.drain_stderr();
+                return (status, start.elapsed());
+            }
+            assert!(
+                start.elapsed() < limit,
+                "process {} did not exit within {limit:?}; stderr so far:\n{}",
+                self.pid(),
+                self.stderr()
+            );
+            // Reaping has no event to await without a SIGCHLD handler; a short
+            // poll is the honest way to wait for exit.
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Runs to completion (with stdin closed) and returns status, stdout and
+    /// stderr.
+    pub fn finish(mut self) -> (ExitStatus, String, String) {
+        let mut out = String::new();
+        if let Some(mut stdout) = self.child.stdout.take() {
+            let _ = stdout.read_to_string(&mut out);
+        }
+        let (status, _) = self.wait_exit(PATIENCE);
+        (status, out, self.stderr())
+    }
+
+    /// Stderr lines seen so far, joined.
+    pub fn stderr(&mut self) -> String {
+        while let Ok(line) = self.lines.try_recv() {
+            self.seen.push(line);
+        }
+        self.seen.join("\n")
+    }
+
+    fn drain_stderr(&mut self) {
+        // The reader thread ends at EOF once the process is gone.
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(2)) {
+            self.seen.push(line);
+        }
+    }
+
+    /// The child's stdout, to read data from.
+    pub fn stdout(&mut self) -> Option<std::process::ChildStdout> {
+        self.child.stdout.take()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Sends `sig` to process `pid`.
+#[allow(unsafe_code)]
+pub fn signal(pid: u32, sig: i32) {
+    let pid = i32::try_from(pid).expect("pid fits in i32");
+    // SAFETY: kill(2) has no memory-safety preconditions.
+    let rc = unsafe { libc::kill(pid, sig) };
+    assert_eq!(rc, 0, "kill({pid}, {sig}) failed: {}", std::io::Error::last_os_error());
+}
+
+/// A response from [`http_get`].
+#[derive(Debug, Clone)]
+pub struct HttpResponse {
+    /// Status code.
+    pub status: u16,
+    /// Header lines, lower-cased names.
+    pub headers: Vec<(String, String)>,
+    /// Body as text (lossy).
+    pub body: String,
+}
+
+impl HttpResponse {
+    /// The first header with this (lower-case) name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+}
+
+/// A minimal HTTP/1.1 GET with `Connection: close` (enough for admin
+/// endpoints; not a general client).
+pub fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<HttpResponse> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw)?;
+    let text = String::from_utf8_lossy(&raw);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("bad status line in {head:?}")))?;
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    Ok(HttpResponse {
+        status,
+        headers,
+        body: body.to_owned(),
+    })
+}
+
+/// Polls `condition` until it holds or [`PATIENCE`] runs out (then panics
+/// with `what`). For state with no event to await (a file appearing on disk).
+pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + PATIENCE;
+    let mut delay = Duration::from_millis(1);
+    while !condition() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {PATIENCE:?} waiting for {what}"
+        );
+        std::thread::sleep(delay);
+        delay = (delay * 2).min(Duration::from_millis(50));
+    }
+}
+
+/// Whether a docker engine answers. Tests that need one print a visible
+/// `SKIPPED:` line and return when it does not.
+pub fn docker_available() -> bool {
+    Command::new("docker")
+        .args(["version", "--format", "{{.Server.Version}}"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+/// Checks the lifecycle every long-running podkit binary shares: started with
+/// `--admin-addr 127.0.0.1:0`, it serves `/livez`, `/readyz` and `/metrics`
+/// (with `podkit_build_info` naming `binary`), and on SIGTERM it exits 0
+/// within the grace period. `extra_args` are what the binary needs to start.
+pub fn check_admin_and_sigterm(bin: &str, binary: &str, extra_args: &[&str]) {
+    let mut args = vec!["--admin-addr", "127.0.0.1:0", "--grace-period", "5s"];
+    args.extend_from_slice(extra_args);
+    let mut proc = Proc::spawn(bin, &args, &[]);
+    let admin = proc.admin_addr();
+    let live = http_get(admin, "/livez").expect("GET /livez");
+    assert_eq!(live.status, 200, "{live:?}");
+    let metrics = http_get(admin, "/metrics").expect("GET /metrics");
+    assert_eq!(metrics.status, 200);
+    assert!(
+        metrics
+            .header("content-type")
+            .is_some_and(|ct| ct.starts_with("application/openmetrics-text")),
+        "{metrics:?}"
+    );
+    assert!(
+        metrics
+            .body
+            .contains(&format!("podkit_build_info{{binary=\"{binary}\"")),
+        "{}",
+        metrics.body
+    );
+    assert!(
+        metrics.body.contains("process_resident_memory_bytes"),
+        "{}",
+        metrics.body
+    );
+    wait_until("/readyz to answer 200", || {
+        http_get(admin, "/readyz").is_ok_and(|r| r.status == 200)
+    });
+
+    proc.signal(libc::SIGTERM);
+    let (status, took) = proc.wait_exit(Duration::from_secs(5) + PATIENCE);
+    assert_eq!(status.code(), Some(0), "exit after SIGTERM; stderr:\n{}", proc.stderr());
+    assert!(
+        took < Duration::from_secs(5),
+        "drain took {took:?}, beyond the 5s grace period"
+    );
+    let stderr = proc.stderr();
+    assert!(stderr.contains("Draining.") && stderr.contains("Stopped."), "{stderr}");
+}
+
+/// Checks the usage conventions: `--version` prints `<binary> <semver>
+/// (<revision>)`, `--help` exits 0, and an unknown flag or a bad value exits
+/// 64 with a message naming the flag.
+pub fn check_usage(bin: &str, binary: &str) {
+    let (status, out, _) = Proc::spawn(bin, &["--version"], &[]).finish();
+    assert_eq!(status.code(), Some(0));
+    let words: Vec<&str> = out.split_whitespace().collect();
+    assert_eq!(words.first(), Some(&binary), "{out}");
+    assert!(
+        words.get(2).is_some_and(|r| r.starts_with('(') && r.ends_with(')')),
+        "{out}"
+    );
+
+    let (status, out, _) = Proc::spawn(bin, &["--help"], &[]).finish();
+    assert_eq!(status.code(), Some(0));
+    assert!(
+        out.contains("--log-format") && out.contains("PODKIT_GRACE_PERIOD"),
+        "{out}"
+    );
+
+    let (status, _, err) = Proc::spawn(bin, &["--no-such-flag"], &[]).finish();
+    assert_eq!(status.code(), Some(64), "{err}");
+    assert!(err.contains("--no-such-flag"), "{err}");
+
+    let (status, _, err) = Proc::spawn(bin, &["--grace-period", "soonish"], &[]).finish();
+    assert_eq!(status.code(), Some(64), "{err}");
+    assert!(err.contains("--grace-period") && err.contains("soonish"), "{err}");
+
+    // The env twin is checked the same way as the flag.
+    let (status, _, err) = Proc::spawn(bin, &[], &[("PODKIT_LOG_FORMAT", "xml")]).finish();
+    assert_eq!(status.code(), Some(64), "{err}");
+    assert!(err.contains("--log-format") && err.contains("xml"), "{err}");
+}

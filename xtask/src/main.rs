@@ -1,0 +1,5 @@
+//! `cargo xtask`: the repo's own automation (demo, bench, images, static check).
+
+fn main() -> anyhow::Result<()> {
+    Ok(())
+}
