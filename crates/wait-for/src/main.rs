@@ -1,8 +1,11 @@
-//! The `wait-for` binary: parses flags and env, then runs [`wait_for::run`]
-//! under the podkit runtime (signals, drain, admin endpoints, exit codes).
+//! The `wait-for` binary: waits with [`wait_for::main`], then exits with its
+//! status or execs the command after `--` (only once every target is ready).
 
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    podkit_runtime::main::<wait_for::Args, _, _, _>(&wait_for::BINARY, wait_for::Config::from_args, wait_for::run)
+    match wait_for::main() {
+        wait_for::Next::Exit(code) => code,
+        wait_for::Next::Exec(command) => wait_for::exec(command),
+    }
 }
