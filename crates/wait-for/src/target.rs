@@ -643,6 +643,9 @@ pub fn split_list(value: &str) -> Vec<String> {
         let mut glue_allowed = false;
         for piece in line.split(',') {
             let trimmed = piece.trim();
+            if trimmed.is_empty() {
+                continue;
+            }
             if glue_allowed
                 && !looks_like_target_start(trimmed)
                 && let Some(last) = out.last_mut()
@@ -653,10 +656,8 @@ pub fn split_list(value: &str) -> Vec<String> {
                     continue;
                 }
             }
-            if !trimmed.is_empty() {
-                out.push(trimmed.to_owned());
-                glue_allowed = true;
-            }
+            out.push(trimmed.to_owned());
+            glue_allowed = true;
         }
     }
     out
@@ -860,7 +861,7 @@ mod tests {
     #[test]
     fn env_lists_split_on_lines_and_commas_but_keep_commas_inside_targets() {
         assert_eq!(
-            split_list("postgres:5432, mysql:3306\nhttp://api/x?a=1,2\n\n k8s:pod?selector=a=1,b=2 ,tcp://[::1]:80"),
+            split_list("postgres:5432, mysql:3306,\nhttp://api/x?a=1,2\n\n k8s:pod?selector=a=1,b=2 ,tcp://[::1]:80"),
             [
                 "postgres:5432",
                 "mysql:3306",
