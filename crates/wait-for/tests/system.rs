@@ -23,12 +23,14 @@ struct Skip(String);
 
 type Outcome = Result<(), Skip>;
 
+type Test = (&'static str, fn() -> Outcome);
+
 fn skip<T>(why: impl Into<String>) -> Result<T, Skip> {
     Err(Skip(why.into()))
 }
 
 fn main() {
-    let tests: &[(&str, fn() -> Outcome)] = &[
+    let tests: &[Test] = &[
         ("postgres_accepting_connections_per_pg_isready", postgres),
         ("redis_ping_with_auth", redis),
         ("mariadb_handshake", mariadb),
