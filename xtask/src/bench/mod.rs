@@ -10,6 +10,7 @@
 
 mod idle;
 mod startup;
+mod wait_for;
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -77,7 +78,12 @@ pub struct Scenario {
 
 /// Every scenario, in the order `bench list` shows them.
 fn scenarios() -> Vec<Scenario> {
-    vec![startup::scenario(), idle::scenario()]
+    vec![
+        startup::scenario(),
+        idle::scenario(),
+        wait_for::latency(),
+        wait_for::exec(),
+    ]
 }
 
 /// `cargo xtask bench <scenario> [--rounds N]`.

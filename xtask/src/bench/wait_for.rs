@@ -1,0 +1,145 @@
+//! Scenarios for `wait-for`, beside wait-for-it (Debian's `wait-for-it`
+//! package, the script people copy into images):
+//!
+//! - `wait-for`: readiness latency. Each run starts the contender waiting for
+//!   a loopback port that opens at a random moment 0.5–2 s later, and the
+//!   sample's wall time is from the port opening to the contender exiting 0:
+//!   the delay an init container adds to a pod's start. CPU and peak RSS
+//!   cover the whole wait.
+//! - `wait-for-exec`: start-to-exec with the dependency already up:
+//!   `wait-for tcp://… -- true` run 200 times in a loop, so wall / run is the
+//!   whole cost of the wait-for step before the app starts.
+
+use std::net::TcpListener;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, ensure};
+
+use super::{Contender, Env, Sample, Scenario, other_cores, run_to_completion};
+use crate::proc;
+
+/// Runs per `wait-for-exec` sample.
+const RUNS: usize = 200;
+
+const WAIT_FOR_IT: &str = "/usr/bin/wait-for-it";
+
+pub fn latency() -> Scenario {
+    Scenario {
+        name: "wait-for",
+        about: "readiness latency: a port opens 0.5-2 s after start; wall = port open -> exit 0",
+        unit: "runs",
+        tools: &[(WAIT_FOR_IT, "wait-for-it")],
+        setup: setup_latency,
+    }
+}
+
+pub fn exec() -> Scenario {
+    Scenario {
+        name: "wait-for-exec",
+        about: "start-to-exec with the dependency up: `<tool> 127.0.0.1:PORT -- true`, 200 runs per sample",
+        unit: "runs",
+        tools: &[(WAIT_FOR_IT, "wait-for-it")],
+        setup: setup_exec,
+    }
+}
+
+fn setup_latency(env: &Env) -> Result<Vec<Contender>> {
+    let bin = env.bin("wait-for").display().to_string();
+    Ok(vec![
+        latency_contender("podkit wait-for", true, move |port| {
+            let mut cmd = Command::new(&bin);
+            cmd.args(["-q", &format!("tcp://127.0.0.1:{port}")]);
+            cmd
+        }),
+        latency_contender("wait-for-it (Debian)", false, |port| {
+            let mut cmd = Command::new(WAIT_FOR_IT);
+            cmd.args(["-q", "-s", "-t", "30", &format!("127.0.0.1:{port}")]);
+            cmd
+        }),
+    ])
+}
+
+/// A contender that waits for a port this process opens after a random
+/// delay; the sample's wall time is the readiness latency.
+fn latency_contender(name: &str, podkit: bool, command: impl Fn(u16) -> Command + 'static) -> Contender {
+    Contender {
+        name: name.to_owned(),
+        podkit,
+        run: Box::new(move || {
+            let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+            let delay = Duration::from_millis(500 + fastrand_ms(1500));
+            let mut cmd = command(port);
+            cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+            let cpu0 = proc::children_cpu_seconds();
+            let (busy0, _) = proc::machine_ticks();
+            let start = Instant::now();
+            let mut child = cmd.spawn().with_context(|| format!("spawning {cmd:?}"))?;
+            let sampler = proc::RssSampler::start(child.id());
+            std::thread::sleep(delay.saturating_sub(start.elapsed()));
+            let listener = TcpListener::bind(("127.0.0.1", port)).context("re-binding the port")?;
+            let opened = Instant::now();
+            let status = child.wait()?;
+            let latency = opened.elapsed();
+            let total = start.elapsed();
+            drop(listener);
+            let peak_rss = sampler.stop();
+            let cpu = proc::children_cpu_seconds() - cpu0;
+            ensure!(status.success(), "{cmd:?} exited with {status}");
+            let (busy1, _) = proc::machine_ticks();
+            Ok(Sample {
+                units: 1.0,
+                wall: latency,
+                cpu,
+                peak_rss,
+                other_cores: other_cores(busy1 - busy0, cpu, total),
+            })
+        }),
+    }
+}
+
+/// A pseudo-random number of milliseconds in `0..max` (the clock's
+/// nanoseconds are random enough to spread the port opening).
+fn fastrand_ms(max: u64) -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    u64::from(nanos.wrapping_mul(2_654_435_761) >> 7) % max
+}
+
+fn setup_exec(env: &Env) -> Result<Vec<Contender>> {
+    // One listener for the whole scenario: the dependency is up.
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let port = listener.local_addr()?.port();
+    // Keep accepting so the backlog never fills over thousands of runs.
+    std::thread::spawn(move || for _ in listener.incoming() {});
+    let bin = env.bin("wait-for").display().to_string();
+    Ok(vec![
+        exec_contender(
+            "podkit wait-for",
+            true,
+            format!("{bin} -q tcp://127.0.0.1:{port} -- true"),
+        ),
+        exec_contender(
+            "wait-for-it (Debian)",
+            false,
+            format!("{WAIT_FOR_IT} -q -s -t 5 127.0.0.1:{port} -- true"),
+        ),
+        exec_contender("floor: true", false, "true".to_owned()),
+    ])
+}
+
+fn exec_contender(name: &str, podkit: bool, line: String) -> Contender {
+    Contender {
+        name: name.to_owned(),
+        podkit,
+        run: Box::new(move || {
+            let mut cmd = Command::new("sh");
+            cmd.arg("-c").arg(format!(
+                "i=0; while [ $i -lt {RUNS} ]; do {line} || exit 1; i=$((i+1)); done"
+            ));
+            run_to_completion(cmd, RUNS as f64)
+        }),
+    }
+}
