@@ -488,7 +488,9 @@ pub enum Next {
 /// usage), log, validate, wait on a current-thread runtime with SIGTERM and
 /// SIGINT ending the wait at once, tear the runtime down, and say what next.
 pub fn main() -> Next {
-    let args = match podkit_runtime::cli::parse::<Args>(BINARY.admin_default) {
+    // The variants without config-file support and without EnvFilter keep
+    // the TOML/YAML parsers and a regex engine out of this small binary.
+    let args = match podkit_runtime::cli::parse_without_config_file::<Args>(BINARY.admin_default) {
         Ok(args) => args,
         Err(code) => return Next::Exit(code),
     };
@@ -498,7 +500,7 @@ pub fn main() -> Next {
         (None, true) => Some("error"),
         (None, false) => None,
     };
-    if let Err(err) = logging::init(level, common.log_format) {
+    if let Err(err) = logging::init_targets(level, common.log_format) {
         eprintln!("{}: {err}", BINARY.name);
         return Next::Exit(ExitCode::from(podkit_runtime::exit::USAGE));
     }

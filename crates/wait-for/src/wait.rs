@@ -77,10 +77,19 @@ impl Pacer {
 }
 
 /// What the progress lines report for one target.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Progress {
     attempts: u64,
     reason: String,
+}
+
+impl Default for Progress {
+    fn default() -> Self {
+        Self {
+            attempts: 0,
+            reason: "first attempt still running".to_owned(),
+        }
+    }
 }
 
 /// Waits for the configured targets. Returns [`Outcome::Interrupted`] as
