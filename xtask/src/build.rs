@@ -30,10 +30,28 @@ pub fn target_dir() -> PathBuf {
 
 /// Builds the binaries with `profile` (`dev` or `release`) and returns the
 /// directory holding them.
+///
+/// For `release`, wait-for is built with the `release-small` profile (its
+/// dependencies optimised for size too, which a build shared with the other
+/// binaries cannot do) and copied beside the others.
 pub fn binaries(profile: &str) -> Result<PathBuf> {
+    if profile != "release" {
+        return cargo_build(profile, &BINARIES);
+    }
+    let (small, rest): (Vec<_>, Vec<_>) = BINARIES.iter().copied().partition(|(_, bin)| *bin == "wait-for");
+    let dir = cargo_build("release", &rest)?;
+    let small_dir = cargo_build("release-small", &small)?;
+    for (_, bin) in small {
+        std::fs::copy(small_dir.join(bin), dir.join(bin))
+            .with_context(|| format!("copying the release-small {bin} beside the others"))?;
+    }
+    Ok(dir)
+}
+
+fn cargo_build(profile: &str, binaries: &[(&str, &str)]) -> Result<PathBuf> {
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cmd.current_dir(root()).arg("build").arg("--profile").arg(profile);
-    for (package, _) in BINARIES {
+    for (package, _) in binaries {
         cmd.args(["-p", package]);
     }
     let status = cmd.status().context("running cargo build")?;
