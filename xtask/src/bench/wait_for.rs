@@ -7,7 +7,7 @@
 //!   the delay an init container adds to a pod's start. CPU and peak RSS
 //!   cover the whole wait.
 //! - `wait-for-exec`: start-to-exec with the dependency already up:
-//!   `wait-for tcp://… -- true` run 200 times in a loop, so wall / run is the
+//!   `wait-for tcp://… -- /bin/true` run 200 times in a loop, so wall / run is the
 //!   whole cost of the wait-for step before the app starts.
 
 use std::net::TcpListener;
@@ -37,7 +37,7 @@ pub fn latency() -> Scenario {
 pub fn exec() -> Scenario {
     Scenario {
         name: "wait-for-exec",
-        about: "start-to-exec with the dependency up: `<tool> 127.0.0.1:PORT -- true`, 200 runs per sample",
+        about: "start-to-exec with the dependency up: `<tool> 127.0.0.1:PORT -- /bin/true`, 200 runs per sample",
         unit: "runs",
         tools: &[(WAIT_FOR_IT, "wait-for-it")],
         setup: setup_exec,
@@ -119,14 +119,14 @@ fn setup_exec(env: &Env) -> Result<Vec<Contender>> {
         exec_contender(
             "podkit wait-for",
             true,
-            format!("{bin} -q tcp://127.0.0.1:{port} -- true"),
+            format!("{bin} -q tcp://127.0.0.1:{port} -- /bin/true"),
         ),
         exec_contender(
             "wait-for-it (Debian)",
             false,
-            format!("{WAIT_FOR_IT} -q -s -t 5 127.0.0.1:{port} -- true"),
+            format!("{WAIT_FOR_IT} -q -s -t 5 127.0.0.1:{port} -- /bin/true"),
         ),
-        exec_contender("floor: true", false, "true".to_owned()),
+        exec_contender("floor: /bin/true", false, "/bin/true".to_owned()),
     ])
 }
 
