@@ -83,6 +83,7 @@ fn scenarios() -> Vec<Scenario> {
         idle::scenario(),
         wait_for::latency(),
         wait_for::exec(),
+        wait_for::sigterm(),
     ]
 }
 

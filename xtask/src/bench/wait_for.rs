@@ -9,6 +9,12 @@
 //! - `wait-for-exec`: start-to-exec with the dependency already up:
 //!   `wait-for tcp://… -- /bin/true` run 200 times in a loop, so wall / run is the
 //!   whole cost of the wait-for step before the app starts.
+//! - `wait-for-sigterm`: the contender waits, as PID 1 of its own PID
+//!   namespace (`unshare --pid --fork --map-root-user`, what a container
+//!   gives), for a port that never opens; it gets SIGTERM and the sample's
+//!   wall time is how long it takes to exit. The kernel drops SIGTERM for a
+//!   PID 1 without a handler, so a contender that ignores it is killed after
+//!   3 s and its sample shows 3 s.
 
 use std::net::TcpListener;
 use std::process::{Command, Stdio};
@@ -106,6 +112,93 @@ fn fastrand_ms(max: u64) -> u64 {
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
     u64::from(nanos.wrapping_mul(2_654_435_761) >> 7) % max
+}
+
+pub fn sigterm() -> Scenario {
+    Scenario {
+        name: "wait-for-sigterm",
+        about: "SIGTERM to the waiting tool as PID 1 (unshare --pid); wall = SIGTERM -> exit (3 s = ignored)",
+        unit: "runs",
+        tools: &[(WAIT_FOR_IT, "wait-for-it"), ("unshare", "util-linux")],
+        setup: setup_sigterm,
+    }
+}
+
+/// How long a contender may ignore SIGTERM before it is killed.
+const SIGTERM_PATIENCE: Duration = Duration::from_secs(3);
+
+fn setup_sigterm(env: &Env) -> Result<Vec<Contender>> {
+    let closed = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let bin = env.bin("wait-for").display().to_string();
+    Ok(vec![
+        pid1_contender("podkit wait-for", true, vec![bin, format!("tcp://127.0.0.1:{closed}")]),
+        pid1_contender(
+            "wait-for-it (Debian)",
+            false,
+            vec![
+                WAIT_FOR_IT.into(),
+                "-t".into(),
+                "0".into(),
+                format!("127.0.0.1:{closed}"),
+            ],
+        ),
+    ])
+}
+
+fn pid1_contender(name: &str, podkit: bool, argv: Vec<String>) -> Contender {
+    Contender {
+        name: name.to_owned(),
+        podkit,
+        run: Box::new(move || {
+            let mut cmd = Command::new("unshare");
+            cmd.args(["--pid", "--fork", "--map-root-user"]).args(&argv);
+            cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+            let cpu0 = proc::children_cpu_seconds();
+            let (busy0, _) = proc::machine_ticks();
+            let start = Instant::now();
+            let mut child = cmd.spawn().with_context(|| format!("spawning {cmd:?}"))?;
+            let sampler = proc::RssSampler::start(child.id());
+            // The contender is unshare's only child: PID 1 inside.
+            let children = format!("/proc/{0}/task/{0}/children", child.id());
+            let inner = loop {
+                let found = std::fs::read_to_string(&children)
+                    .ok()
+                    .and_then(|s| s.split_whitespace().next().and_then(|p| p.parse::<u32>().ok()));
+                if let Some(pid) = found {
+                    break pid;
+                }
+                ensure!(start.elapsed() < Duration::from_secs(5), "unshare did not fork");
+                std::thread::sleep(Duration::from_millis(1));
+            };
+            // Let it settle into its wait.
+            std::thread::sleep(Duration::from_millis(300));
+            let sent = Instant::now();
+            proc::kill(inner, libc::SIGTERM);
+            let mut wall = SIGTERM_PATIENCE;
+            while sent.elapsed() < SIGTERM_PATIENCE {
+                if child.try_wait()?.is_some() {
+                    wall = sent.elapsed();
+                    break;
+                }
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            if child.try_wait()?.is_none() {
+                proc::kill(inner, libc::SIGKILL);
+                child.wait()?;
+            }
+            let total = start.elapsed();
+            let peak_rss = sampler.stop();
+            let cpu = proc::children_cpu_seconds() - cpu0;
+            let (busy1, _) = proc::machine_ticks();
+            Ok(Sample {
+                units: 1.0,
+                wall,
+                cpu,
+                peak_rss,
+                other_cores: other_cores(busy1 - busy0, cpu, total),
+            })
+        }),
+    }
 }
 
 fn setup_exec(env: &Env) -> Result<Vec<Contender>> {
