@@ -126,8 +126,8 @@ pub struct Args {
     #[arg(short, long, env = "WAIT_FOR_QUIET")]
     pub quiet: bool,
 
-    /// Resolve names by asking this DNS server (IP[:port]) instead of the
-    /// system resolver; no search domains apply.
+    /// Resolve names by asking this DNS server (an IP address, optionally
+    /// with a port) instead of the system resolver; no search domains apply.
     #[arg(long, env = "WAIT_FOR_DNS_SERVER", value_name = "IP[:PORT]")]
     pub dns_server: Option<String>,
 
