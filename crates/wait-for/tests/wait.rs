@@ -342,6 +342,25 @@ fn kubernetes_objects_via_a_fake_api_server() {
                      "ports":[{"name":"pg","port":5432,"protocol":"TCP"}]}]}"#,
                 )
             }
+            "/api/v1/namespaces/app/pods/db-0" => json(
+                r#"{"kind":"Pod","metadata":{"name":"db-0"},"status":{"phase":"Running","conditions":[
+                    {"type":"Initialized","status":"True"},{"type":"Ready","status":"True"},
+                    {"type":"ContainersReady","status":"True"},{"type":"PodScheduled","status":"True"}]}}"#,
+            ),
+            "/api/v1/namespaces/app/pods?labelSelector=app%3Ddb" => json(
+                r#"{"kind":"PodList","apiVersion":"v1","items":[
+                    {"metadata":{"name":"db-0"},"status":{"phase":"Running","conditions":[{"type":"Ready","status":"True"}]}},
+                    {"metadata":{"name":"db-1"},"status":{"phase":"Running","conditions":[{"type":"Ready","status":"True"}]}}]}"#,
+            ),
+            "/apis/apps/v1/namespaces/app/statefulsets/db" => json(
+                r#"{"kind":"StatefulSet","metadata":{"name":"db","generation":3},"spec":{"replicas":2},
+                    "status":{"observedGeneration":3,"replicas":2,"readyReplicas":2,"currentReplicas":2,
+                    "updatedReplicas":2,"currentRevision":"db-5d8f","updateRevision":"db-5d8f"}}"#,
+            ),
+            "/apis/batch/v1/namespaces/app/jobs/seed" => json(
+                r#"{"kind":"Job","metadata":{"name":"seed"},"status":{"succeeded":1,"conditions":[
+                    {"type":"SuccessCriteriaMet","status":"True"},{"type":"Complete","status":"True"}]}}"#,
+            ),
             "/apis/batch/v1/namespaces/jobs/jobs/migrate" => json(
                 r#"{"kind":"Job","metadata":{"name":"migrate"},"status":{"failed":3,"conditions":[
                     {"type":"FailureTarget","status":"True","reason":"BackoffLimitExceeded"},
@@ -369,6 +388,15 @@ fn kubernetes_objects_via_a_fake_api_server() {
     let (status, _, err) = k8s(&["--log-level", "debug", "k8s:deployment/api", "k8s:svc/db"]);
     assert_eq!(status.code(), Some(0), "{err}");
     assert!(err.contains("1 of 2 replicas available"), "{err}");
+
+    let (status, _, err) = k8s(&[
+        "k8s:pod/db-0",
+        "k8s:pod?selector=app=db",
+        "k8s:statefulset/db",
+        "k8s:job/seed",
+    ]);
+    assert_eq!(status.code(), Some(0), "{err}");
+    assert_eq!(err.matches("Ready.").count(), 4, "{err}");
 
     let (status, _, err) = k8s(&["k8s:jobs/job/migrate", "k8s:deployment/api"]);
     assert_eq!(status.code(), Some(1), "a failed Job fails the wait at once: {err}");
