@@ -307,20 +307,20 @@ impl Config {
             ..Env::default()
         };
         let needs = |pred: fn(&Kind) -> bool| targets.iter().any(|t| pred(&t.kind));
-        let trust = || -> anyhow::Result<Trust> {
-            if args.tls_insecure {
-                Ok(Trust::Insecure)
-            } else if let Some(ca) = &args.tls_ca {
-                Trust::from_pem_file(ca).map_err(|e| ConfigError::new(format!("--tls-ca: {e}")).into())
-            } else {
-                Ok(Trust::WebPki)
-            }
+        // A CA file is read even when no target needs TLS, so a wrong path
+        // is reported rather than ignored.
+        let trust = if args.tls_insecure {
+            Trust::Insecure
+        } else if let Some(ca) = &args.tls_ca {
+            Trust::from_pem_file(ca).map_err(|e| ConfigError::new(format!("--tls-ca: {e}")))?
+        } else {
+            Trust::WebPki
         };
         if needs(|k| matches!(k, Kind::Http { tls: true, .. } | Kind::Redis { tls: true, .. })) {
-            env.tls = Some(trust()?.client_config(&[b"http/1.1"]).map_err(ConfigError::new)?);
+            env.tls = Some(trust.client_config(&[b"http/1.1"]).map_err(ConfigError::new)?);
         }
         if needs(|k| matches!(k, Kind::Grpc { tls: true, .. })) {
-            env.tls_h2 = Some(trust()?.client_config(&[b"h2"]).map_err(ConfigError::new)?);
+            env.tls_h2 = Some(trust.client_config(&[b"h2"]).map_err(ConfigError::new)?);
         }
         if needs(|k| matches!(k, Kind::K8s(_))) {
             env.k8s = Some(k8s_env(&args)?);
