@@ -2,6 +2,8 @@
 //!
 //! The binary is a thin `main.rs` over [`run`], which tests call in-process.
 
+pub mod sed;
+
 use clap::Parser;
 use podkit_runtime::{Binary, CommonArgs, Context};
 
