@@ -180,7 +180,20 @@ struct Book {
     path: PathBuf,
     /// The name events report.
     info: Arc<FileInfo>,
+    /// The file was closed; the book stays until its batches are settled.
     released: bool,
+    /// Keep the entry after release while bytes are unacknowledged (a
+    /// rotated file can be found again by its path after a restart).
+    keep_unacked: bool,
+    /// Where reading ended when the file was released.
+    end: u64,
+}
+
+impl Book {
+    /// A released file whose batches are all settled needs no entry anymore.
+    fn settled(&self) -> bool {
+        self.released && self.progress.inflight == 0 && (!self.keep_unacked || self.progress.committed >= self.end)
+    }
 }
 
 /// The batch receiver is gone: stop reading.
@@ -348,7 +361,7 @@ impl Engine {
         } else {
             self.events.batch_not_acked(&book.info.path, m.lines);
         }
-        if book.released && book.progress.inflight == 0 {
+        if book.settled() {
             self.books.remove(&m.book);
             self.dirty = true;
         }
@@ -551,6 +564,8 @@ impl Engine {
                 path: path.to_owned(),
                 info: info.clone(),
                 released: false,
+                keep_unacked: false,
+                end: 0,
             },
         );
         self.by_key.insert(key, id);
@@ -678,6 +693,15 @@ impl Engine {
             t.at_eof = true;
             return Ok(false);
         }
+        // Copytruncate race: if the file was truncated and rewritten before
+        // this read, its first bytes changed and what was read belongs to the
+        // new content. Checking after the read makes the bytes trustworthy:
+        // they were read while the file was still the one we knew.
+        if !t.fp.matches(&t.file).unwrap_or(true) {
+            t.buf.truncate(old);
+            self.check(i)?;
+            return Ok(true);
+        }
         let now = Instant::now();
         t.read_pos += n as u64;
         t.at_eof = false;
@@ -776,14 +800,25 @@ impl Engine {
                 continue;
             }
             self.flush_partial(i)?;
-            let t = self.files.swap_remove(i);
-            self.by_key.remove(&t.key);
-            debug!(path = %t.info.path.display(), offset = t.read_pos, "Released rotated file.");
-            self.events.file_released(&t.info.path, t.read_pos);
-            if let Some(book) = self.books.get_mut(&t.id) {
+            let Tracked {
+                id,
+                key,
+                file,
+                info,
+                read_pos,
+                reach,
+                ..
+            } = self.files.swap_remove(i);
+            drop(file); // Frees a deleted file's space now.
+            self.by_key.remove(&key);
+            debug!(path = %info.path.display(), offset = read_pos, "Released rotated file.");
+            self.events.file_released(&info.path, read_pos);
+            if let Some(book) = self.books.get_mut(&id) {
                 book.released = true;
-                if book.progress.inflight == 0 {
-                    self.books.remove(&t.id);
+                book.keep_unacked = reach == Reach::Rotated;
+                book.end = read_pos;
+                if book.settled() {
+                    self.books.remove(&id);
                 }
             }
             self.dirty = true;
