@@ -97,6 +97,8 @@ pub struct Structurer {
     now_cache: (i64, String),
     /// Scratch for lossy conversions and timestamps.
     scratch: String,
+    /// A line with invalid UTF-8, converted (U+FFFD), to parse again.
+    lossy: Vec<u8>,
     /// Counters.
     pub stats: FormatStats,
 }
@@ -220,6 +222,7 @@ impl Structurer {
             fields: encoded,
             now_cache: (i64::MIN, String::new()),
             scratch: String::new(),
+            lossy: Vec::new(),
             stats: FormatStats::default(),
         })
     }
@@ -236,14 +239,27 @@ impl Structurer {
             fields,
             now_cache,
             scratch,
+            lossy,
             stats,
         } = self;
         let format = *format;
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        let matched = match parse {
+        let mut line = line.strip_suffix(b"\r").unwrap_or(line);
+        let mut matched = match parse {
             Some(p) => p.regex.captures_read(&mut p.locs, line).is_some(),
             None => false,
         };
+        if let Some(p) = parse
+            && !matched
+            && std::str::from_utf8(line).is_err()
+        {
+            // `.` does not match invalid UTF-8; parse the line as it will be
+            // written anyway, with U+FFFD in place of the bad bytes.
+            lossy.clear();
+            lossy.extend_from_slice(String::from_utf8_lossy(line).as_bytes());
+            stats.invalid_utf8_lines += 1;
+            line = lossy;
+            matched = p.regex.captures_read(&mut p.locs, line).is_some();
+        }
         if parse.is_some() && !matched {
             stats.unparsed_lines += 1;
             if *unparsed == Unparsed::Drop {
@@ -552,6 +568,21 @@ mod tests {
             "{\"timestamp\":\"yesterday\",\"level\":\"WARN\",\"msg\":\"x\",\"pod\":\"web-1\",\"ns\":\"prod\"}\n"
         );
         assert_eq!(s.stats.timestamp_failures, 1);
+    }
+
+    #[test]
+    fn invalid_utf8_lines_are_parsed_with_replacement_characters() {
+        let mut s = structurer(Format::Json, Some(r"^(?P<level>\w+) (?P<msg>.*)$"), None, &[]);
+        assert_eq!(
+            one(&mut s, b"INFO bad \xff here"),
+            "{\"level\":\"INFO\",\"msg\":\"bad \u{FFFD} here\"}\n"
+        );
+        assert_eq!(
+            one(&mut s, b"INFO \xc3\xa9 ok"),
+            "{\"level\":\"INFO\",\"msg\":\"\u{e9} ok\"}\n"
+        );
+        assert_eq!(s.stats.invalid_utf8_lines, 1);
+        assert_eq!(s.stats.unparsed_lines, 0);
     }
 
     #[test]
