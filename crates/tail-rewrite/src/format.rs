@@ -105,12 +105,76 @@ pub struct Structurer {
 
 #[derive(Debug, Clone)]
 struct Parse {
-    regex: Regex,
-    locs: CaptureLocations,
+    engine: Engine,
     /// (group index, encoded key) for every named group, in pattern order.
     names: Vec<(usize, String)>,
     /// The group index of the timestamp capture, if any.
     timestamp_group: Option<usize>,
+}
+
+/// The capture engine of `--parse`.
+#[derive(Debug, Clone)]
+enum Engine {
+    /// A one-pass DFA: one scan of the line yields every capture. Used when
+    /// the pattern is anchored at the start and one-pass (most log formats
+    /// are: `^(?P<a>\S+) (?P<b>\w+) …`), about twice as fast as `Meta`.
+    OnePass {
+        dfa: regex_automata::dfa::onepass::DFA,
+        cache: regex_automata::dfa::onepass::Cache,
+        caps: regex_automata::util::captures::Captures,
+    },
+    /// The regex crate's general engine.
+    Meta { regex: Regex, locs: CaptureLocations },
+}
+
+impl Engine {
+    fn new(regex: Regex) -> Self {
+        let anchored = regex_syntax::Parser::new().parse(regex.as_str()).is_ok_and(|hir| {
+            hir.properties()
+                .look_set_prefix()
+                .contains(regex_syntax::hir::Look::Start)
+        });
+        let onepass = anchored
+            .then(|| {
+                regex_automata::dfa::onepass::DFA::builder()
+                    .syntax(regex_automata::util::syntax::Config::new().utf8(false))
+                    .thompson(regex_automata::nfa::thompson::Config::new().utf8(false))
+                    .build(regex.as_str())
+                    .ok()
+            })
+            .flatten();
+        match onepass {
+            Some(dfa) => Self::OnePass {
+                cache: dfa.create_cache(),
+                caps: dfa.create_captures(),
+                dfa,
+            },
+            None => Self::Meta {
+                locs: regex.capture_locations(),
+                regex,
+            },
+        }
+    }
+
+    /// Matches `line`; the captures are then available from [`Engine::get`].
+    fn captures(&mut self, line: &[u8]) -> bool {
+        match self {
+            Self::OnePass { dfa, cache, caps } => {
+                let input = regex_automata::Input::new(line).anchored(regex_automata::Anchored::Yes);
+                dfa.captures(cache, input, caps);
+                caps.is_match()
+            }
+            Self::Meta { regex, locs } => regex.captures_read(locs, line).is_some(),
+        }
+    }
+
+    /// The span of group `i` in the last match.
+    fn get(&self, i: usize) -> Option<(usize, usize)> {
+        match self {
+            Self::OnePass { caps, .. } => caps.get_group(i).map(|s| (s.start, s.end)),
+            Self::Meta { locs, .. } => locs.get(i),
+        }
+    }
 }
 
 /// A configuration error in the structured options.
@@ -158,8 +222,7 @@ impl Structurer {
                     _ => None,
                 };
                 Some(Parse {
-                    locs: regex.capture_locations(),
-                    regex,
+                    engine: Engine::new(regex),
                     names,
                     timestamp_group,
                 })
@@ -245,7 +308,7 @@ impl Structurer {
         let format = *format;
         let mut line = line.strip_suffix(b"\r").unwrap_or(line);
         let mut matched = match parse {
-            Some(p) => p.regex.captures_read(&mut p.locs, line).is_some(),
+            Some(p) => p.engine.captures(line),
             None => false,
         };
         if let Some(p) = parse
@@ -258,7 +321,7 @@ impl Structurer {
             lossy.extend_from_slice(String::from_utf8_lossy(line).as_bytes());
             stats.invalid_utf8_lines += 1;
             line = lossy;
-            matched = p.regex.captures_read(&mut p.locs, line).is_some();
+            matched = p.engine.captures(line);
         }
         if parse.is_some() && !matched {
             stats.unparsed_lines += 1;
@@ -291,7 +354,7 @@ impl Structurer {
                 }
                 TimestampSource::Capture(_) => {
                     if let Some(p) = parse.as_ref().filter(|_| matched)
-                        && let Some((s, e)) = p.timestamp_group.and_then(|g| p.locs.get(g))
+                        && let Some((s, e)) = p.timestamp_group.and_then(|g| p.engine.get(g))
                     {
                         let raw = &line[s..e];
                         let parsed = std::str::from_utf8(raw)
@@ -319,7 +382,7 @@ impl Structurer {
                     if Some(*group) == p.timestamp_group {
                         continue;
                     }
-                    if let Some((s, e)) = p.locs.get(*group) {
+                    if let Some((s, e)) = p.engine.get(*group) {
                         rec.field(name, &line[s..e]);
                     }
                 }
@@ -583,6 +646,41 @@ mod tests {
         );
         assert_eq!(s.stats.invalid_utf8_lines, 1);
         assert_eq!(s.stats.unparsed_lines, 0);
+    }
+
+    #[test]
+    fn one_pass_and_general_engines_agree() {
+        let patterns = [
+            r"^(?P<date>\S+) (?P<level>\S+) \[(?P<req>[^]]*)\] (?P<msg>.*)$",
+            r"^(?P<a>\w+)(?: (?P<b>\d+))?",
+            r"^(?P<k>[^=]+)=(?P<v>.*)",
+        ];
+        let lines: [&[u8]; 7] = [
+            b"2026-11-26T23:08:26Z INFO [req-1] GET / 200",
+            b"2026-11-26T23:08:26Z INFO [] empty req",
+            b"word 123 tail",
+            b"word tail",
+            b"k=v=w",
+            b"no match here at all",
+            b"caf\xc3\xa9 9",
+        ];
+        for pattern in patterns {
+            let regex = Regex::new(pattern).unwrap();
+            let mut onepass = Engine::new(regex.clone());
+            assert!(matches!(onepass, Engine::OnePass { .. }), "{pattern} should be one-pass");
+            let mut meta = Engine::Meta {
+                locs: regex.capture_locations(),
+                regex: regex.clone(),
+            };
+            for line in lines {
+                assert_eq!(onepass.captures(line), meta.captures(line), "{pattern} {line:?}");
+                for g in 0..regex.captures_len() {
+                    assert_eq!(onepass.get(g), meta.get(g), "{pattern} {line:?} group {g}");
+                }
+            }
+        }
+        // Unanchored patterns use the general engine.
+        assert!(matches!(Engine::new(Regex::new(r"(?P<a>\d+)").unwrap()), Engine::Meta { .. }));
     }
 
     #[test]
