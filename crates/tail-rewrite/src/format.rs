@@ -105,7 +105,7 @@ pub struct Structurer {
 
 #[derive(Debug, Clone)]
 struct Parse {
-    engine: Engine,
+    engine: Matcher,
     /// (group index, encoded key) for every named group, in pattern order.
     names: Vec<(usize, String)>,
     /// The group index of the timestamp capture, if any.
@@ -117,9 +117,9 @@ struct Parse {
 enum Engine {
     /// A one-pass DFA: one scan of the line yields every capture. Used when
     /// the pattern is anchored at the start and one-pass (most log formats
-    /// are: `^(?P<a>\S+) (?P<b>\w+) …`), about twice as fast as `Meta`.
+    /// are: `^(?P<a>\S+) (?P<b>\w+) …`).
     OnePass {
-        dfa: regex_automata::dfa::onepass::DFA,
+        dfa: Box<regex_automata::dfa::onepass::DFA>,
         cache: regex_automata::dfa::onepass::Cache,
         caps: regex_automata::util::captures::Captures,
     },
@@ -147,7 +147,7 @@ impl Engine {
             Some(dfa) => Self::OnePass {
                 cache: dfa.create_cache(),
                 caps: dfa.create_captures(),
-                dfa,
+                dfa: Box::new(dfa),
             },
             None => Self::Meta {
                 locs: regex.capture_locations(),
@@ -175,6 +175,107 @@ impl Engine {
             Self::Meta { locs, .. } => locs.get(i),
         }
     }
+}
+
+/// `--parse` matching, with a shortcut for the most common shape of log
+/// pattern: fields, then "the rest of the line" as the last group
+/// (`… (?P<msg>.*)$`). The engine then only runs the part before the last
+/// group, and the last group is the rest of the line when that rest is valid
+/// UTF-8 without a newline (what `.*` would match); otherwise the full
+/// pattern runs. Same results, a fraction of the bytes through the engine.
+#[derive(Debug, Clone)]
+struct Matcher {
+    full: Engine,
+    /// The pattern without its trailing `(?P<x>.*)$`, and that group's index.
+    split: Option<(Engine, usize)>,
+    /// When the last match came from `split`: where the tail starts, and the
+    /// line's length.
+    last_split: Option<(usize, usize)>,
+}
+
+impl Matcher {
+    fn new(regex: Regex) -> Self {
+        Self {
+            split: rest_of_line_split(&regex),
+            full: Engine::new(regex),
+            last_split: None,
+        }
+    }
+
+    fn captures(&mut self, line: &[u8]) -> bool {
+        self.last_split = None;
+        if let Some((prefix, _)) = &mut self.split {
+            if !prefix.captures(line) {
+                // The full pattern is the prefix followed by the tail.
+                return false;
+            }
+            let end = prefix.get(0).map_or(0, |(_, e)| e);
+            let rest = &line[end..];
+            if memchr::memchr(b'\n', rest).is_none() && std::str::from_utf8(rest).is_ok() {
+                self.last_split = Some((end, line.len()));
+                return true;
+            }
+        }
+        self.full.captures(line)
+    }
+
+    fn get(&self, i: usize) -> Option<(usize, usize)> {
+        match (&self.split, self.last_split) {
+            (Some((prefix, tail)), Some((end, len))) => {
+                if i == *tail {
+                    Some((end, len))
+                } else if i == 0 {
+                    prefix.get(0).map(|(s, _)| (s, len))
+                } else {
+                    prefix.get(i)
+                }
+            }
+            _ => self.full.get(i),
+        }
+    }
+}
+
+/// When `regex` ends with a greedy `(?P<x>.*)` (optionally followed by `$`),
+/// the engine for everything before it and the group's index.
+fn rest_of_line_split(regex: &Regex) -> Option<(Engine, usize)> {
+    use regex_syntax::hir::{Class, Hir, HirKind, Look};
+    let hir = regex_syntax::ParserBuilder::new()
+        .utf8(false)
+        .build()
+        .parse(regex.as_str())
+        .ok()?;
+    let HirKind::Concat(parts) = hir.kind() else {
+        return None;
+    };
+    let mut n = parts.len();
+    if matches!(parts[n - 1].kind(), HirKind::Look(Look::End)) {
+        n -= 1;
+    }
+    if n < 2 {
+        return None;
+    }
+    let HirKind::Capture(cap) = parts[n - 1].kind() else {
+        return None;
+    };
+    let HirKind::Repetition(rep) = cap.sub.kind() else {
+        return None;
+    };
+    if rep.min != 0 || rep.max.is_some() || !rep.greedy {
+        return None;
+    }
+    let HirKind::Class(Class::Unicode(class)) = rep.sub.kind() else {
+        return None;
+    };
+    let ranges: Vec<(char, char)> = class.ranges().iter().map(|r| (r.start(), r.end())).collect();
+    let dot = ranges == [('\0', '\t'), ('\u{b}', '\u{10FFFF}')] || ranges == [('\0', '\u{10FFFF}')];
+    if !dot || cap.index as usize + 1 != regex.captures_len() {
+        return None;
+    }
+    let prefix = Regex::new(&Hir::concat(parts[..n - 1].to_vec()).to_string()).ok()?;
+    if prefix.captures_len() + 1 != regex.captures_len() {
+        return None;
+    }
+    Some((Engine::new(prefix), cap.index as usize))
 }
 
 /// A configuration error in the structured options.
@@ -222,7 +323,7 @@ impl Structurer {
                     _ => None,
                 };
                 Some(Parse {
-                    engine: Engine::new(regex),
+                    engine: Matcher::new(regex),
                     names,
                     timestamp_group,
                 })
@@ -667,7 +768,10 @@ mod tests {
         for pattern in patterns {
             let regex = Regex::new(pattern).unwrap();
             let mut onepass = Engine::new(regex.clone());
-            assert!(matches!(onepass, Engine::OnePass { .. }), "{pattern} should be one-pass");
+            assert!(
+                matches!(onepass, Engine::OnePass { .. }),
+                "{pattern} should be one-pass"
+            );
             let mut meta = Engine::Meta {
                 locs: regex.capture_locations(),
                 regex: regex.clone(),
@@ -680,7 +784,54 @@ mod tests {
             }
         }
         // Unanchored patterns use the general engine.
-        assert!(matches!(Engine::new(Regex::new(r"(?P<a>\d+)").unwrap()), Engine::Meta { .. }));
+        assert!(matches!(
+            Engine::new(Regex::new(r"(?P<a>\d+)").unwrap()),
+            Engine::Meta { .. }
+        ));
+    }
+
+    #[test]
+    fn the_rest_of_line_shortcut_gives_the_same_captures() {
+        let patterns = [
+            r"^(?P<date>\S+) (?P<level>\S+) \[(?P<req>[^]]*)\] (?P<msg>.*)$",
+            r"^(?P<level>\w+) (?P<msg>.*)",
+            r"(?P<level>[A-Z]+): (?P<msg>.*)$",
+            r"(?s)^(?P<a>x*)(?P<msg>.*)",
+            r"^(?P<a>\w+)(?: (?P<b>\d+))? (?P<rest>.*)$",
+        ];
+        let lines: [&[u8]; 9] = [
+            b"2026-11-26T23:08:26Z INFO [req-1] GET / 200",
+            b"INFO hello world",
+            b"prefix WARN: late start",
+            b"xxxy\nz",
+            b"INFO bad \xff tail",
+            b"word 12 rest of it",
+            b"word rest",
+            b"no-space",
+            b"",
+        ];
+        for pattern in patterns {
+            let regex = Regex::new(pattern).unwrap();
+            let mut matcher = Matcher::new(regex.clone());
+            assert!(matcher.split.is_some(), "{pattern} has a rest-of-line group");
+            let mut full = Engine::new(regex.clone());
+            for line in lines {
+                let m = matcher.captures(line);
+                assert_eq!(m, full.captures(line), "{pattern} {line:?}");
+                if m {
+                    for g in 0..regex.captures_len() {
+                        assert_eq!(matcher.get(g), full.get(g), "{pattern} {line:?} group {g}");
+                    }
+                }
+            }
+        }
+        for pattern in [
+            r"^(?P<a>.*) (?P<b>\w+)$",
+            r"^(?P<a>\w+) (?P<msg>.*?)$",
+            r"^(?P<a>\w+) (?P<msg>.+)$",
+        ] {
+            assert!(Matcher::new(Regex::new(pattern).unwrap()).split.is_none(), "{pattern}");
+        }
     }
 
     #[test]

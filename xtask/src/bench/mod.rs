@@ -9,6 +9,7 @@
 //! ratios and writes the table to `target/bench/<scenario>.md`.
 
 mod idle;
+mod rewrite;
 mod startup;
 
 use std::fmt::Write as _;
@@ -77,7 +78,13 @@ pub struct Scenario {
 
 /// Every scenario, in the order `bench list` shows them.
 fn scenarios() -> Vec<Scenario> {
-    vec![startup::scenario(), idle::scenario()]
+    vec![
+        startup::scenario(),
+        idle::scenario(),
+        rewrite::prefix(),
+        rewrite::json(),
+        rewrite::latency(),
+    ]
 }
 
 /// `cargo xtask bench <scenario> [--rounds N]`.
