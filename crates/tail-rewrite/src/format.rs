@@ -185,6 +185,10 @@ impl Engine {
 /// pattern runs. Same results, a fraction of the bytes through the engine.
 #[derive(Debug, Clone)]
 struct Matcher {
+    /// The field scanner, when the pattern has its shape.
+    scanner: Option<crate::scanner::Scanner>,
+    /// Whether the last match came from the scanner.
+    last_scanner: bool,
     full: Engine,
     /// The pattern without its trailing `(?P<x>.*)$`, and that group's index.
     split: Option<(Engine, usize)>,
@@ -196,6 +200,8 @@ struct Matcher {
 impl Matcher {
     fn new(regex: Regex) -> Self {
         Self {
+            scanner: crate::scanner::Scanner::compile(regex.as_str(), regex.captures_len()),
+            last_scanner: false,
             split: rest_of_line_split(&regex),
             full: Engine::new(regex),
             last_split: None,
@@ -204,6 +210,13 @@ impl Matcher {
 
     fn captures(&mut self, line: &[u8]) -> bool {
         self.last_split = None;
+        self.last_scanner = false;
+        if let Some(scanner) = &mut self.scanner
+            && let Some(matched) = scanner.captures(line)
+        {
+            self.last_scanner = true;
+            return matched;
+        }
         if let Some((prefix, _)) = &mut self.split {
             if !prefix.captures(line) {
                 // The full pattern is the prefix followed by the tail.
@@ -220,6 +233,11 @@ impl Matcher {
     }
 
     fn get(&self, i: usize) -> Option<(usize, usize)> {
+        if self.last_scanner
+            && let Some(scanner) = &self.scanner
+        {
+            return scanner.get(i);
+        }
         match (&self.split, self.last_split) {
             (Some((prefix, tail)), Some((end, len))) => {
                 if i == *tail {
@@ -813,6 +831,8 @@ mod tests {
         for pattern in patterns {
             let regex = Regex::new(pattern).unwrap();
             let mut matcher = Matcher::new(regex.clone());
+            // Test the split path alone.
+            matcher.scanner = None;
             assert!(matcher.split.is_some(), "{pattern} has a rest-of-line group");
             let mut full = Engine::new(regex.clone());
             for line in lines {

@@ -19,6 +19,7 @@ pub mod format;
 pub mod output;
 pub mod pipe;
 pub mod pipeline;
+pub mod scanner;
 pub mod sed;
 
 use std::path::PathBuf;
