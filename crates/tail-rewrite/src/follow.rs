@@ -1,5 +1,5 @@
 //! `--follow`: files followed through rotation by podkit-tailer, rewritten by
-//! the [`Processor`], written to the [`Output`], and acknowledged only once
+//! the [`Processor`](crate::pipeline::Processor), written to the [`Output`], and acknowledged only once
 //! written, so the checkpoint never runs ahead of the output.
 //!
 //! Batching and latency: each tailer batch (the lines of one read) is

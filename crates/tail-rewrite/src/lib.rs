@@ -98,7 +98,7 @@ pub struct Args {
     pub format: Format,
 
     /// Split each line (after the script) into fields with this regex's named
-    /// captures, e.g. '^(?P<time>\S+) (?P<level>\w+) (?P<msg>.*)$'. Needs
+    /// captures, e.g. `^(?P<time>\S+) (?P<level>\w+) (?P<msg>.*)$`. Needs
     /// --format json|logfmt.
     #[arg(long, env = "TAIL_REWRITE_PARSE", value_name = "REGEX")]
     pub parse: Option<String>,

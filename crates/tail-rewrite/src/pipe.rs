@@ -1,7 +1,7 @@
 //! `--once`: read stdin or files to the end, like sed in a pipe.
 //!
 //! A reader thread reads big chunks (256 KiB) and hands them over a bounded
-//! channel; the main thread splits lines, runs the [`Processor`] and batches
+//! channel; the main thread splits lines, runs the [`Processor`](crate::pipeline::Processor) and batches
 //! output. Output is written when 64 KiB are buffered, when the input is idle
 //! (the reader has nothing more right now: `tail -f app.log | tail-rewrite
 //! --once` shows each line at once), and at most `--flush-interval` after a
