@@ -35,6 +35,13 @@ use crate::{Config, LongLines};
 /// The checkpoint's name in the state directory (`tail-rewrite.checkpoint.json`).
 pub const CHECKPOINT_NAME: &str = "tail-rewrite";
 
+/// How long acknowledgements of written batches are held to be sent
+/// together: each ack wakes the tailer's thread, so at a steady trickle of
+/// lines one ack per batch would double the wake-ups. The tailer writes its
+/// checkpoint every second anyway, and everything is acknowledged before the
+/// final checkpoint at shutdown.
+const ACK_DELAY: Duration = Duration::from_millis(250);
+
 /// How often the output path is checked for an external rotation.
 const REOPEN_CHECK: Duration = Duration::from_secs(1);
 
@@ -220,7 +227,11 @@ pub async fn run(
 
     let processor = &mut config.processor;
     let mut out: Vec<u8> = Vec::with_capacity(FLUSH_BYTES * 2);
+    // Batches processed into `out` but not written yet.
     let mut acks: Vec<AckToken> = Vec::new();
+    // Batches written, to acknowledge at `ack_deadline`.
+    let mut written: Vec<AckToken> = Vec::new();
+    let mut ack_deadline: Option<Instant> = None;
     let mut deadline: Option<Instant> = None;
     let mut reported = Reported::default();
     let mut reopen_check = tokio::time::interval(REOPEN_CHECK);
@@ -243,14 +254,22 @@ pub async fn run(
                     deadline = Some(Instant::now() + config.flush_interval);
                 }
                 if out.len() >= FLUSH_BYTES || batches.is_empty() {
-                    writer.flush(&mut out, &mut acks).await?;
+                    writer.flush(&mut out).await?;
+                    written.append(&mut acks);
+                    ack_deadline.get_or_insert_with(|| Instant::now() + ACK_DELAY);
                     deadline = None;
                     reported.update(processor.stats, processor.format_stats(), writer.output, &metrics);
                 }
             }
             () = sleep_until(deadline), if deadline.is_some() => {
-                writer.flush(&mut out, &mut acks).await?;
+                writer.flush(&mut out).await?;
+                written.append(&mut acks);
+                ack_deadline.get_or_insert_with(|| Instant::now() + ACK_DELAY);
                 deadline = None;
+            }
+            () = sleep_until(ack_deadline), if ack_deadline.is_some() => {
+                written.drain(..).for_each(AckToken::ack);
+                ack_deadline = None;
             }
             _ = reopen_check.tick() => {
                 if let Err(e) = writer.output.reopen_if_moved() {
@@ -259,7 +278,9 @@ pub async fn run(
             }
         }
     }
-    writer.flush(&mut out, &mut acks).await?;
+    writer.flush(&mut out).await?;
+    written.append(&mut acks);
+    written.drain(..).for_each(AckToken::ack);
     reported.update(processor.stats, processor.format_stats(), writer.output, &metrics);
     // The tailer writes its final checkpoint once every batch is acknowledged.
     tailer_task.await??;
@@ -287,11 +308,11 @@ struct Writer<'a> {
 }
 
 impl Writer<'_> {
-    /// Writes `out` and then acknowledges `acks`. A failed write is retried
-    /// (not ready meanwhile); during shutdown it gives up after the grace
-    /// period, leaving the batches unacknowledged (they are read again after
-    /// a restart).
-    async fn flush(&mut self, out: &mut Vec<u8>, acks: &mut Vec<AckToken>) -> anyhow::Result<()> {
+    /// Writes `out` (the caller acknowledges the batches afterwards). A
+    /// failed write is retried (not ready meanwhile); during shutdown the
+    /// runtime gives up after the grace period, leaving the batches
+    /// unacknowledged (they are read again after a restart).
+    async fn flush(&mut self, out: &mut Vec<u8>) -> anyhow::Result<()> {
         let mut latch = None;
         loop {
             match self.output.write(out) {
@@ -309,9 +330,6 @@ impl Writer<'_> {
         }
         self.backoff.reset();
         out.clear();
-        for ack in acks.drain(..) {
-            ack.ack();
-        }
         Ok(())
     }
 }

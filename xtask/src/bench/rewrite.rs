@@ -50,7 +50,7 @@ pub fn json() -> Scenario {
 pub fn latency() -> Scenario {
     Scenario {
         name: "rewrite-latency",
-        about: "follow mode at 2,000 lines/s for 10 s: write-to-output latency vs tail -F | sed",
+        about: "follow mode at 2,000 lines/s for 10 s: write-to-output latency vs tail -F + sed",
         unit: "lines",
         tools: &[("sed", "sed"), ("tail", "coreutils")],
         setup: setup_latency,
@@ -234,12 +234,12 @@ fn setup_latency(env: &Env) -> Result<Vec<Contender>> {
             ),
         ),
         (
-            "tail -F | GNU sed (the seed)",
+            "tail -F + GNU sed (the seed)",
             false,
             "tail -F \"$LOG\" | sed -e 's/^/Date /'".to_owned(),
         ),
         (
-            "tail -F | GNU sed -u",
+            "tail -F + GNU sed -u",
             false,
             "tail -F \"$LOG\" | sed -u -e 's/^/Date /'".to_owned(),
         ),
