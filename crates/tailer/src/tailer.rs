@@ -33,6 +33,10 @@ use crate::{StartAt, TailerConfig, TailerError, TailerEvents};
 const READS_PER_ROUND: usize = 16;
 /// How far back [`StartAt::Tail`] looks for the last line start.
 const TAIL_LOOKBACK: u64 = 64 * 1024;
+/// How long checkpoint entries that matched no file at start are kept (and
+/// written back): a file may be renamed or briefly unreadable while the
+/// first scans run, and must still resume where it was.
+const UNMATCHED_ENTRY_GRACE: Duration = Duration::from_secs(60);
 
 /// Follows files and sends their lines as [`Batch`]es.
 ///
@@ -203,8 +207,10 @@ struct Engine {
     cfg: TailerConfig,
     patterns: Patterns,
     store: Option<Store>,
-    /// Checkpoint entries not matched yet (only until the first scan ends).
+    /// Checkpoint entries not matched to a file yet; kept (and written back)
+    /// until `entries_until`.
     entries: Vec<Entry>,
+    entries_until: Instant,
     /// Whether [`StartAt::Tail`] applies at the first scan (no checkpoint history).
     tail_first: bool,
     events: Arc<dyn TailerEvents>,
@@ -236,6 +242,7 @@ impl Engine {
             patterns: t.patterns,
             store: t.store,
             entries: t.entries,
+            entries_until: Instant::now() + UNMATCHED_ENTRY_GRACE,
             tail_first,
             events: t.events,
             tx: Some(t.tx),
@@ -359,7 +366,7 @@ impl Engine {
                 self.dirty = true;
             }
         } else {
-            self.events.batch_not_acked(&book.info.path, m.lines);
+            self.events.batch_not_acked(&book.info, m.lines);
         }
         if book.settled() {
             self.books.remove(&m.book);
@@ -455,7 +462,7 @@ impl Engine {
                     let book = self.books.get_mut(&t.id).expect("every open file has a book");
                     if *path != book.path && !resolves_to(&book.path, key) {
                         debug!(from = %book.path.display(), to = %path.display(), "File renamed.");
-                        self.events.file_rotated(&book.path, Some(path));
+                        self.events.file_rotated(&t.info, Some(path));
                         let info = Arc::new(FileInfo {
                             path: path.clone(),
                             dev: key.0,
@@ -482,14 +489,22 @@ impl Engine {
         }
         if first {
             // Rotated files recorded in the checkpoint but no longer named by a pattern.
-            let rest = std::mem::take(&mut self.entries);
-            for e in rest {
-                if !self.by_key.contains_key(&(e.dev, e.ino)) && resolves_to(&e.path, (e.dev, e.ino)) {
-                    self.entries.push(e.clone());
-                    self.open(&e.path, true, Reach::Rotated);
-                }
+            let rotated: Vec<PathBuf> = self
+                .entries
+                .iter()
+                .filter(|e| resolves_to(&e.path, (e.dev, e.ino)))
+                .map(|e| e.path.clone())
+                .collect();
+            for path in rotated {
+                self.open(&path, true, Reach::Rotated);
             }
+        } else if !self.entries.is_empty() && Instant::now() >= self.entries_until {
+            debug!(
+                entries = self.entries.len(),
+                "Dropping checkpoint entries that matched no file."
+            );
             self.entries.clear();
+            self.dirty = true;
         }
     }
 
@@ -501,12 +516,12 @@ impl Engine {
         if deleted {
             t.reach = Reach::Deleted;
             debug!(path = %t.info.path.display(), "File deleted.");
-            self.events.file_deleted(&t.info.path);
+            self.events.file_deleted(&t.info);
         } else {
             t.reach = Reach::Rotated;
             let to = current_path(&t.file);
             debug!(path = %t.info.path.display(), to = ?to, "File rotated.");
-            self.events.file_rotated(&t.info.path, to.as_deref());
+            self.events.file_rotated(&t.info, to.as_deref());
             if let Some(to) = to {
                 book.path = to;
                 self.dirty = true;
@@ -535,8 +550,12 @@ impl Engine {
             Err(e) => return self.path_error(path, &e),
         };
         let size = meta.len();
-        let saved = self.entries.iter().find(|e| (e.dev, e.ino) == key);
-        let resume = saved.and_then(|e| {
+        let saved = self
+            .entries
+            .iter()
+            .position(|e| (e.dev, e.ino) == key)
+            .map(|i| self.entries.swap_remove(i));
+        let resume = saved.as_ref().and_then(|e| {
             let efp = e.fingerprint()?;
             (e.offset <= size && efp.matches(&file).ok()?).then_some(e.offset)
         });
@@ -553,7 +572,7 @@ impl Engine {
             ino: key.1,
         });
         debug!(path = %path.display(), offset, resumed = resume.is_some(), "Following file.");
-        self.events.file_added(path, offset, resume.is_some());
+        self.events.file_added(&info, offset, resume.is_some());
         self.books.insert(
             id,
             Book {
@@ -585,7 +604,8 @@ impl Engine {
             failing: false,
         });
         if reach == Reach::Rotated {
-            self.events.file_rotated(path, None);
+            self.events
+                .file_rotated(&self.files.last().expect("just pushed").info, None);
         }
         self.dirty = true;
     }
@@ -632,13 +652,13 @@ impl Engine {
         if meta.nlink() == 0 && t.reach != Reach::Deleted {
             t.reach = Reach::Deleted;
             debug!(path = %t.info.path.display(), "File deleted.");
-            self.events.file_deleted(&t.info.path);
+            self.events.file_deleted(&t.info);
         }
         let rewritten = size < t.read_pos || !t.fp.matches(&t.file).unwrap_or(true);
         if rewritten {
             let old = t.read_pos;
             debug!(path = %t.info.path.display(), offset = old, size, "File truncated; reading from its start.");
-            self.events.file_truncated(&t.info.path, old);
+            self.events.file_truncated(&t.info, old);
             self.flush_partial(i)?;
             let t = &mut self.files[i];
             t.read_pos = 0;
@@ -725,10 +745,10 @@ impl Engine {
         if stats != FrameStats::default() {
             if stats.too_long > 0 {
                 debug!(path = %t.info.path.display(), count = stats.too_long, "Lines longer than the limit.");
-                self.events.lines_too_long(&t.info.path, stats.too_long);
+                self.events.lines_too_long(&t.info, stats.too_long);
             }
             if stats.nul_skipped > 0 {
-                self.events.nul_bytes_skipped(&t.info.path, stats.nul_skipped);
+                self.events.nul_bytes_skipped(&t.info, stats.nul_skipped);
             }
         }
         if consumed == 0 {
@@ -745,7 +765,7 @@ impl Engine {
             return Ok(());
         }
         let count = lines.len() as u64;
-        self.events.batch_read(&t.info.path, consumed as u64, count);
+        self.events.batch_read(&t.info, consumed as u64, count);
         book.progress.inflight += 1;
         let token = AckToken::new(self.sig_tx.clone(), t.id, book.progress.generation, start..end, count);
         let batch = Batch::new(t.info.clone(), data, lines, start, token);
@@ -812,7 +832,7 @@ impl Engine {
             drop(file); // Frees a deleted file's space now.
             self.by_key.remove(&key);
             debug!(path = %info.path.display(), offset = read_pos, "Released rotated file.");
-            self.events.file_released(&info.path, read_pos);
+            self.events.file_released(&info, read_pos);
             if let Some(book) = self.books.get_mut(&id) {
                 book.released = true;
                 book.keep_unacked = reach == Reach::Rotated;
@@ -846,6 +866,7 @@ impl Engine {
                 entries.push(Entry::new(b.dev, b.ino, b.fp, b.progress.committed, b.path.clone()));
             }
         }
+        entries.extend(self.entries.iter().filter(|e| seen.insert((e.dev, e.ino))).cloned());
         match store.write(&entries) {
             Ok(()) => {
                 self.dirty = false;

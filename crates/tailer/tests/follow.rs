@@ -300,7 +300,7 @@ fn crlf_and_invalid_utf8_pass_through() {
     let token = podkit_tailer::CancellationToken::new();
     let task = rt.spawn(tailer.run(token.clone()));
     let batch = rt
-        .block_on(async { tokio::time::timeout(WAIT, rx.recv()).await })
+        .block_on(async { tokio::time::timeout(*WAIT, rx.recv()).await })
         .unwrap()
         .unwrap();
     let lines: Vec<Vec<u8>> = batch.lines().map(|l| l.bytes.to_vec()).collect();
@@ -325,7 +325,7 @@ fn a_slow_consumer_pauses_reading() {
     let read = Arc::new(std::sync::atomic::AtomicU64::new(0));
     struct Count(Arc<std::sync::atomic::AtomicU64>);
     impl podkit_tailer::TailerEvents for Count {
-        fn batch_read(&self, _: &std::path::Path, _: u64, _: u64) {
+        fn batch_read(&self, _: &podkit_tailer::FileInfo, _: u64, _: u64) {
             self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         }
     }
@@ -335,7 +335,7 @@ fn a_slow_consumer_pauses_reading() {
     let token = podkit_tailer::CancellationToken::new();
     let task = rt.spawn(tailer.run(token.clone()));
     let first = rt
-        .block_on(async { tokio::time::timeout(WAIT, rx.recv()).await })
+        .block_on(async { tokio::time::timeout(*WAIT, rx.recv()).await })
         .unwrap()
         .unwrap();
     // Nothing received for a while: the tailer may fill the channel and hold
@@ -348,7 +348,7 @@ fn a_slow_consumer_pauses_reading() {
     let mut lines = 0;
     rt.block_on(async {
         while lines < 199_000 {
-            let b = tokio::time::timeout(WAIT, rx.recv()).await.unwrap().unwrap();
+            let b = tokio::time::timeout(*WAIT, rx.recv()).await.unwrap().unwrap();
             total += 1;
             lines += b.len();
             b.ack();

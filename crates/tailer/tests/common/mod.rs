@@ -11,10 +11,18 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use podkit_tailer::{CancellationToken, LineKind, Tailer, TailerConfig, TailerError, TailerEvents};
+use podkit_tailer::{CancellationToken, FileInfo, LineKind, Tailer, TailerConfig, TailerError, TailerEvents};
 
-/// Generous bound for anything a test waits on (machines are shared and noisy).
-pub const WAIT: Duration = Duration::from_secs(60);
+/// Generous bound for anything a test waits on (machines are shared and
+/// noisy); `TAILER_TEST_WAIT_SECS` shortens it when shrinking a failure.
+pub static WAIT: std::sync::LazyLock<Duration> = std::sync::LazyLock::new(|| {
+    Duration::from_secs(
+        std::env::var("TAILER_TEST_WAIT_SECS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(60),
+    )
+});
 
 /// A line as the consumer saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,31 +104,38 @@ impl Recorder {
 }
 
 impl TailerEvents for Recorder {
-    fn file_added(&self, path: &Path, offset: u64, resumed: bool) {
-        self.push(format!("added {} {offset} {resumed}", path.display()), |_| {});
+    fn file_added(&self, file: &FileInfo, offset: u64, resumed: bool) {
+        self.push(
+            format!("added {} {offset} {resumed} ino={}", file.path.display(), file.ino),
+            |_| {},
+        );
     }
-    fn file_rotated(&self, path: &Path, to: Option<&Path>) {
-        self.push(format!("rotated {} {:?}", path.display(), to), |_| {});
+    fn file_rotated(&self, file: &FileInfo, to: Option<&Path>) {
+        self.push(format!("rotated {} {:?}", file.path.display(), to), |_| {});
     }
-    fn file_deleted(&self, path: &Path) {
-        self.push(format!("deleted {}", path.display()), |_| {});
+    fn file_deleted(&self, file: &FileInfo) {
+        self.push(format!("deleted {}", file.path.display()), |_| {});
     }
-    fn file_truncated(&self, path: &Path, offset: u64) {
-        self.push(format!("truncated {} {offset}", path.display()), |l| l.truncated += 1);
+    fn file_truncated(&self, file: &FileInfo, offset: u64) {
+        self.push(format!("truncated {} {offset}", file.path.display()), |l| {
+            l.truncated += 1
+        });
     }
-    fn file_released(&self, path: &Path, offset: u64) {
-        self.push(format!("released {} {offset}", path.display()), |l| l.released += 1);
+    fn file_released(&self, file: &FileInfo, offset: u64) {
+        self.push(format!("released {} {offset}", file.path.display()), |l| {
+            l.released += 1
+        });
     }
     fn file_error(&self, path: &Path, error: &io::Error) {
         self.push(format!("error {} {error}", path.display()), |_| {});
     }
-    fn lines_too_long(&self, _path: &Path, count: u64) {
+    fn lines_too_long(&self, _file: &FileInfo, count: u64) {
         self.0.update(|l| l.too_long += count);
     }
-    fn nul_bytes_skipped(&self, _path: &Path, bytes: u64) {
+    fn nul_bytes_skipped(&self, _file: &FileInfo, bytes: u64) {
         self.0.update(|l| l.nul_skipped += bytes);
     }
-    fn batch_not_acked(&self, _path: &Path, lines: u64) {
+    fn batch_not_acked(&self, _file: &FileInfo, lines: u64) {
         self.0.update(|l| l.not_acked += lines);
     }
     fn checkpoint_written(&self, _files: usize) {
@@ -215,7 +230,7 @@ impl Follower {
     /// Waits until `pred` holds for what was seen.
     pub fn wait(&self, what: &str, pred: impl FnMut(&Seen) -> bool) {
         assert!(
-            self.sink.seen.wait(WAIT, pred),
+            self.sink.seen.wait(*WAIT, pred),
             "timed out waiting for {what}; events: {:#?}",
             self.events_log()
         );
@@ -224,7 +239,7 @@ impl Follower {
     /// Waits until the acknowledged lines include every text in `want`.
     pub fn wait_acked(&self, want: &[String]) {
         let want: std::collections::HashSet<&String> = want.iter().collect();
-        let ok = self.sink.seen.wait(WAIT, |s| {
+        let ok = self.sink.seen.wait(*WAIT, |s| {
             let got: std::collections::HashSet<&String> = s.acked.iter().map(|g| &g.text).collect();
             want.iter().all(|w| got.contains(w))
         });
@@ -246,7 +261,7 @@ impl Follower {
 
     pub fn wait_event(&self, what: &str, mut pred: impl FnMut(&Log) -> bool) {
         assert!(
-            self.events.0.wait(WAIT, &mut pred),
+            self.events.0.wait(*WAIT, &mut pred),
             "timed out waiting for {what}; events: {:#?}",
             self.events_log()
         );
@@ -268,8 +283,8 @@ impl Follower {
         let task = self.task.take().unwrap();
         let consumer = self.consumer.take().unwrap();
         let res = self.rt.block_on(async {
-            let r = tokio::time::timeout(WAIT, task).await.expect("tailer stops in time");
-            tokio::time::timeout(WAIT, consumer)
+            let r = tokio::time::timeout(*WAIT, task).await.expect("tailer stops in time");
+            tokio::time::timeout(*WAIT, consumer)
                 .await
                 .expect("consumer stops in time")
                 .unwrap();
