@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use podkit_runtime::backoff::Backoff;
 use podkit_runtime::{ConfigError, Context};
-use podkit_tailer::{AckToken, Tailer, TailerConfig, TailerEvents};
+use podkit_tailer::{AckToken, FileInfo, Tailer, TailerConfig, TailerEvents};
 use prometheus_client::metrics::counter::Counter;
 use tokio::time::Instant;
 
@@ -72,23 +72,23 @@ struct TailEvents {
 }
 
 impl TailerEvents for TailEvents {
-    fn file_added(&self, path: &Path, offset: u64, resumed: bool) {
+    fn file_added(&self, file: &FileInfo, offset: u64, resumed: bool) {
         self.files_added.fetch_add(1, Ordering::Relaxed);
-        tracing::info!(path = %path.display(), offset, resumed, "Following file.");
+        tracing::info!(path = %file.path.display(), offset, resumed, "Following file.");
     }
-    fn file_rotated(&self, path: &Path, to: Option<&Path>) {
+    fn file_rotated(&self, file: &FileInfo, to: Option<&Path>) {
         self.rotated.inc();
-        tracing::debug!(path = %path.display(), to = ?to, "File rotated.");
+        tracing::debug!(path = %file.path.display(), to = ?to, "File rotated.");
     }
-    fn file_truncated(&self, path: &Path, offset: u64) {
+    fn file_truncated(&self, file: &FileInfo, offset: u64) {
         self.truncated.inc();
-        tracing::info!(path = %path.display(), offset, "File truncated; reading from its start.");
+        tracing::info!(path = %file.path.display(), offset, "File truncated; reading from its start.");
     }
     fn file_error(&self, path: &Path, error: &std::io::Error) {
         self.file_errors.inc();
         tracing::warn!(path = %path.display(), %error, "Cannot read file; retrying.");
     }
-    fn lines_too_long(&self, _path: &Path, count: u64) {
+    fn lines_too_long(&self, _file: &FileInfo, count: u64) {
         self.long_lines.inc_by(count);
     }
     fn checkpoint_failed(&self, error: &std::io::Error) {
