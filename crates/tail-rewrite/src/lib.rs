@@ -201,6 +201,12 @@ pub struct Args {
     #[arg(long, env = "TAIL_REWRITE_FLUSH_INTERVAL", value_name = "DURATION", default_value = "100ms", value_parser = podkit_runtime::cli::parse_duration)]
     pub flush_interval: Duration,
 
+    /// A TOML or YAML file of flag values (keys are long flag names; lists
+    /// for repeatable flags), e.g. `expression = ["s/^/Date /"]`. Flags and
+    /// environment win over it.
+    #[arg(long, env = "TAIL_REWRITE_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
     /// Flags shared by every podkit binary.
     #[command(flatten)]
     pub common: CommonArgs,

@@ -262,3 +262,22 @@ fn no_admin_server_in_pipe_mode() {
     assert_eq!(status.code(), Some(0));
     assert!(!err.contains("Starting."), "{err}");
 }
+
+#[test]
+fn rules_can_come_from_a_config_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let toml = dir.path().join("rewrite.toml");
+    std::fs::write(&toml, "expression = [\"/^#/d\", \"s/^/Date /\"]\n").unwrap();
+    let (code, out, err) = pipe(&["--once", "--config", toml.to_str().unwrap()], b"#x\nline\n");
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, b"Date line\n");
+    let yaml = dir.path().join("rewrite.yaml");
+    std::fs::write(&yaml, "format: json\nfield:\n  - pod=web-1\n").unwrap();
+    let (code, out, err) = pipe(&["--once", "--config", yaml.to_str().unwrap()], b"hi\n");
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, b"{\"message\":\"hi\",\"pod\":\"web-1\"}\n");
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "no-such-flag = 1\n").unwrap();
+    let (code, _, err) = pipe(&["--once", "--config", bad.to_str().unwrap()], b"");
+    assert_eq!(code, 64, "{err}");
+}

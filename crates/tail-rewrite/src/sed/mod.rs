@@ -19,6 +19,26 @@
 //! leftmost-first branch, not the leftmost-longest one; backreferences in
 //! patterns are rejected; `.` and bracket expressions never match bytes that
 //! are not valid UTF-8 (as in GNU sed).
+//!
+//! ```
+//! use tail_rewrite::sed::{ParseOptions, Program, ScriptSource, Syntax};
+//!
+//! let sources = [
+//!     ScriptSource::expression(1, "/DEBUG/d"),
+//!     ScriptSource::expression(2, r"s/\(user\)=[^ ]*/\1=***/g"),
+//! ];
+//! let mut program = Program::compile(&sources, false, ParseOptions { syntax: Syntax::Basic })?;
+//! let mut out = Vec::new();
+//! for line in ["INFO login user=alice", "DEBUG noise"] {
+//!     program.run(line.as_bytes(), |l| out.push(String::from_utf8_lossy(l).into_owned()));
+//! }
+//! assert_eq!(out, ["INFO login user=***"]);
+//!
+//! let err = Program::compile(&[ScriptSource::expression(1, "y/a/b/")], false, ParseOptions { syntax: Syntax::Basic })
+//!     .unwrap_err();
+//! assert_eq!(err.to_string(), "-e expression #1, char 1: the `y` (transliterate) command is not supported by tail-rewrite");
+//! # Ok::<(), tail_rewrite::sed::ScriptError>(())
+//! ```
 
 mod parse;
 pub mod translate;
