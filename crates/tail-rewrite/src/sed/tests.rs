@@ -337,3 +337,33 @@ fn affix_fast_path_is_detected_only_when_exact() {
     }
     assert!(program(&[]).unwrap().is_identity());
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+
+    /// Any script either compiles or is rejected with a position inside it;
+    /// a compiled script runs on any line without panicking.
+    #[test]
+    fn arbitrary_scripts_never_panic(
+        script in proptest::collection::vec(proptest::sample::select(vec![
+            "s", "/", "|", "\\", "(", ")", "{", "}", "[", "]", "^", "$", "*", "+", "?", ".", "&",
+            "a", "b", "1", "2", "g", "p", "i", "I", "d", "!", ";", "\n", " ", "#", ",", "-", ":",
+            "=", "n", "t", "w", "é", "\\1", "\\(", "\\)", "\\{", "\\}", "[:alpha:]", "x",
+        ]), 0..24),
+        extended in proptest::bool::ANY,
+        line in proptest::collection::vec(proptest::num::u8::ANY, 0..40),
+    ) {
+        let text = script.concat();
+        let syntax = if extended { Syntax::Extended } else { Syntax::Basic };
+        match Program::compile(&[ScriptSource::expression(1, text.clone())], false, ParseOptions { syntax }) {
+            Ok(mut program) => {
+                let mut n = 0;
+                program.run(&line, |_| n += 1);
+            }
+            Err(e) => {
+                // At most one past the end (an error at the end of the text).
+                proptest::prop_assert!(e.char >= 1 && e.char <= text.chars().count() + 1, "{e} for {text:?}");
+            }
+        }
+    }
+}
