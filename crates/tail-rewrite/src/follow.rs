@@ -193,6 +193,7 @@ fn output_excludes(target: &Target) -> Vec<String> {
 pub async fn run(
     mut config: Config,
     paths: Vec<String>,
+    exclude: Vec<String>,
     state_dir: Option<PathBuf>,
     ctx: Context,
 ) -> anyhow::Result<()> {
@@ -204,7 +205,8 @@ pub async fn run(
         LongLines::Split => podkit_tailer::LongLines::Split,
         LongLines::Truncate => podkit_tailer::LongLines::Truncate,
     };
-    tcfg.exclude = output_excludes(&config.output);
+    tcfg.exclude = exclude;
+    tcfg.exclude.extend(output_excludes(&config.output));
     let metrics = Metrics::default();
     metrics.register(&ctx);
     let (tailer, mut batches) = Tailer::new(tcfg, metrics.events.clone()).map_err(|e| {

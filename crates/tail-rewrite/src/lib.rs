@@ -166,6 +166,16 @@ pub struct Args {
     #[arg(long, env = "TAIL_REWRITE_FOLLOW", value_name = "PATH|GLOB", value_delimiter = '\n')]
     pub follow: Vec<String>,
 
+    /// Never follow files matching this glob (repeatable), e.g. '*.gz' or
+    /// '/var/log/app.log.*'; a pattern without `/` matches the file name.
+    #[arg(
+        long,
+        env = "TAIL_REWRITE_FOLLOW_EXCLUDE",
+        value_name = "GLOB",
+        value_delimiter = '\n'
+    )]
+    pub follow_exclude: Vec<String>,
+
     /// Directory for checkpoints (a writable volume) [default: the output
     /// file's directory; required when writing to stdout].
     #[arg(long, env = "TAIL_REWRITE_STATE_DIR", value_name = "DIR")]
@@ -236,6 +246,8 @@ pub enum Input {
     Follow {
         /// Paths and glob patterns.
         paths: Vec<String>,
+        /// Globs never followed.
+        exclude: Vec<String>,
         /// Checkpoint directory; `None` with `--no-checkpoint`.
         state_dir: Option<PathBuf>,
     },
@@ -387,6 +399,7 @@ impl Config {
             };
             Input::Follow {
                 paths: args.follow.clone(),
+                exclude: args.follow_exclude.clone(),
                 state_dir,
             }
         };
@@ -405,7 +418,11 @@ impl Config {
 /// through [`pipe::main`] instead, outside the long-running lifecycle).
 pub async fn run(config: Config, ctx: Context) -> anyhow::Result<()> {
     match config.input.clone() {
-        Input::Follow { paths, state_dir } => follow::run(config, paths, state_dir, ctx).await,
+        Input::Follow {
+            paths,
+            exclude,
+            state_dir,
+        } => follow::run(config, paths, exclude, state_dir, ctx).await,
         Input::Once(_) => {
             // Reached only when a caller builds a once config and runs it
             // under the runtime: run it on a blocking thread.
