@@ -9,6 +9,7 @@
 //! ratios and writes the table to `target/bench/<scenario>.md`.
 
 mod idle;
+mod rewrite;
 mod startup;
 mod wait_for;
 
@@ -81,6 +82,9 @@ fn scenarios() -> Vec<Scenario> {
     vec![
         startup::scenario(),
         idle::scenario(),
+        rewrite::prefix(),
+        rewrite::json(),
+        rewrite::latency(),
         wait_for::latency(),
         wait_for::exec(),
         wait_for::sigterm(),
