@@ -158,6 +158,9 @@ struct Tracked {
     info: Arc<FileInfo>,
     /// Next byte to read.
     read_pos: u64,
+    /// The file's size at the last `fstat`: reads stop there until the next
+    /// check, so idle files cost no `read(2)` and no buffer.
+    size: u64,
     /// Bytes read but not yet sent: an incomplete line (at most `max_line_bytes`).
     buf: BytesMut,
     framer: Framer,
@@ -331,12 +334,7 @@ impl Engine {
         self.scan(false);
         for i in 0..self.files.len() {
             self.check(i)?;
-            let target = self.files[i].file.metadata().map(|m| m.len()).unwrap_or(0);
-            while self.files[i].read_pos < target {
-                if !self.read_once(i)? {
-                    break;
-                }
-            }
+            while self.read_once(i)? {}
             self.flush_partial(i)?;
         }
         Ok(())
@@ -594,6 +592,7 @@ impl Engine {
             file,
             info,
             read_pos: offset,
+            size,
             buf: BytesMut::new(),
             framer: Framer::new(self.cfg.max_line_bytes, self.cfg.long_lines),
             fp,
@@ -649,6 +648,7 @@ impl Engine {
             }
         };
         let size = meta.len();
+        t.size = size;
         if meta.nlink() == 0 && t.reach != Reach::Deleted {
             t.reach = Reach::Deleted;
             debug!(path = %t.info.path.display(), "File deleted.");
@@ -690,12 +690,17 @@ impl Engine {
         }
     }
 
-    /// One `read(2)`; sends the complete lines. Returns whether data was read.
+    /// One `read(2)` of what the last check saw; sends the complete lines.
+    /// Returns whether data was read.
     fn read_once(&mut self, i: usize) -> Result<bool, Closed> {
-        let chunk = self.cfg.read_bytes;
         let t = &mut self.files[i];
+        if t.read_pos >= t.size {
+            t.at_eof = true;
+            return Ok(false);
+        }
+        let want = (t.size - t.read_pos).min(self.cfg.read_bytes as u64) as usize;
         let old = t.buf.len();
-        t.buf.resize(old + chunk, 0);
+        t.buf.resize(old + want, 0);
         let n = loop {
             match t.file.read_at(&mut t.buf[old..], t.read_pos) {
                 Ok(n) => break n,
@@ -710,6 +715,7 @@ impl Engine {
         t.buf.truncate(old + n);
         t.failing = false;
         if n == 0 {
+            t.size = t.read_pos;
             t.at_eof = true;
             return Ok(false);
         }
@@ -757,6 +763,13 @@ impl Engine {
         let start = t.read_pos - t.buf.len() as u64;
         let end = start + consumed as u64;
         let data = t.buf.split_to(consumed).freeze();
+        // Do not let the incomplete line pin the whole read buffer (shared
+        // with the batch) while the file is idle.
+        t.buf = if t.buf.is_empty() {
+            BytesMut::new()
+        } else {
+            BytesMut::from(&t.buf[..])
+        };
         let book = self.books.get_mut(&t.id).expect("every open file has a book");
         if lines.is_empty() {
             if book.progress.ack(book.progress.generation, start, end) {
@@ -815,6 +828,7 @@ impl Engine {
                 continue;
             }
             // One last look: it may have grown since the last read.
+            self.check(i)?;
             if self.read_once(i)? {
                 i += 1;
                 continue;
