@@ -64,6 +64,11 @@ pub struct TailerConfig {
     /// How often files are stat'ed and globs re-scanned. This is the source
     /// of truth; inotify only wakes the tailer earlier. Default 250 ms.
     pub poll_interval: Duration,
+    /// After inotify reports activity, wait this long before reading, so
+    /// that a burst of writes is read in one round rather than one round
+    /// per write. Bounds the added latency; saves most of the CPU at high
+    /// write rates. Default 10 ms.
+    pub notify_delay: Duration,
     /// How long a file that was rotated away (renamed out of the followed
     /// paths, or deleted) is kept open after its last growth, so that lines
     /// the app still writes to it are read. Default 5 s.
@@ -104,6 +109,7 @@ impl TailerConfig {
             long_lines: LongLines::Split,
             partial_flush_after: Duration::from_secs(1),
             poll_interval: Duration::from_millis(250),
+            notify_delay: Duration::from_millis(10),
             rotate_wait: Duration::from_secs(5),
             checkpoint_interval: Duration::from_secs(1),
             channel_capacity: 8,
