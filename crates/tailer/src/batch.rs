@@ -244,3 +244,17 @@ impl fmt::Debug for AckToken {
             .finish()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Consumers move batches and ack tokens across tasks and threads.
+    #[test]
+    fn batches_and_tokens_are_send_and_sync() {
+        fn check<T: Send + Sync + 'static>() {}
+        check::<Batch>();
+        check::<AckToken>();
+        check::<LineKind>();
+    }
+}

@@ -64,6 +64,11 @@ pub struct TailerConfig {
     /// How often files are stat'ed and globs re-scanned. This is the source
     /// of truth; inotify only wakes the tailer earlier. Default 250 ms.
     pub poll_interval: Duration,
+    /// After inotify reports activity, wait this long before reading, so
+    /// that a burst of writes is read in one round rather than one round
+    /// per write. Bounds the added latency; saves most of the CPU at high
+    /// write rates. Default 10 ms.
+    pub notify_delay: Duration,
     /// How long a file that was rotated away (renamed out of the followed
     /// paths, or deleted) is kept open after its last growth, so that lines
     /// the app still writes to it are read. Default 5 s.
@@ -71,10 +76,12 @@ pub struct TailerConfig {
     /// How often acknowledged offsets are written to the checkpoint file
     /// (when they changed). Default 1 s.
     pub checkpoint_interval: Duration,
-    /// Capacity of the batch channel, in batches. Default 16.
+    /// Capacity of the batch channel, in batches. Default 8 (with
+    /// `read_bytes`, this bounds the memory in flight: 2 MiB by default).
     pub channel_capacity: usize,
-    /// Bytes read per `read(2)`; each batch holds the lines of one read.
-    /// Default 64 KiB.
+    /// Most bytes read per `read(2)`; each batch holds the lines of one
+    /// read. Default 256 KiB (reading a cached file from its head at about
+    /// the speed of `wc -l`; smaller reads cost more system time).
     pub read_bytes: usize,
     /// Use inotify as a latency hint. Default `true`; without it (or when
     /// inotify is unavailable) the tailer polls.
@@ -102,10 +109,11 @@ impl TailerConfig {
             long_lines: LongLines::Split,
             partial_flush_after: Duration::from_secs(1),
             poll_interval: Duration::from_millis(250),
+            notify_delay: Duration::from_millis(10),
             rotate_wait: Duration::from_secs(5),
             checkpoint_interval: Duration::from_secs(1),
-            channel_capacity: 16,
-            read_bytes: 64 * 1024,
+            channel_capacity: 8,
+            read_bytes: 256 * 1024,
             use_notify: true,
             drain_on_shutdown: true,
         }

@@ -72,6 +72,7 @@ mod events;
 mod framing;
 mod paths;
 mod tailer;
+mod watch;
 
 pub use batch::{AckToken, Batch, FileInfo, Line, LineKind};
 pub use config::{LongLines, StartAt, TailerConfig};

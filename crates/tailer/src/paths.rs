@@ -113,14 +113,13 @@ impl Patterns {
         Ok(Self { includes, excludes })
     }
 
-    /// The directories whose changes may reveal new or rotated files, and
-    /// whether to watch them recursively.
-    pub(crate) fn watch_dirs(&self) -> Vec<(PathBuf, bool)> {
-        let mut dirs: Vec<(PathBuf, bool)> = Vec::new();
+    /// The directories whose changes may reveal new or rotated files.
+    pub(crate) fn watch_dirs(&self) -> Vec<PathBuf> {
+        let mut dirs: Vec<PathBuf> = Vec::new();
         for inc in &self.includes {
             let entry = match inc {
-                Include::Literal(p) => (p.parent().unwrap_or(Path::new("/")).to_owned(), false),
-                Include::Glob { base, depth, .. } => (base.clone(), *depth > 1),
+                Include::Literal(p) => p.parent().unwrap_or(Path::new("/")).to_owned(),
+                Include::Glob { base, .. } => base.clone(),
             };
             if !dirs.contains(&entry) {
                 dirs.push(entry);

@@ -13,12 +13,11 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use notify::Watcher;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -27,6 +26,7 @@ use crate::batch::{AckMsg, AckToken, Batch, FileInfo, Signal};
 use crate::checkpoint::{Entry, Fingerprint, Progress, Store};
 use crate::framing::{FrameStats, Framer, LineMeta};
 use crate::paths::{Key, Patterns};
+use crate::watch::{Hints, Watcher};
 use crate::{StartAt, TailerConfig, TailerError, TailerEvents};
 
 /// Reads per file per round before moving on to the next file (fairness).
@@ -112,8 +112,10 @@ impl Tailer {
     /// 3. waits until every sent batch was acknowledged or dropped, writing
     ///    checkpoints meanwhile, and writes the final checkpoint.
     ///
-    /// Must be called within a Tokio runtime. The work runs on a dedicated
-    /// thread (file reads block); dropping this future stops it too.
+    /// Must be called within a Tokio runtime; inotify needs its I/O and time
+    /// drivers (`enable_all`), without them the tailer polls. The work runs
+    /// on a dedicated thread (file reads block), plus a small task on the
+    /// runtime reading inotify; dropping this future stops both.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), TailerError> {
         let token = shutdown.child_token();
         let _stop_on_drop = token.clone().drop_guard();
@@ -125,7 +127,16 @@ impl Tailer {
             let _ = waker.send(Signal::Wake);
         });
         let (done_tx, done_rx) = tokio::sync::oneshot::channel();
-        let engine = Engine::new(self, token, sig_tx, sig_rx);
+        let hints = Hints::default();
+        let (watcher, notify_error) = if self.config.use_notify {
+            match Watcher::start(token.clone(), self.config.notify_delay, sig_tx.clone(), hints.clone()) {
+                Ok(w) => (Some(w), None),
+                Err(e) => (None, Some(format!("cannot start inotify: {e}"))),
+            }
+        } else {
+            (None, None)
+        };
+        let engine = Engine::new(self, token, sig_tx, sig_rx, hints, watcher, notify_error);
         std::thread::Builder::new()
             .name("podkit-tailer".into())
             .spawn(move || {
@@ -158,6 +169,9 @@ struct Tracked {
     info: Arc<FileInfo>,
     /// Next byte to read.
     read_pos: u64,
+    /// The file's size at the last `fstat`: reads stop there until the next
+    /// check, so idle files cost no `read(2)` and no buffer.
+    size: u64,
     /// Bytes read but not yet sent: an incomplete line (at most `max_line_bytes`).
     buf: BytesMut,
     framer: Framer,
@@ -216,16 +230,17 @@ struct Engine {
     events: Arc<dyn TailerEvents>,
     tx: Option<mpsc::Sender<Batch>>,
     shutdown: CancellationToken,
-    /// Handed to every [`AckToken`] and to the notify callback.
+    /// Handed to every [`AckToken`].
     sig_tx: Sender<Signal>,
     sig_rx: Receiver<Signal>,
-    /// A wake-up is already queued (coalesces inotify's event storms).
-    wake_pending: Arc<AtomicBool>,
-    /// inotify saw a create/delete/rename: re-scan before the next poll tick.
-    scan_needed: Arc<AtomicBool>,
-    watcher: Option<notify::RecommendedWatcher>,
-    /// Watched directories and the inode they had (re-watched if replaced).
-    watched: HashMap<PathBuf, u64>,
+    /// Flags shared with the inotify task.
+    hints: Hints,
+    /// Adds and removes inotify watches; `None` when polling only.
+    watcher: Option<Watcher>,
+    /// Why inotify could not start (reported once the thread runs).
+    notify_error: Option<String>,
+    /// Watched directories, with the inode they had (re-watched if replaced).
+    watched: HashMap<PathBuf, (u64, inotify::WatchDescriptor)>,
     files: Vec<Tracked>,
     by_key: HashMap<Key, u64>,
     books: HashMap<u64, Book>,
@@ -236,7 +251,15 @@ struct Engine {
 }
 
 impl Engine {
-    fn new(t: Tailer, shutdown: CancellationToken, sig_tx: Sender<Signal>, sig_rx: Receiver<Signal>) -> Self {
+    fn new(
+        t: Tailer,
+        shutdown: CancellationToken,
+        sig_tx: Sender<Signal>,
+        sig_rx: Receiver<Signal>,
+        hints: Hints,
+        watcher: Option<Watcher>,
+        notify_error: Option<String>,
+    ) -> Self {
         let tail_first = t.config.start_at == StartAt::Tail && t.entries.is_empty();
         Self {
             patterns: t.patterns,
@@ -249,9 +272,9 @@ impl Engine {
             shutdown,
             sig_tx,
             sig_rx,
-            wake_pending: Arc::new(AtomicBool::new(false)),
-            scan_needed: Arc::new(AtomicBool::new(false)),
-            watcher: None,
+            hints,
+            watcher,
+            notify_error,
             watched: HashMap::new(),
             files: Vec::new(),
             by_key: HashMap::new(),
@@ -265,14 +288,16 @@ impl Engine {
     }
 
     fn run(mut self) -> Result<(), TailerError> {
-        self.start_watcher();
+        if let Some(reason) = self.notify_error.take() {
+            self.notify_failed(&reason);
+        }
         self.scan(true);
         info!(files = self.files.len(), patterns = ?self.cfg.include, "Tailer started.");
         let poll = self.cfg.poll_interval;
         let mut last_scan = Instant::now();
         while !self.shutdown.is_cancelled() {
             self.drain_signals();
-            if last_scan.elapsed() >= poll || self.scan_needed.swap(false, Ordering::AcqRel) {
+            if last_scan.elapsed() >= poll || self.hints.scan_needed.swap(false, Ordering::AcqRel) {
                 self.scan(false);
                 last_scan = Instant::now();
             }
@@ -291,16 +316,41 @@ impl Engine {
                 break;
             }
             if !progressed {
-                let wait = poll.saturating_sub(last_scan.elapsed()).max(Duration::from_millis(1));
-                self.wake_pending.store(false, Ordering::Release);
-                match self.sig_rx.recv_timeout(wait) {
-                    Ok(sig) => self.on_signal(sig),
-                    Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => {}
-                }
+                self.wait(last_scan + poll);
             }
         }
         self.finish();
         Ok(())
+    }
+
+    /// Idles until `deadline` (the next poll tick) or a wake-up, handling
+    /// acks meanwhile. After a wake-up, waits `notify_delay` more so that a
+    /// burst of writes is read in one round instead of one round per write.
+    fn wait(&mut self, deadline: Instant) {
+        self.hints.wake_pending.store(false, Ordering::Release);
+        let mut woke = false;
+        let mut until = deadline.max(Instant::now() + Duration::from_millis(1));
+        loop {
+            let now = Instant::now();
+            if now >= until || (woke && self.shutdown.is_cancelled()) {
+                return;
+            }
+            match self.sig_rx.recv_timeout(until - now) {
+                Ok(Signal::Ack(m)) => {
+                    self.on_ack(m);
+                    self.maybe_checkpoint(false);
+                }
+                Ok(Signal::Wake) if !woke => {
+                    if self.shutdown.is_cancelled() {
+                        return;
+                    }
+                    woke = true;
+                    until = until.min(Instant::now() + self.cfg.notify_delay);
+                }
+                Ok(Signal::Wake) => {}
+                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => return,
+            }
+        }
     }
 
     /// The shutdown sequence (see [`Tailer::run`]).
@@ -331,12 +381,7 @@ impl Engine {
         self.scan(false);
         for i in 0..self.files.len() {
             self.check(i)?;
-            let target = self.files[i].file.metadata().map(|m| m.len()).unwrap_or(0);
-            while self.files[i].read_pos < target {
-                if !self.read_once(i)? {
-                    break;
-                }
-            }
+            while self.read_once(i)? {}
             self.flush_partial(i)?;
         }
         Ok(())
@@ -376,72 +421,39 @@ impl Engine {
 
     // === Discovery ===
 
-    fn start_watcher(&mut self) {
-        if !self.cfg.use_notify {
-            return;
-        }
-        let wake = self.sig_tx.clone();
-        let pending = self.wake_pending.clone();
-        let scan = self.scan_needed.clone();
-        let handler = move |res: notify::Result<notify::Event>| {
-            use notify::EventKind;
-            use notify::event::ModifyKind;
-            match res {
-                Ok(ev) => match ev.kind {
-                    EventKind::Access(_) => return,
-                    EventKind::Modify(ModifyKind::Data(_) | ModifyKind::Metadata(_)) if !ev.need_rescan() => {}
-                    _ => scan.store(true, Ordering::Release),
-                },
-                Err(_) => scan.store(true, Ordering::Release),
-            }
-            if !pending.swap(true, Ordering::AcqRel) {
-                let _ = wake.send(Signal::Wake);
-            }
-        };
-        match notify::recommended_watcher(handler) {
-            Ok(w) => self.watcher = Some(w),
-            Err(e) => self.notify_failed(&e.to_string()),
-        }
-    }
-
     fn notify_failed(&mut self, reason: &str) {
         warn!(reason, "Cannot use inotify; polling only.");
         self.events.notify_unavailable(reason);
         self.watcher = None;
     }
 
-    /// Watches the pattern directories that exist and are not watched yet.
+    /// Watches the pattern directories that exist and are not watched yet
+    /// (again, if one was replaced). Subdirectories of `**` patterns are
+    /// found by polling only.
     fn refresh_watches(&mut self) {
         if self.watcher.is_none() {
             return;
         }
-        for (dir, recursive) in self.patterns.watch_dirs() {
+        for dir in self.patterns.watch_dirs() {
             let ino = std::fs::metadata(&dir).ok().filter(|m| m.is_dir()).map(|m| m.ino());
-            if ino.is_some() && self.watched.get(&dir) == ino.as_ref() {
+            if ino.is_some() && self.watched.get(&dir).map(|w| w.0) == ino {
                 continue;
             }
             let Some(w) = self.watcher.as_mut() else { return };
-            if self.watched.remove(&dir).is_some() {
-                let _ = w.unwatch(&dir);
+            if let Some((_, wd)) = self.watched.remove(&dir) {
+                w.unwatch(wd);
             }
             let Some(ino) = ino else { continue };
-            let mode = if recursive {
-                notify::RecursiveMode::Recursive
-            } else {
-                notify::RecursiveMode::NonRecursive
-            };
-            match w.watch(&dir, mode) {
-                Ok(()) => {
-                    self.watched.insert(dir, ino);
+            match w.watch(&dir) {
+                Ok(wd) => {
+                    self.watched.insert(dir, (ino, wd));
                 }
-                Err(e) => {
-                    if matches!(e.kind, notify::ErrorKind::MaxFilesWatch) || matches!(e.kind, notify::ErrorKind::Io(_))
-                    {
-                        self.notify_failed(&format!("cannot watch {}: {e}", dir.display()));
-                        return;
-                    }
-                    debug!(dir = %dir.display(), error = %e, "Cannot watch directory.");
+                Err(e) if e.raw_os_error() == Some(28) => {
+                    // ENOSPC: out of inotify watches (fs.inotify.max_user_watches).
+                    self.notify_failed(&format!("cannot watch {}: {e}", dir.display()));
+                    return;
                 }
+                Err(e) => debug!(dir = %dir.display(), error = %e, "Cannot watch directory."),
             }
         }
     }
@@ -594,6 +606,7 @@ impl Engine {
             file,
             info,
             read_pos: offset,
+            size,
             buf: BytesMut::new(),
             framer: Framer::new(self.cfg.max_line_bytes, self.cfg.long_lines),
             fp,
@@ -649,6 +662,7 @@ impl Engine {
             }
         };
         let size = meta.len();
+        t.size = size;
         if meta.nlink() == 0 && t.reach != Reach::Deleted {
             t.reach = Reach::Deleted;
             debug!(path = %t.info.path.display(), "File deleted.");
@@ -690,12 +704,17 @@ impl Engine {
         }
     }
 
-    /// One `read(2)`; sends the complete lines. Returns whether data was read.
+    /// One `read(2)` of what the last check saw; sends the complete lines.
+    /// Returns whether data was read.
     fn read_once(&mut self, i: usize) -> Result<bool, Closed> {
-        let chunk = self.cfg.read_bytes;
         let t = &mut self.files[i];
+        if t.read_pos >= t.size {
+            t.at_eof = true;
+            return Ok(false);
+        }
+        let want = (t.size - t.read_pos).min(self.cfg.read_bytes as u64) as usize;
         let old = t.buf.len();
-        t.buf.resize(old + chunk, 0);
+        t.buf.resize(old + want, 0);
         let n = loop {
             match t.file.read_at(&mut t.buf[old..], t.read_pos) {
                 Ok(n) => break n,
@@ -710,6 +729,7 @@ impl Engine {
         t.buf.truncate(old + n);
         t.failing = false;
         if n == 0 {
+            t.size = t.read_pos;
             t.at_eof = true;
             return Ok(false);
         }
@@ -757,6 +777,13 @@ impl Engine {
         let start = t.read_pos - t.buf.len() as u64;
         let end = start + consumed as u64;
         let data = t.buf.split_to(consumed).freeze();
+        // Do not let the incomplete line pin the whole read buffer (shared
+        // with the batch) while the file is idle.
+        t.buf = if t.buf.is_empty() {
+            BytesMut::new()
+        } else {
+            BytesMut::from(&t.buf[..])
+        };
         let book = self.books.get_mut(&t.id).expect("every open file has a book");
         if lines.is_empty() {
             if book.progress.ack(book.progress.generation, start, end) {
@@ -815,6 +842,7 @@ impl Engine {
                 continue;
             }
             // One last look: it may have grown since the last read.
+            self.check(i)?;
             if self.read_once(i)? {
                 i += 1;
                 continue;
