@@ -24,7 +24,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use crate::http::{Body, BoxError, answer, check_body_size, find_cause, limit_body, restore_upgrade, strip_hop_by_hop};
 use crate::net::{AccessEntry, AccessLogger, Drain};
 use crate::stats::ListenerStats;
-use crate::upstream::{Conn, Upstream, UpstreamError};
+use crate::upstream::{Conn, Retired, Upstream, UpstreamError};
 
 /// Connects the client pool to the listener's upstream, whatever the URI.
 #[derive(Debug, Clone)]
@@ -142,7 +142,8 @@ impl ReverseProxy {
         if let Some(upgrade) = upgrade {
             restore_upgrade(&mut parts.headers, upgrade);
         }
-        let outbound = Request::from_parts(parts, limit_body(body, self.max_request_body));
+        let mut outbound = Request::from_parts(parts, limit_body(body, self.max_request_body));
+        let capture = hyper_util::client::legacy::connect::capture_connection(&mut outbound);
         let sent = Instant::now();
         let result = tokio::time::timeout(self.request_timeout, self.client.request(outbound)).await;
         self.stats.duration.observe(sent.elapsed().as_secs_f64());
@@ -159,6 +160,15 @@ impl ReverseProxy {
             Ok(Err(err)) => return (upstream_failure(&err), None),
             Ok(Ok(response)) => response,
         };
+        if let Some(connected) = capture.connection_metadata().as_ref() {
+            let mut extras = http::Extensions::new();
+            connected.get_extras(&mut extras);
+            if extras.get::<Retired>().is_some_and(Retired::is_set) {
+                // DNS no longer gives this endpoint: finish this exchange,
+                // then let the pool drop the connection.
+                connected.poison();
+            }
+        }
         let upstream_addr = None;
         if response.status() == StatusCode::SWITCHING_PROTOCOLS {
             if let Some(client_upgrade) = client_upgrade {

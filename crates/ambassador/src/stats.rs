@@ -105,18 +105,26 @@ impl Stats {
             }
             labels
         };
+        // One statement per handle: a family's read guard lives until the end
+        // of its statement, and a second `get_or_create` on the same family
+        // within it would wait for a write lock forever.
+        let get = |family: &Family<Labels, Counter>, labels: Labels| family.get_or_create(&labels).clone();
+        let connections = get(&self.connections, l(Some(("mode", mode))));
+        let rejected_limit = get(&self.rejected, l(Some(("reason", "max_connections"))));
+        let rejected_size = get(&self.rejected, l(Some(("reason", "size"))));
+        let to_upstream = get(&self.bytes, l(Some(("direction", "to_upstream"))));
+        let to_client = get(&self.bytes, l(Some(("direction", "to_client"))));
+        let active = self.active.get_or_create(&l(None)).clone();
+        let duration = self.upstream_duration.get_or_create(&l(None)).clone();
         ListenerStats {
             name: name.to_owned(),
-            connections: self.connections.get_or_create(&l(Some(("mode", mode)))).clone(),
-            active: self.active.get_or_create(&l(None)).clone(),
-            rejected_limit: self
-                .rejected
-                .get_or_create(&l(Some(("reason", "max_connections"))))
-                .clone(),
-            rejected_size: self.rejected.get_or_create(&l(Some(("reason", "size")))).clone(),
-            to_upstream: self.bytes.get_or_create(&l(Some(("direction", "to_upstream")))).clone(),
-            to_client: self.bytes.get_or_create(&l(Some(("direction", "to_client")))).clone(),
-            duration: self.upstream_duration.get_or_create(&l(None)).clone(),
+            connections,
+            active,
+            rejected_limit,
+            rejected_size,
+            to_upstream,
+            to_client,
+            duration,
             requests: self.requests.clone(),
             denied: self.denied.clone(),
         }
@@ -131,11 +139,16 @@ impl Stats {
             }
             labels
         };
+        let get = |family: &Family<Labels, Counter>, labels: Labels| family.get_or_create(&labels).clone();
+        let connect_errors = get(&self.connect_errors, l(None));
+        let dns_ok = get(&self.dns_refreshes, l(Some(("result", "ok"))));
+        let dns_error = get(&self.dns_refreshes, l(Some(("result", "error"))));
+        let ejections = get(&self.ejections, l(None));
         UpstreamStats {
-            connect_errors: self.connect_errors.get_or_create(&l(None)).clone(),
-            dns_ok: self.dns_refreshes.get_or_create(&l(Some(("result", "ok")))).clone(),
-            dns_error: self.dns_refreshes.get_or_create(&l(Some(("result", "error")))).clone(),
-            ejections: self.ejections.get_or_create(&l(None)).clone(),
+            connect_errors,
+            dns_ok,
+            dns_error,
+            ejections,
         }
     }
 }
@@ -195,4 +208,27 @@ pub struct UpstreamStats {
     pub dns_error: Counter,
     /// Ejections.
     pub ejections: Counter,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handles_are_created_and_encoded_without_deadlock() {
+        let metrics = podkit_runtime::Metrics::new("ambassador");
+        let stats = Stats::register(&metrics);
+        let l = stats.listener("tcp:127.0.0.1:81", "tcp");
+        let u = stats.upstream("db:5432");
+        l.to_upstream.inc_by(10);
+        l.request(200);
+        u.dns_ok.inc();
+        let text = metrics.encode();
+        assert!(
+            text.contains("podkit_ambassador_bytes_total{listener=\"tcp:127.0.0.1:81\",direction=\"to_upstream\"} 10"),
+            "{text}"
+        );
+        assert!(text.contains("podkit_ambassador_requests_total{listener=\"tcp:127.0.0.1:81\",code=\"200\"} 1"));
+        assert!(text.contains("podkit_ambassador_dns_refreshes_total{upstream=\"db:5432\",result=\"ok\"} 1"));
+    }
 }

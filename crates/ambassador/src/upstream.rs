@@ -27,8 +27,9 @@ use crate::config::{Balance, Options, Target};
 use crate::stats::UpstreamStats;
 
 /// Resolves names: IP literals as they are, then the optional hosts file
-/// (read again on every lookup, so edits apply at once), then the system
-/// resolver (`/etc/hosts`, `/etc/resolv.conf`).
+/// (read again on every lookup, so edits apply at once), then the special
+/// names of RFC 6761 (`*.invalid` fails, `*.localhost` is loopback, without
+/// a DNS query), then the system resolver (`/etc/hosts`, `/etc/resolv.conf`).
 #[derive(Debug, Clone, Default)]
 pub struct Resolver {
     hosts_file: Option<PathBuf>,
@@ -52,6 +53,21 @@ impl Resolver {
             if !ips.is_empty() {
                 return Ok(ips.into_iter().map(|ip| SocketAddr::new(ip, port)).collect());
             }
+        }
+        // RFC 6761: `invalid.` never resolves and `localhost.` is loopback;
+        // neither is sent to a DNS server.
+        let lower = host.trim_end_matches('.').to_ascii_lowercase();
+        if lower == "invalid" || lower.ends_with(".invalid") {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("{host} is a reserved name that never resolves (RFC 6761)"),
+            ));
+        }
+        if lower == "localhost" || lower.ends_with(".localhost") {
+            return Ok(vec![
+                SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, port)),
+                SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, port)),
+            ]);
         }
         let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port)).await?.collect();
         if addrs.is_empty() {
@@ -148,6 +164,26 @@ struct Endpoint {
     failures: AtomicU32,
     /// Skipped until this many ms after `Upstream::epoch` (0: not ejected).
     ejected_until_ms: AtomicU64,
+    /// Set when DNS no longer gives this address: pooled HTTP connections
+    /// to it are then not reused (see [`Retired`]).
+    retired: Retired,
+}
+
+/// A flag shared by the connections to one endpoint, set once DNS drops the
+/// endpoint's address. It travels in the connection's `Connected` extras;
+/// the HTTP proxy poisons a pooled connection that carries a set flag.
+#[derive(Debug, Clone, Default)]
+pub struct Retired(Arc<std::sync::atomic::AtomicBool>);
+
+impl Retired {
+    /// Whether the endpoint is gone from DNS.
+    pub fn is_set(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    fn set(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
 }
 
 /// A set of endpoints behind one listener.
@@ -175,6 +211,7 @@ pub struct Conn {
     /// The endpoint connected to.
     pub addr: SocketAddr,
     h2: bool,
+    retired: Retired,
     /// Counts this connection among the endpoint's open ones until dropped.
     _active: ActiveGuard,
 }
@@ -272,6 +309,7 @@ impl Upstream {
                                     active: Arc::new(AtomicUsize::new(0)),
                                     failures: AtomicU32::new(0),
                                     ejected_until_ms: AtomicU64::new(0),
+                                    retired: Retired::default(),
                                 })
                             });
                         new.push(endpoint);
@@ -284,6 +322,11 @@ impl Upstream {
                     new.extend(old.iter().filter(|e| e.target == i).cloned());
                 }
             }
+        }
+        for gone in old.iter().filter(|o| !new.iter().any(|n| Arc::ptr_eq(n, o))) {
+            // Pooled connections to an address DNS no longer gives are not
+            // reused; open ones finish their exchange.
+            gone.retired.set();
         }
         let changed = new.len() != old.len() || new.iter().zip(old.iter()).any(|(a, b)| a.addr != b.addr);
         if changed {
@@ -418,6 +461,7 @@ impl Upstream {
                         stream: Stream::Tls(Box::new(stream)),
                         addr: endpoint.addr,
                         h2,
+                        retired: endpoint.retired.clone(),
                         _active: guard,
                     })
                 }
@@ -425,6 +469,7 @@ impl Upstream {
                     stream: Stream::Plain(tcp),
                     addr: endpoint.addr,
                     h2: false,
+                    retired: endpoint.retired.clone(),
                     _active: guard,
                 }),
             }
@@ -470,7 +515,7 @@ impl Conn {
 
 impl Connection for Conn {
     fn connected(&self) -> Connected {
-        let connected = Connected::new();
+        let connected = Connected::new().extra(self.retired.clone());
         if self.h2 { connected.negotiated_h2() } else { connected }
     }
 }
