@@ -241,6 +241,7 @@ impl ForwardProxy {
         }
         let upgrade = strip_hop_by_hop(req.headers_mut());
         let client_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut req));
+        let slot = crate::http::ConnSlot::of(&req);
         let (mut parts, body) = req.into_parts();
         parts.version = Version::HTTP_11;
         if let Ok(host) = HeaderValue::from_str(authority.as_str()) {
@@ -274,6 +275,7 @@ impl ForwardProxy {
                 let origin_upgrade = hyper::upgrade::on(&mut response);
                 let (idle, drain, stats) = (self.idle_timeout, self.drain.clone(), self.stats.clone());
                 self.drain.tasks.spawn(async move {
+                    let _slot = slot;
                     match tokio::try_join!(client_upgrade, origin_upgrade) {
                         Ok((client, origin)) => {
                             crate::http::tunnel(TokioIo::new(client), TokioIo::new(origin), idle, drain, stats).await
@@ -303,8 +305,10 @@ impl ForwardProxy {
         };
         self.stats.duration.observe(started.elapsed().as_secs_f64());
         let on_upgrade = hyper::upgrade::on(&mut req);
+        let slot = crate::http::ConnSlot::of(&req);
         let (idle, drain, stats) = (self.idle_timeout, self.drain.clone(), self.stats.clone());
         self.drain.tasks.spawn(async move {
+            let _slot = slot;
             match on_upgrade.await {
                 Ok(client) => crate::http::tunnel(TokioIo::new(client), origin, idle, drain, stats).await,
                 Err(err) => tracing::debug!(%err, "CONNECT upgrade failed."),

@@ -146,6 +146,46 @@ pub fn find_cause<'a, E: std::error::Error + 'static>(err: &'a (dyn std::error::
     None
 }
 
+/// A client connection's slot under the listener's connection limit, and
+/// its place in the active-connections gauge. It is shared with the
+/// tunnels and upgrades the connection turns into (through the request
+/// extensions), so a CONNECT tunnel holds its slot until it closes.
+#[derive(Debug, Clone)]
+pub struct ConnSlot {
+    _inner: Arc<SlotInner>,
+}
+
+#[derive(Debug)]
+struct SlotInner {
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    active: prometheus_client::metrics::gauge::Gauge,
+}
+
+impl ConnSlot {
+    /// Takes the slot (the permit is released and the gauge decremented
+    /// when the last clone drops).
+    pub fn new(permit: tokio::sync::OwnedSemaphorePermit, active: prometheus_client::metrics::gauge::Gauge) -> Self {
+        active.inc();
+        Self {
+            _inner: Arc::new(SlotInner {
+                _permit: permit,
+                active,
+            }),
+        }
+    }
+
+    /// The slot of the connection a request came on.
+    pub fn of<B>(req: &Request<B>) -> Option<Self> {
+        req.extensions().get::<Self>().cloned()
+    }
+}
+
+impl Drop for SlotInner {
+    fn drop(&mut self) {
+        self.active.dec();
+    }
+}
+
 /// Pipes two upgraded streams (WebSocket, CONNECT) into each other,
 /// counting bytes for the listener.
 pub async fn tunnel<A, B>(client: A, mut upstream: B, idle: Duration, drain: Drain, stats: ListenerStats)
@@ -169,6 +209,7 @@ pub async fn serve_connection<S, F>(
     options: &Options,
     drain: &Drain,
     stats: &ListenerStats,
+    slot: ConnSlot,
     handler: F,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -181,9 +222,10 @@ pub async fn serve_connection<S, F>(
     let io = TokioIo::new(Tracked::new(stream, Arc::clone(&activity)));
     let handler = Arc::new(handler);
     let service_activity = Arc::clone(&activity);
-    let service = service_fn(move |req: Request<Incoming>| {
+    let service = service_fn(move |mut req: Request<Incoming>| {
         let handler = Arc::clone(&handler);
         let activity = Arc::clone(&service_activity);
+        req.extensions_mut().insert(slot.clone());
         async move {
             activity.in_flight.fetch_add(1, Ordering::Relaxed);
             let response = handler(req, peer).await;
@@ -195,6 +237,9 @@ pub async fn serve_connection<S, F>(
     builder
         .timer(TokioTimer::new())
         .keep_alive(true)
+        // A client that sends its request and shuts its write side
+        // (`nc -N`, scripts) still gets the answer.
+        .half_close(true)
         .max_header_size(options.max_header_size)
         .header_read_timeout(if options.header_read_timeout.is_zero() {
             None

@@ -29,6 +29,8 @@ use tokio_rustls::TlsConnector;
 
 pub mod config;
 pub mod forward;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod net;
 pub mod policy;
@@ -556,28 +558,39 @@ async fn accept_loop(
             continue;
         };
         let handler = handler.clone();
+        let slot = http::ConnSlot::new(permit, stats.active.clone());
         let (drain2, stats2, options) = (drain.clone(), stats.clone(), l.options.clone());
         drain.tasks.spawn(async move {
-            stats2.active.inc();
             match handler {
                 Handler::Tcp(proxy) => proxy.handle(stream, peer, &drain2).await,
                 Handler::Reverse(proxy) => {
                     let _ = stream.set_nodelay(true);
-                    http::serve_connection(stream, peer, &options, &drain2, &stats2, move |req, peer| {
-                        Box::pin(Arc::clone(&proxy).handle(req, peer))
-                    })
+                    http::serve_connection(
+                        stream,
+                        peer,
+                        &options,
+                        &drain2,
+                        &stats2,
+                        slot.clone(),
+                        move |req, peer| Box::pin(Arc::clone(&proxy).handle(req, peer)),
+                    )
                     .await
                 }
                 Handler::Forward(proxy) => {
                     let _ = stream.set_nodelay(true);
-                    http::serve_connection(stream, peer, &options, &drain2, &stats2, move |req, peer| {
-                        Box::pin(Arc::clone(&proxy).handle(req, peer))
-                    })
+                    http::serve_connection(
+                        stream,
+                        peer,
+                        &options,
+                        &drain2,
+                        &stats2,
+                        slot.clone(),
+                        move |req, peer| Box::pin(Arc::clone(&proxy).handle(req, peer)),
+                    )
                     .await
                 }
             }
-            stats2.active.dec();
-            drop(permit);
+            drop(slot);
         });
     }
     tracing::debug!(listener = %l.name, "Stopped accepting.");

@@ -132,6 +132,7 @@ impl ReverseProxy {
         };
         let upgrade = strip_hop_by_hop(req.headers_mut());
         let client_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut req));
+        let slot = crate::http::ConnSlot::of(&req);
         let (mut parts, body) = req.into_parts();
         parts.uri = uri;
         parts.version = Version::HTTP_11;
@@ -175,6 +176,7 @@ impl ReverseProxy {
                 let upstream_upgrade = hyper::upgrade::on(&mut response);
                 let (idle, drain, stats) = (self.idle_timeout, self.drain.clone(), self.stats.clone());
                 self.drain.tasks.spawn(async move {
+                    let _slot = slot;
                     match tokio::try_join!(client_upgrade, upstream_upgrade) {
                         Ok((client, upstream)) => {
                             crate::http::tunnel(TokioIo::new(client), TokioIo::new(upstream), idle, drain, stats).await
