@@ -506,6 +506,16 @@ pub async fn connect_addr(addrs: &[SocketAddr], timeout: Duration) -> io::Result
     Err(last)
 }
 
+impl std::fmt::Debug for Conn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Conn")
+            .field("addr", &self.addr)
+            .field("tls", &matches!(self.stream, Stream::Tls(_)))
+            .field("h2", &self.h2)
+            .finish()
+    }
+}
+
 impl Conn {
     /// Whether TLS negotiated HTTP/2 via ALPN.
     pub fn is_h2(&self) -> bool {
@@ -573,6 +583,104 @@ impl AsyncWrite for Conn {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn upstream(
+        targets: &[SocketAddr],
+        balance: Balance,
+        eject_after: u32,
+        retries: u32,
+    ) -> (Arc<Upstream>, Readiness) {
+        let readiness = Readiness::new();
+        let metrics = podkit_runtime::Metrics::new("ambassador");
+        let stats = crate::stats::Stats::register(&metrics).upstream("t");
+        let targets = targets
+            .iter()
+            .map(|a| Target {
+                host: a.ip().to_string(),
+                port: a.port(),
+                tls: false,
+            })
+            .collect();
+        let options = ConnectOptions {
+            balance,
+            connect_timeout: Duration::from_secs(5),
+            eject_after,
+            eject_for: Duration::from_secs(60),
+            connect_retries: retries,
+            dns_refresh: Duration::from_secs(60),
+        };
+        let up = Upstream::new(
+            targets,
+            options,
+            Resolver::default(),
+            None,
+            &readiness,
+            stats,
+            "t".into(),
+        );
+        (up, readiness)
+    }
+
+    async fn listener() -> (tokio::net::TcpListener, SocketAddr) {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let a = l.local_addr().unwrap();
+        (l, a)
+    }
+
+    fn dead() -> SocketAddr {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn round_robin_alternates_and_failed_connects_move_on() {
+        let (_a, a) = listener().await;
+        let (_b, b) = listener().await;
+        let (up, readiness) = upstream(&[a, b], Balance::RoundRobin, 3, 2);
+        assert!(!readiness.is_ready(), "not ready before the first resolution");
+        assert!(up.refresh().await);
+        assert!(readiness.is_ready());
+        let first = up.connect().await.unwrap().addr;
+        let second = up.connect().await.unwrap().addr;
+        assert_ne!(first, second);
+
+        // A dead endpoint is skipped by the retry, and ejected after one failure.
+        let (_c, c) = listener().await;
+        let (up, _r) = upstream(&[dead(), c], Balance::RoundRobin, 1, 1);
+        up.refresh().await;
+        for _ in 0..6 {
+            assert_eq!(up.connect().await.unwrap().addr, c);
+        }
+        assert_eq!(up.stats.ejections.get(), 1, "ejected once, then skipped while ejected");
+        assert_eq!(up.stats.connect_errors.get(), 1);
+    }
+
+    #[tokio::test]
+    async fn least_conn_prefers_the_idle_endpoint() {
+        let (_a, a) = listener().await;
+        let (_b, b) = listener().await;
+        let (up, _r) = upstream(&[a, b], Balance::LeastConn, 3, 0);
+        up.refresh().await;
+        let held = up.connect().await.unwrap();
+        for _ in 0..4 {
+            let next = up.connect().await.unwrap();
+            assert_ne!(next.addr, held.addr, "the endpoint with an open connection is avoided");
+        }
+    }
+
+    #[tokio::test]
+    async fn no_endpoint_reachable_is_an_error_naming_the_last_one() {
+        let d = dead();
+        let (up, _r) = upstream(&[d], Balance::RoundRobin, 3, 2);
+        let err = up.connect().await.unwrap_err();
+        assert!(
+            matches!(&err, UpstreamError::Connect { addr, .. } if *addr == d),
+            "{err}"
+        );
+        assert!(!err.is_timeout());
+    }
 
     #[test]
     fn hosts_file_lookup() {

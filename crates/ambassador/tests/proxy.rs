@@ -413,3 +413,128 @@ fn config_file_defines_listeners_and_flags_win() {
     assert_eq!(curl(&[&format!("http://{rev}/")]).0, 200);
     assert_eq!(curl(&[&format!("http://{tcp}/")]).0, 200);
 }
+
+#[test]
+fn websocket_upgrades_pass_through_reverse_and_forward() {
+    let origin = Origin::start("ws", "127.0.0.1:0");
+    let spec = format!("127.0.0.1:0=http://{}", origin.addr);
+    let mut amb = Amb::start(&["--reverse", &spec, "--http-forward", "127.0.0.1:0"]);
+    let reverse = amb.addr("reverse:127.0.0.1:0");
+    let forward = amb.addr("http-forward:127.0.0.1:0");
+    for (proxy, target) in [
+        (reverse, "/ws".to_owned()),
+        (forward, format!("http://{}/ws", origin.addr)),
+    ] {
+        let mut s = TcpStream::connect(proxy).unwrap();
+        s.set_read_timeout(Some(PATIENCE)).unwrap();
+        write!(
+            s,
+            "GET {target} HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+        )
+        .unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            s.read_exact(&mut byte).unwrap();
+            head.push(byte[0]);
+        }
+        let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+        assert!(head.starts_with("http/1.1 101"), "{head}");
+        assert!(head.contains("upgrade: websocket"), "{head}");
+        s.write_all(b"ping over the upgraded stream").unwrap();
+        let mut echo = [0u8; 29];
+        s.read_exact(&mut echo).unwrap();
+        assert_eq!(&echo, b"ping over the upgraded stream");
+    }
+}
+
+#[test]
+fn tcp_mode_originates_tls_and_reverse_mode_does_mutual_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new(dir.path());
+    let tls = Origin::start_with("tls", "127.0.0.1:0", Some(ca.server.clone()));
+    let mtls = Origin::start_with("mtls", "127.0.0.1:0", Some(ca.server_mtls.clone()));
+    let tcp_spec = format!("127.0.0.1:0=tls://localhost:{}", tls.addr.port());
+    let rev_spec = format!("127.0.0.1:0=https://localhost:{}", mtls.addr.port());
+    let mut amb = Amb::start(&[
+        "--tcp",
+        &tcp_spec,
+        "--reverse",
+        &rev_spec,
+        "--ca-file",
+        ca.ca_pem.to_str().unwrap(),
+        "--client-cert",
+        ca.client_cert.to_str().unwrap(),
+        "--client-key",
+        ca.client_key.to_str().unwrap(),
+    ]);
+    let tcp = amb.addr("tcp:127.0.0.1:0");
+    let rev = amb.addr("reverse:127.0.0.1:0");
+    let (status, body) = curl(&[&format!("http://{tcp}/plain-to-tls")]);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("id=tls") && body.contains("version=HTTP/1.1"), "{body}");
+    let (status, body) = curl(&[&format!("http://{rev}/with-client-cert")]);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("id=mtls"), "{body}");
+
+    // Without the client certificate the origin refuses the handshake.
+    let mut anonymous = Amb::start(&["--reverse", &rev_spec, "--ca-file", ca.ca_pem.to_str().unwrap()]);
+    let rev = anonymous.addr("reverse:127.0.0.1:0");
+    assert_eq!(curl(&[&format!("http://{rev}/")]).0, 502);
+}
+
+#[test]
+fn env_twins_take_one_listener_per_line_and_access_log_is_json_on_stdout() {
+    let origin = Origin::start("o", "127.0.0.1:0");
+    let tcp = format!("127.0.0.1:0={}\n127.0.0.2:0={}", origin.addr, origin.addr);
+    let mut amb = Amb {
+        proc: podkit_testkit::Proc::spawn(
+            support::BIN,
+            &["--admin-addr", "127.0.0.1:0"],
+            &[
+                ("AMBASSADOR_TCP", tcp.as_str()),
+                ("AMBASSADOR_REVERSE", &format!("127.0.0.3:0=http://{}", origin.addr)),
+                ("AMBASSADOR_ACCESS_LOG", "json"),
+                ("AMBASSADOR_DRAIN_DELAY", "0s"),
+            ],
+        ),
+    };
+    let a = amb.addr("tcp:127.0.0.1:0");
+    let b = amb.addr("tcp:127.0.0.2:0");
+    let rev = amb.addr("reverse:127.0.0.3:0");
+    assert_eq!(curl(&[&format!("http://{a}/")]).0, 200);
+    assert_eq!(curl(&[&format!("http://{b}/")]).0, 200);
+    assert_eq!(curl(&[&format!("http://{rev}/logged?x=1")]).0, 200);
+    let mut stdout = amb.proc.stdout().unwrap();
+    amb.proc.signal(libc::SIGTERM);
+    let (exit, _) = amb.proc.wait_exit(PATIENCE);
+    assert_eq!(exit.code(), Some(0));
+    let mut out = String::new();
+    stdout.read_to_string(&mut out).unwrap();
+    let lines: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).expect(l)).collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    let http = lines
+        .iter()
+        .find(|l| l["method"] == "GET")
+        .expect("the reverse request");
+    assert_eq!(http["status"], 200);
+    assert_eq!(http["target"], "/logged?x=1");
+    assert_eq!(http["listener"], "reverse:127.0.0.3:0");
+    assert!(http["timestamp"].as_str().is_some_and(|t| t.ends_with('Z')));
+    let tcp_line = lines.iter().find(|l| l["method"] == "TCP").expect("a tcp line");
+    assert!(tcp_line["bytes_in"].as_u64().unwrap() > 0 && tcp_line["bytes_out"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn idle_tcp_connections_are_closed() {
+    // An upstream that accepts and then says nothing, ever.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let spec = format!("127.0.0.1:0={}", silent.local_addr().unwrap());
+    let mut amb = Amb::start(&["--tcp", &spec, "--idle-timeout", "300ms"]);
+    let addr = amb.addr("tcp:127.0.0.1:0");
+    let mut s = TcpStream::connect(addr).unwrap();
+    let (_held, _) = silent.accept().unwrap();
+    s.set_read_timeout(Some(PATIENCE)).unwrap();
+    let mut buf = [0u8; 8];
+    assert_eq!(s.read(&mut buf).unwrap_or(0), 0, "closed by the idle timeout");
+}

@@ -108,7 +108,7 @@ impl Origin {
 
 async fn echo(
     id: &str,
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
     arrived: mpsc::Sender<()>,
     release: Arc<Mutex<mpsc::Receiver<()>>>,
 ) -> Response<Full<Bytes>> {
@@ -120,6 +120,30 @@ async fn echo(
     );
     for (k, v) in req.headers() {
         text.push_str(&format!("{k}={}\n", v.to_str().unwrap_or("?")));
+    }
+    if req.headers().contains_key(hyper::header::UPGRADE) {
+        // A WebSocket-style upgrade: answer 101 and echo raw bytes.
+        let on_upgrade = hyper::upgrade::on(&mut req);
+        tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let Ok(upgraded) = on_upgrade.await else { return };
+            let mut io = TokioIo::new(upgraded);
+            let mut buf = [0u8; 1024];
+            while let Ok(n) = io.read(&mut buf).await {
+                if n == 0 || io.write_all(&buf[..n]).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let mut response = Response::new(Full::new(Bytes::new()));
+        *response.status_mut() = hyper::StatusCode::SWITCHING_PROTOCOLS;
+        response
+            .headers_mut()
+            .insert(hyper::header::CONNECTION, "upgrade".parse().unwrap());
+        response
+            .headers_mut()
+            .insert(hyper::header::UPGRADE, "websocket".parse().unwrap());
+        return response;
     }
     if req.uri().path() == "/slow" {
         let _ = arrived.send(());
@@ -143,6 +167,11 @@ async fn echo(
 pub struct TestCa {
     pub ca_pem: PathBuf,
     pub server: Arc<rustls::ServerConfig>,
+    /// A server config that demands a client certificate from this CA.
+    pub server_mtls: Arc<rustls::ServerConfig>,
+    /// A client certificate and key (PEM files) issued by this CA.
+    pub client_cert: PathBuf,
+    pub client_key: PathBuf,
 }
 
 impl TestCa {
@@ -159,22 +188,44 @@ impl TestCa {
         let params = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
         let issuer = rcgen::Issuer::new(ca_params, ca_key);
         let cert = params.signed_by(&key, &issuer).unwrap();
+        let client_key_pair = KeyPair::generate().unwrap();
+        let mut client_params = CertificateParams::new(vec!["app.test".to_owned()]).unwrap();
+        client_params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        let client = client_params.signed_by(&client_key_pair, &issuer).unwrap();
         let ca_pem = dir.join("ca.pem");
         std::fs::write(&ca_pem, ca.pem()).unwrap();
+        let client_cert = dir.join("client.pem");
+        let client_key = dir.join("client-key.pem");
+        std::fs::write(&client_cert, client.pem()).unwrap();
+        std::fs::write(&client_key, client_key_pair.serialize_pem()).unwrap();
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut server = rustls::ServerConfig::builder_with_provider(provider)
+        let server_key = || rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into());
+        let mut server = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
             .with_safe_default_protocol_versions()
             .unwrap()
             .with_no_client_auth()
-            .with_single_cert(
-                vec![cert.der().clone()],
-                rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
-            )
+            .with_single_cert(vec![cert.der().clone()], server_key())
             .unwrap();
         server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(ca.der().clone()).unwrap();
+        let verifier =
+            rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), Arc::clone(&provider))
+                .build()
+                .unwrap();
+        let mut server_mtls = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(vec![cert.der().clone()], server_key())
+            .unwrap();
+        server_mtls.alpn_protocols = vec![b"http/1.1".to_vec()];
         Self {
             ca_pem,
             server: Arc::new(server),
+            server_mtls: Arc::new(server_mtls),
+            client_cert,
+            client_key,
         }
     }
 }
