@@ -26,7 +26,7 @@ fn git_revision() -> Option<String> {
     // would rebuild the world on every save.) Worktrees keep HEAD in their own
     // git dir and the branches in the common one.
     let git_dir = std::path::PathBuf::from(git(&["rev-parse", "--absolute-git-dir"])?);
-    let common = git_dir.join(git(&["rev-parse", "--git-common-dir"])?);
+    let common = std::path::PathBuf::from(git(&["rev-parse", "--path-format=absolute", "--git-common-dir"])?);
     println!("cargo:rerun-if-changed={}", git_dir.join("HEAD").display());
     let head = std::fs::read_to_string(git_dir.join("HEAD")).unwrap_or_default();
     if let Some(reference) = head.trim().strip_prefix("ref: ") {

@@ -1,5 +1,55 @@
-//! `cargo xtask`: the repo's own automation (demo, bench, images, static check).
+//! `cargo xtask`: the repo's own automation, in Rust so it runs wherever cargo
+//! does (the rust-analyzer xtask pattern).
+//!
+//! - `demo`: runs the main job, a demo of the pod patterns as local processes.
+//! - `bench <scenario>`: runs a scenario against podkit and the tools users
+//!   would pick instead, interleaved, and prints medians and ratios.
+//! - `check-static`: checks that the release binaries are static and run in
+//!   an empty root.
+//! - `images`: builds the `FROM scratch` images `podkit/<name>:<version>`.
+//! - `build-release`: builds the release binaries (what the other commands use).
 
-fn main() -> anyhow::Result<()> {
-    Ok(())
+// Printing to stdout is what a developer tool is for.
+#![allow(clippy::print_stdout)]
+
+mod bench;
+mod build;
+mod demo;
+mod images;
+mod proc;
+
+use anyhow::{Result, bail};
+
+const USAGE: &str = "\
+usage: cargo xtask <command>
+
+commands:
+  demo [--release]          run the demo of the pod patterns (local processes)
+  bench <scenario> [--rounds N]
+                            benchmark podkit against the tools users would pick
+                            instead; `bench list` shows the scenarios
+  check-static              check the release binaries are static and run in an
+                            empty root (builds them first)
+  images                    build the FROM-scratch images podkit/<name>:<version>
+  build-release             build the release binaries
+";
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some((command, rest)) = args.split_first() else {
+        eprint!("{USAGE}");
+        std::process::exit(64);
+    };
+    match command.as_str() {
+        "demo" => demo::run(rest),
+        "bench" => bench::run(rest),
+        "check-static" => build::check_static(),
+        "images" => images::build().map(|_| ()),
+        "build-release" => build::release().map(|_| ()),
+        "help" | "--help" | "-h" => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        other => bail!("unknown command `{other}`\n{USAGE}"),
+    }
 }

@@ -101,15 +101,34 @@ pub fn parse<A: Parser>(admin_default: &'static str) -> Result<A, ExitCode> {
 
 /// [`parse`] from an explicit argument list (the first item is the program
 /// name).
+///
+/// When `A` has a `config` argument (`--config PATH` and its env twin), the
+/// file it names is read first and its values become defaults, so the
+/// precedence is flag > environment > config file > built-in default (see
+/// `config_file`).
 pub fn parse_from<A, I, T>(args: I, admin_default: &'static str) -> Result<A, ExitCode>
 where
     A: Parser,
     I: IntoIterator<Item = T>,
     T: Into<std::ffi::OsString> + Clone,
 {
+    let args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
     let mut command = A::command();
     if command.get_arguments().any(|a| a.get_id() == "admin_addr") {
         command = command.mut_arg("admin_addr", |a| a.required(false).default_value(admin_default));
+    }
+    if let Some(path) = crate::config_file::requested(&command, &args) {
+        command = match crate::config_file::apply(command, &path) {
+            Ok(command) => command,
+            Err(message) => {
+                let name = args
+                    .first()
+                    .map(|a| a.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                eprintln!("{name}: error: {message}");
+                return Err(ExitCode::from(exit::USAGE));
+            }
+        };
     }
     let result = command
         .try_get_matches_from(args)

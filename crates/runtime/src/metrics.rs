@@ -149,48 +149,49 @@ impl Collector for ProcessCollector {
             None,
             cpu.metric_type(),
         )?)?;
-        let gauges: [(&str, &str, Option<&Unit>, f64); 6] = [
+        let gauges: [(&str, &str, Option<&Unit>, u64); 5] = [
             (
                 "process_resident_memory",
                 "Resident memory size",
                 Some(&Unit::Bytes),
-                stats.resident_bytes as f64,
+                stats.resident_bytes,
             ),
             (
                 "process_virtual_memory",
                 "Virtual memory size",
                 Some(&Unit::Bytes),
-                stats.virtual_bytes as f64,
+                stats.virtual_bytes,
             ),
             (
                 "process_open_fds",
                 "Number of open file descriptors",
                 None,
-                stats.open_fds as f64,
+                stats.open_fds,
             ),
             (
                 "process_max_fds",
                 "Maximum number of open file descriptors",
                 None,
-                stats.max_fds as f64,
+                stats.max_fds,
             ),
             (
                 "process_threads",
                 "Number of OS threads in the process",
                 None,
-                stats.threads as f64,
-            ),
-            (
-                "process_start_time",
-                "Start time of the process since the Unix epoch",
-                Some(&Unit::Seconds),
-                stats.start_time_seconds,
+                stats.threads,
             ),
         ];
         for (name, help, unit, value) in gauges {
-            let gauge = ConstGauge::new(value);
+            let gauge = ConstGauge::new(i64::try_from(value).unwrap_or(i64::MAX));
             gauge.encode(encoder.encode_descriptor(name, help, unit, gauge.metric_type())?)?;
         }
+        let start = ConstGauge::new(stats.start_time_seconds);
+        start.encode(encoder.encode_descriptor(
+            "process_start_time",
+            "Start time of the process since the Unix epoch",
+            Some(&Unit::Seconds),
+            start.metric_type(),
+        )?)?;
         Ok(())
     }
 }

@@ -1,0 +1,143 @@
+//! Building the binaries and checking that release builds are static.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail, ensure};
+
+/// The four binaries, by package and binary name.
+pub const BINARIES: [(&str, &str); 4] = [
+    ("podkit-log-shipper", "log-shipper"),
+    ("podkit-tail-rewrite", "tail-rewrite"),
+    ("podkit-ambassador", "ambassador"),
+    ("podkit-wait-for", "wait-for"),
+];
+
+/// The workspace root (xtask lives one level below it).
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask is inside the workspace")
+        .to_path_buf()
+}
+
+/// The target directory, honouring CARGO_TARGET_DIR.
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"))
+}
+
+/// Builds the binaries with `profile` (`dev` or `release`) and returns the
+/// directory holding them.
+pub fn binaries(profile: &str) -> Result<PathBuf> {
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(root()).arg("build").arg("--profile").arg(profile);
+    for (package, _) in BINARIES {
+        cmd.args(["-p", package]);
+    }
+    let status = cmd.status().context("running cargo build")?;
+    ensure!(status.success(), "cargo build --profile {profile} failed");
+    let dir = if profile == "dev" { "debug" } else { profile };
+    Ok(target_dir().join("x86_64-unknown-linux-gnu").join(dir))
+}
+
+/// Builds the release binaries.
+pub fn release() -> Result<PathBuf> {
+    binaries("release")
+}
+
+/// Checks every release binary: `file` says static-pie linked, `ldd` says
+/// statically linked, and `--version` runs in an empty root (a chroot holding
+/// only the binary), so the FROM-scratch images can work.
+pub fn check_static() -> Result<()> {
+    let dir = release()?;
+    let mut failures = Vec::new();
+    for (_, bin) in BINARIES {
+        let path = dir.join(bin);
+        let size = std::fs::metadata(&path)
+            .with_context(|| format!("{} missing", path.display()))?
+            .len();
+        let file = output("file", &[path.as_os_str()])?;
+        let ldd = output("ldd", &[path.as_os_str()]).unwrap_or_else(|e| e.to_string());
+        let is_static = file.contains("static-pie linked") || file.contains("statically linked");
+        let ldd_static = ldd.contains("statically linked") || ldd.contains("not a dynamic executable");
+        let chroot = run_in_empty_root(&path, bin);
+        println!(
+            "{bin:<13} {size:>10} bytes  file: {}  ldd: {}  empty root: {}",
+            if is_static { "static" } else { "DYNAMIC" },
+            if ldd_static { "statically linked" } else { "DYNAMIC" },
+            match &chroot {
+                Ok(v) => v.trim().to_owned(),
+                Err(e) => format!("FAILED ({e:#})"),
+            }
+        );
+        if !is_static || !ldd_static || chroot.is_err() {
+            failures.push(bin);
+        }
+    }
+    if !failures.is_empty() {
+        bail!("not static or not runnable in an empty root: {failures:?}");
+    }
+    Ok(())
+}
+
+/// Runs `bin --version` chrooted into a fresh directory that holds only the
+/// binary, with an empty environment. Needs root (CI and dev machines here
+/// are root); elsewhere it tries `unshare -r` to become root in a user
+/// namespace.
+fn run_in_empty_root(path: &Path, bin: &str) -> Result<String> {
+    let root = tempdir()?;
+    std::fs::copy(path, root.join(bin))?;
+    let is_root = output("id", &["-u".as_ref()]).map(|u| u.trim() == "0").unwrap_or(false);
+    let chroot = ["/usr/sbin/chroot", "/usr/bin/chroot", "/sbin/chroot"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .context("no chroot command")?;
+    let mut cmd = if is_root {
+        Command::new(chroot)
+    } else {
+        let mut c = Command::new("unshare");
+        c.args(["-r", chroot]);
+        c
+    };
+    let out = cmd
+        .arg(&root)
+        .arg(format!("/{bin}"))
+        .arg("--version")
+        .env_clear()
+        .output();
+    let _ = std::fs::remove_dir_all(&root);
+    let out = out.context("running chroot")?;
+    ensure!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr).trim());
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn output(program: &str, args: &[&std::ffi::OsStr]) -> Result<String> {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .with_context(|| format!("running {program}"))?;
+    Ok(format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    ))
+}
+
+/// A fresh temporary directory under the system temp dir.
+pub fn tempdir() -> Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("podkit-xtask-{}-{}", std::process::id(), unique()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+fn unique() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    u64::from(nanos) ^ (NEXT.fetch_add(1, Ordering::Relaxed) << 32)
+}
