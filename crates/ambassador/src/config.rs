@@ -457,68 +457,80 @@ pub struct FileListener {
     pub options: PartialOptions,
 }
 
-/// The config file: global options plus listeners.
+/// What the ambassador itself reads from a config file. Top-level keys are
+/// flags (`connect-timeout = "2s"`, `tcp = ["81=db:5432"]`), which the
+/// runtime turns into flag defaults; `[[listener]]` tables are listeners
+/// with options of their own.
 #[derive(Debug, Clone, Default)]
 pub struct FileConfig {
-    /// Options for every listener (below flags and env, above defaults).
-    pub options: PartialOptions,
-    /// Process-wide settings.
-    pub global: FileGlobal,
+    /// The top-level option values (to tell them from flags and env, which
+    /// a listener's own options do not override).
+    pub top: PartialOptions,
     /// The listeners.
     pub listeners: Vec<FileListener>,
 }
 
-/// Process-wide settings a file may give.
-#[derive(Debug, Clone, Default)]
-pub struct FileGlobal {
-    /// See `--drain-delay`.
-    pub drain_delay: Option<Duration>,
-    /// See `--hosts-file`.
-    pub hosts_file: Option<PathBuf>,
-    /// See `--access-log`.
-    pub access_log: Option<AccessLog>,
-}
+/// The top-level keys that are per-listener options (the other top-level
+/// keys are flags the runtime has checked).
+const OPTION_KEYS: &[&str] = &[
+    "connect_timeout",
+    "idle_timeout",
+    "request_timeout",
+    "header_read_timeout",
+    "dns_refresh",
+    "balance",
+    "eject_after",
+    "eject_for",
+    "connect_retries",
+    "max_connections",
+    "max_header_size",
+    "max_request_body",
+    "allow",
+    "add_header",
+    "ca_file",
+    "client_cert",
+    "client_key",
+    "insecure",
+];
 
-const GLOBAL_KEYS: &[&str] = &["drain_delay", "hosts_file", "access_log"];
-
-/// Reads and validates a TOML config file.
+/// Reads the ambassador's part of a TOML or YAML config file.
 pub fn read_file(path: &Path) -> Result<FileConfig, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
-    parse_file(&text).map_err(|e| format!("config file {}: {e}", path.display()))
+    let map: toml::Table = podkit_runtime::config_file::read(path)?;
+    from_table(map).map_err(|e| format!("config file {}: {e}", path.display()))
 }
 
-/// Parses the text of a TOML config file.
+/// Parses the text of a TOML config file (tests, and `from_table`).
 pub fn parse_file(text: &str) -> Result<FileConfig, String> {
-    let mut table: toml::Table = toml::from_str(text).map_err(|e| e.to_string())?;
+    from_table(toml::from_str(text).map_err(|e| e.to_string())?)
+}
+
+fn normalize(t: toml::Table) -> toml::Table {
+    t.into_iter().map(|(k, v)| (k.replace('-', "_"), v)).collect()
+}
+
+/// Takes the listeners and the top-level options out of a parsed file.
+pub fn from_table(table: toml::Table) -> Result<FileConfig, String> {
+    let mut table = normalize(table);
     let listeners = match table.remove("listener") {
         None => Vec::new(),
         Some(toml::Value::Array(items)) => items,
         Some(_) => return Err("`listener` must be an array of tables ([[listener]])".into()),
     };
-    let mut global = FileGlobal::default();
-    for key in GLOBAL_KEYS {
-        let Some(value) = table.remove(*key) else { continue };
-        let text = value
-            .as_str()
-            .ok_or_else(|| format!("`{key}` must be a string"))?
-            .to_owned();
-        match *key {
-            "drain_delay" => global.drain_delay = Some(duration(key, &text)?),
-            "hosts_file" => global.hosts_file = Some(PathBuf::from(text)),
-            _ => {
-                global.access_log = Some(
-                    <AccessLog as clap::ValueEnum>::from_str(&text, true)
-                        .map_err(|_| format!("access_log: `{text}` is not off, text or json"))?,
-                )
-            }
+    let mut top = toml::Table::new();
+    for (key, value) in table {
+        if OPTION_KEYS.contains(&key.as_str()) {
+            top.insert(key, value);
+        } else if value.is_table() || value.as_array().is_some_and(|a| a.iter().any(toml::Value::is_table)) {
+            return Err(format!("unknown section `{key}` (the ambassador knows [[listener]])"));
         }
     }
-    let options = parse_options(table)?;
+    let top = parse_options(top)?;
     let mut out = Vec::new();
     for (i, item) in listeners.into_iter().enumerate() {
-        let toml::Value::Table(mut t) = item else {
+        let toml::Value::Table(t) = item else {
             return Err(format!("listener #{}: must be a table", i + 1));
         };
+        let mut t = normalize(t);
         let ctx = |e: String| format!("listener #{}: {e}", i + 1);
         let mode = take_str(&mut t, "mode")
             .map_err(ctx)?
@@ -545,11 +557,40 @@ pub fn parse_file(text: &str) -> Result<FileConfig, String> {
         let options = parse_options(t).map_err(ctx)?;
         out.push(FileListener { listen, mode, options });
     }
-    Ok(FileConfig {
-        options,
-        global,
-        listeners: out,
-    })
+    Ok(FileConfig { top, listeners: out })
+}
+
+/// The options of a listener from the file: its own value for each option,
+/// unless a flag or env gave one (told apart from the file's top level,
+/// which the runtime folded into the flag values).
+pub fn section_options(flags: &PartialOptions, top: &PartialOptions, own: &PartialOptions) -> PartialOptions {
+    macro_rules! pick {
+        ($($f:ident),*) => {
+            PartialOptions {
+                $($f: if own.$f.is_some() && flags.$f == top.$f { own.$f.clone() } else { flags.$f.clone() },)*
+            }
+        };
+    }
+    pick!(
+        connect_timeout,
+        idle_timeout,
+        request_timeout,
+        header_read_timeout,
+        dns_refresh,
+        balance,
+        eject_after,
+        eject_for,
+        connect_retries,
+        max_connections,
+        max_header_size,
+        max_request_body,
+        allow,
+        headers,
+        ca_file,
+        client_cert,
+        client_key,
+        insecure
+    )
 }
 
 fn take_str(t: &mut toml::Table, key: &str) -> Result<Option<String>, String> {
@@ -641,6 +682,15 @@ fn parse_options(mut t: toml::Table) -> Result<PartialOptions, String> {
                 }
                 o.headers = Some(headers);
             }
+            "add_header" => {
+                o.headers = Some(
+                    as_list()?
+                        .iter()
+                        .map(|h| parse_header(h))
+                        .collect::<Result<_, _>>()
+                        .map_err(|e| format!("add_header: {e}"))?,
+                )
+            }
             "ca_file" => o.ca_file = Some(PathBuf::from(as_str()?)),
             "client_cert" => o.client_cert = Some(PathBuf::from(as_str()?)),
             "client_key" => o.client_key = Some(PathBuf::from(as_str()?)),
@@ -708,7 +758,8 @@ mod tests {
         let file = parse_file(
             r#"
             connect_timeout = "2s"
-            access_log = "json"
+            access-log = "json"
+            tcp = ["81=db:5432"]
             [[listener]]
             mode = "tcp"
             listen = "127.0.0.1:5432"
@@ -727,8 +778,7 @@ mod tests {
             "#,
         )
         .unwrap();
-        assert_eq!(file.options.connect_timeout, Some(Duration::from_secs(2)));
-        assert_eq!(file.global.access_log, Some(AccessLog::Json));
+        assert_eq!(file.top.connect_timeout, Some(Duration::from_secs(2)));
         assert_eq!(file.listeners.len(), 3);
         assert_eq!(file.listeners[0].options.balance, Some(Balance::LeastConn));
         assert_eq!(file.listeners[2].options.max_header_size, Some(16 << 10));
@@ -742,7 +792,11 @@ mod tests {
                 "[[listener]]\nmode = \"tcp\"\nlisten = \"81\"",
                 "listener #1: a tcp listener needs",
             ),
-            ("conect_timeout = \"1s\"", "unknown key `conect_timeout`"),
+            (
+                "[[listener]]\nmode = \"tcp\"\nlisten = \"81\"\nupstreams = \"a:1\"\nconect_timeout = \"1s\"",
+                "unknown key `conect_timeout`",
+            ),
+            ("[[listeners]]\nmode = \"tcp\"", "unknown section `listeners`"),
             (
                 "[[listener]]\nmode = \"udp\"\nlisten = \"81\"\nupstreams=[\"a:1\"]",
                 "unknown mode",
@@ -753,6 +807,30 @@ mod tests {
             let err = parse_file(text).unwrap_err();
             assert!(err.contains(needle), "{text:?}: {err}");
         }
+    }
+
+    #[test]
+    fn a_listener_section_beats_the_top_level_but_not_flags() {
+        let secs = |n| Some(Duration::from_secs(n));
+        let top = PartialOptions {
+            idle_timeout: secs(1),
+            ..Default::default()
+        };
+        let own = PartialOptions {
+            idle_timeout: secs(2),
+            connect_timeout: secs(2),
+            ..Default::default()
+        };
+        // No flag: clap's value is the top-level one, and the section wins.
+        let o = section_options(&top.clone(), &top, &own);
+        assert_eq!((o.idle_timeout, o.connect_timeout), (secs(2), secs(2)));
+        // A flag for idle_timeout wins over the section.
+        let flags = PartialOptions {
+            idle_timeout: secs(3),
+            ..Default::default()
+        };
+        let o = section_options(&flags, &top, &own);
+        assert_eq!((o.idle_timeout, o.connect_timeout), (secs(3), secs(2)));
     }
 
     #[test]

@@ -89,8 +89,9 @@ pub struct Args {
     )]
     pub http_forward: Vec<String>,
 
-    /// A TOML file with listeners ([[listener]] mode/listen/upstreams) and
-    /// options; flags and env take precedence over it.
+    /// A TOML or YAML file: top-level keys are flags (`connect-timeout =
+    /// "2s"`, `tcp = ["81=db:5432"]`), below flags and env; `[[listener]]`
+    /// tables (mode, listen, upstreams, options) add listeners.
     #[arg(long, env = "AMBASSADOR_CONFIG", value_name = "PATH", help_heading = "Listeners")]
     pub config: Option<PathBuf>,
 
@@ -296,11 +297,7 @@ impl Config {
         for (flag, values) in flag_listeners {
             for value in values.iter().filter(|v| !v.trim().is_empty()) {
                 let (listen, mode) = config::parse_listener_flag(flag, value).map_err(|e| format!("--{flag}: {e}"))?;
-                let options = flags
-                    .clone()
-                    .or(&file.options)
-                    .resolve()
-                    .map_err(|e| format!("--{flag} {value}: {e}"))?;
+                let options = flags.clone().resolve().map_err(|e| format!("--{flag} {value}: {e}"))?;
                 listeners.push(listener(listen, mode, options));
             }
         }
@@ -309,10 +306,7 @@ impl Config {
             if listeners.iter().any(|f| f.listen == l.listen && l.listen.port() != 0) {
                 continue;
             }
-            let options = flags
-                .clone()
-                .or(&l.options)
-                .or(&file.options)
+            let options = config::section_options(&flags, &file.top, &l.options)
                 .resolve()
                 .map_err(|e| format!("config listener #{}: {e}", i + 1))?;
             listeners.push(listener(l.listen, l.mode.clone(), options));
@@ -339,17 +333,13 @@ impl Config {
             }
         }
         let grace_period = args.common.grace_period;
-        let drain_delay = args
-            .drain_delay
-            .or(file.global.drain_delay)
-            .unwrap_or(Duration::from_secs(2))
-            .min(grace_period / 2);
+        let drain_delay = args.drain_delay.unwrap_or(Duration::from_secs(2)).min(grace_period / 2);
         Ok(Self {
             listeners,
             drain_delay,
             grace_period,
-            hosts_file: args.hosts_file.or(file.global.hosts_file),
-            access_log: args.access_log.or(file.global.access_log).unwrap_or_default(),
+            hosts_file: args.hosts_file,
+            access_log: args.access_log.unwrap_or_default(),
             admin_addr: match args.common.admin_addr {
                 AdminAddr::On(addr) => Some(addr),
                 AdminAddr::Off => None,

@@ -538,3 +538,36 @@ fn idle_tcp_connections_are_closed() {
     let mut buf = [0u8; 8];
     assert_eq!(s.read(&mut buf).unwrap_or(0), 0, "closed by the idle timeout");
 }
+
+#[test]
+fn yaml_config_top_level_flags_and_listener_sections() {
+    let dir = tempfile::tempdir().unwrap();
+    let origin = Origin::start("o", "127.0.0.1:0");
+    let file = dir.path().join("ambassador.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "request-timeout: 1ms\ntcp:\n  - 127.0.0.5:0={o}\naccess-log: text\nlistener:\n  - mode: reverse\n    listen: 127.0.0.6:0\n    upstreams: [\"http://{o}\"]\n    request_timeout: 30s\n  - mode: reverse\n    listen: 127.0.0.7:0\n    upstreams: [\"http://{o}/slow\"]\n",
+            o = origin.addr
+        ),
+    )
+    .unwrap();
+    let mut amb = Amb::start(&["--config", file.to_str().unwrap()]);
+    let tcp = amb.addr("tcp:127.0.0.5:0");
+    let own = amb.addr("reverse:127.0.0.6:0");
+    let top = amb.addr("reverse:127.0.0.7:0");
+    assert_eq!(curl(&[&format!("http://{tcp}/")]).0, 200);
+    // The listener's own request_timeout beats the top-level 1ms...
+    assert_eq!(curl(&[&format!("http://{own}/")]).0, 200);
+    // ...which applies where the listener has none.
+    let (status, body) = curl(&[&format!("http://{top}/")]);
+    assert_eq!(status, 504, "{body}");
+    origin.release();
+
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[[listeners]]\nmode = \"tcp\"\n").unwrap();
+    let (status, _, err) =
+        podkit_testkit::Proc::spawn(support::BIN, &["--config", bad.to_str().unwrap()], &[]).finish();
+    assert_eq!(status.code(), Some(64), "{err}");
+    assert!(err.contains("unknown section `listeners`"), "{err}");
+}

@@ -145,7 +145,7 @@ async fn echo(
             .insert(hyper::header::UPGRADE, "websocket".parse().unwrap());
         return response;
     }
-    if req.uri().path() == "/slow" {
+    if req.uri().path().starts_with("/slow") {
         let _ = arrived.send(());
         let _ = tokio::task::spawn_blocking(move || {
             let _ = release.lock().unwrap().recv_timeout(Duration::from_secs(30));
