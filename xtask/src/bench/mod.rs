@@ -8,6 +8,7 @@
 //! the other load on the machine during the run, then prints medians and
 //! ratios and writes the table to `target/bench/<scenario>.md`.
 
+mod ambassador;
 mod idle;
 mod startup;
 
@@ -77,7 +78,9 @@ pub struct Scenario {
 
 /// Every scenario, in the order `bench list` shows them.
 fn scenarios() -> Vec<Scenario> {
-    vec![startup::scenario(), idle::scenario()]
+    let mut all = vec![startup::scenario(), idle::scenario()];
+    all.extend(ambassador::scenarios());
+    all
 }
 
 /// `cargo xtask bench <scenario> [--rounds N]`.
