@@ -12,6 +12,7 @@ use std::time::Duration;
 use http::{HeaderName, HeaderValue};
 
 use crate::policy::AllowRule;
+use crate::proxy_protocol::ProxyProtocol;
 
 /// What a listener does with the connections it accepts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -145,6 +146,8 @@ pub struct Options {
     pub headers: Vec<(HeaderName, HeaderValue)>,
     /// TLS origination.
     pub tls: TlsOptions,
+    /// PROXY protocol header sent to tcp upstreams.
+    pub proxy_protocol: ProxyProtocol,
 }
 
 impl Default for Options {
@@ -165,6 +168,7 @@ impl Default for Options {
             allow: Vec::new(),
             headers: Vec::new(),
             tls: TlsOptions::default(),
+            proxy_protocol: ProxyProtocol::Off,
         }
     }
 }
@@ -222,6 +226,8 @@ pub struct PartialOptions {
     pub client_key: Option<PathBuf>,
     /// See [`TlsOptions::insecure`].
     pub insecure: Option<bool>,
+    /// See [`Options::proxy_protocol`].
+    pub proxy_protocol: Option<ProxyProtocol>,
 }
 
 impl PartialOptions {
@@ -247,6 +253,7 @@ impl PartialOptions {
             client_cert: self.client_cert.or_else(|| lower.client_cert.clone()),
             client_key: self.client_key.or_else(|| lower.client_key.clone()),
             insecure: self.insecure.or(lower.insecure),
+            proxy_protocol: self.proxy_protocol.or(lower.proxy_protocol),
         }
     }
 
@@ -274,6 +281,7 @@ impl PartialOptions {
                 client_key: self.client_key,
                 insecure: self.insecure.unwrap_or(false),
             },
+            proxy_protocol: self.proxy_protocol.unwrap_or_default(),
         };
         if options.connect_timeout.is_zero() {
             return Err("connect_timeout must be above 0".into());
@@ -491,6 +499,7 @@ const OPTION_KEYS: &[&str] = &[
     "client_cert",
     "client_key",
     "insecure",
+    "proxy_protocol",
 ];
 
 /// Reads the ambassador's part of a TOML or YAML config file.
@@ -589,7 +598,8 @@ pub fn section_options(flags: &PartialOptions, top: &PartialOptions, own: &Parti
         ca_file,
         client_cert,
         client_key,
-        insecure
+        insecure,
+        proxy_protocol
     )
 }
 
@@ -695,6 +705,13 @@ fn parse_options(mut t: toml::Table) -> Result<PartialOptions, String> {
             "client_cert" => o.client_cert = Some(PathBuf::from(as_str()?)),
             "client_key" => o.client_key = Some(PathBuf::from(as_str()?)),
             "insecure" => o.insecure = Some(value.as_bool().ok_or("`insecure` must be true or false")?),
+            "proxy_protocol" => {
+                let s = as_str()?;
+                o.proxy_protocol = Some(
+                    <ProxyProtocol as clap::ValueEnum>::from_str(&s, true)
+                        .map_err(|_| format!("proxy_protocol: `{s}` is not off, v1 or v2"))?,
+                );
+            }
             other => return Err(format!("unknown key `{other}`")),
         }
     }

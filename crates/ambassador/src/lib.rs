@@ -34,6 +34,7 @@ pub mod fuzzing;
 pub mod http;
 pub mod net;
 pub mod policy;
+pub mod proxy_protocol;
 pub mod reverse;
 pub mod stats;
 pub mod tcp;
@@ -202,6 +203,11 @@ pub struct Args {
     #[arg(long, env = "AMBASSADOR_DRAIN_DELAY", value_name = "DURATION", value_parser = parse_duration)]
     pub drain_delay: Option<Duration>,
 
+    /// PROXY protocol header sent to tcp-mode upstreams first, so they see
+    /// the client's address: off, v1 or v2 [default: off].
+    #[arg(long, env = "AMBASSADOR_PROXY_PROTOCOL", value_enum)]
+    pub proxy_protocol: Option<proxy_protocol::ProxyProtocol>,
+
     /// Access log lines on stdout: off, text or json [default: off].
     #[arg(long, env = "AMBASSADOR_ACCESS_LOG", value_enum)]
     pub access_log: Option<AccessLog>,
@@ -287,6 +293,7 @@ impl Config {
             client_cert: args.client_cert,
             client_key: args.client_key,
             insecure: args.insecure.then_some(true),
+            proxy_protocol: args.proxy_protocol,
         };
         let mut listeners: Vec<ListenerConfig> = Vec::new();
         let flag_listeners = [
@@ -413,6 +420,7 @@ pub async fn run(config: Config, ctx: Context) -> anyhow::Result<()> {
                     idle_timeout: l.options.idle_timeout,
                     stats: lstats.clone(),
                     access,
+                    proxy_protocol: l.options.proxy_protocol,
                 }))
             }
             Mode::Reverse {
@@ -429,7 +437,8 @@ pub async fn run(config: Config, ctx: Context) -> anyhow::Result<()> {
                     host: HeaderValue::from_str(host).context("upstream host")?,
                     prefix: prefix.clone(),
                     headers: l.options.headers.clone(),
-                    client: reverse::pool(upstream),
+                    client: reverse::pool(Arc::clone(&upstream)),
+                    upstream,
                     request_timeout: l.options.request_timeout,
                     max_request_body: l.options.max_request_body,
                     idle_timeout: l.options.idle_timeout,

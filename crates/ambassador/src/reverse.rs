@@ -58,6 +58,8 @@ pub struct ReverseProxy {
     pub prefix: String,
     /// Added to every upstream request (replacing same-named ones).
     pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// The upstream (its endpoints and their state).
+    pub upstream: Arc<Upstream>,
     /// The keep-alive pool to the upstream.
     pub client: Client<UpstreamConnector, Body>,
     /// See [`crate::config::Options::request_timeout`].
@@ -144,7 +146,10 @@ impl ReverseProxy {
             restore_upgrade(&mut parts.headers, upgrade);
         }
         let mut outbound = Request::from_parts(parts, limit_body(body, self.max_request_body));
-        let capture = hyper_util::client::legacy::connect::capture_connection(&mut outbound);
+        let capture = self
+            .upstream
+            .any_retired()
+            .then(|| hyper_util::client::legacy::connect::capture_connection(&mut outbound));
         let sent = Instant::now();
         let result = tokio::time::timeout(self.request_timeout, self.client.request(outbound)).await;
         self.stats.duration.observe(sent.elapsed().as_secs_f64());
@@ -161,7 +166,9 @@ impl ReverseProxy {
             Ok(Err(err)) => return (upstream_failure(&err), None),
             Ok(Ok(response)) => response,
         };
-        if let Some(connected) = capture.connection_metadata().as_ref() {
+        if let Some(capture) = &capture
+            && let Some(connected) = capture.connection_metadata().as_ref()
+        {
             let mut extras = http::Extensions::new();
             connected.get_extras(&mut extras);
             if extras.get::<Retired>().is_some_and(Retired::is_set) {

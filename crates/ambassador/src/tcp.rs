@@ -28,6 +28,8 @@ pub struct TcpProxy {
     pub stats: ListenerStats,
     /// Access log.
     pub access: AccessLogger,
+    /// The PROXY protocol header to send upstream first.
+    pub proxy_protocol: crate::proxy_protocol::ProxyProtocol,
 }
 
 impl TcpProxy {
@@ -35,8 +37,12 @@ impl TcpProxy {
     pub async fn handle(&self, client: TcpStream, peer: SocketAddr, drain: &Drain) {
         let start = Instant::now();
         let _ = client.set_nodelay(true);
+        let preamble = match client.local_addr() {
+            Ok(local) => crate::proxy_protocol::header(self.proxy_protocol, peer, local),
+            Err(_) => Vec::new(),
+        };
         let connected = tokio::select! {
-            result = self.upstream.connect() => result,
+            result = self.upstream.connect_with(&preamble) => result,
             () = drain.hard_stop.cancelled() => return,
         };
         let mut upstream = match connected {

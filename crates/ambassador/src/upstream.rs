@@ -200,6 +200,10 @@ pub struct Upstream {
     /// Why the last resolution failed, per target.
     errors: Mutex<Vec<Option<String>>>,
     next: AtomicUsize,
+    /// Set once any endpoint was retired: from then on the HTTP proxy looks
+    /// at each pooled connection's flag (skipped until needed, since the
+    /// look costs a little on every request).
+    any_retired: std::sync::atomic::AtomicBool,
     epoch: Instant,
     latch: Latch,
     stats: UpstreamStats,
@@ -263,6 +267,7 @@ impl Upstream {
             endpoints: Mutex::new(Arc::new(Vec::new())),
             errors: Mutex::new(vec![None; n]),
             next: AtomicUsize::new(0),
+            any_retired: std::sync::atomic::AtomicBool::new(false),
             epoch: Instant::now(),
             latch,
             stats,
@@ -276,6 +281,11 @@ impl Upstream {
             [one] => one.to_string(),
             [first, rest @ ..] => format!("{first}+{}", rest.len()),
         }
+    }
+
+    /// Whether DNS ever dropped an address of this upstream.
+    pub fn any_retired(&self) -> bool {
+        self.any_retired.load(Ordering::Relaxed)
     }
 
     fn snapshot(&self) -> Arc<Vec<Arc<Endpoint>>> {
@@ -327,6 +337,7 @@ impl Upstream {
             // Pooled connections to an address DNS no longer gives are not
             // reused; open ones finish their exchange.
             gone.retired.set();
+            self.any_retired.store(true, Ordering::Relaxed);
         }
         let changed = new.len() != old.len() || new.iter().zip(old.iter()).any(|(a, b)| a.addr != b.addr);
         if changed {
@@ -406,6 +417,12 @@ impl Upstream {
     /// Connects to an endpoint, trying up to `connect_retries` further ones
     /// on failure. A name never resolved is resolved now first.
     pub async fn connect(&self) -> Result<Conn, UpstreamError> {
+        self.connect_with(&[]).await
+    }
+
+    /// [`Upstream::connect`], writing `preamble` (a PROXY protocol header)
+    /// first, before any TLS handshake.
+    pub async fn connect_with(&self, preamble: &[u8]) -> Result<Conn, UpstreamError> {
         let mut endpoints = self.snapshot();
         if endpoints.is_empty() {
             self.refresh().await;
@@ -419,7 +436,7 @@ impl Upstream {
         let attempts = (self.options.connect_retries as usize + 1).min(endpoints.len());
         let mut last = None;
         for endpoint in self.candidates(&endpoints).into_iter().take(attempts) {
-            match self.connect_one(&endpoint).await {
+            match self.connect_one(&endpoint, preamble).await {
                 Ok(conn) => {
                     endpoint.failures.store(0, Ordering::Relaxed);
                     endpoint.ejected_until_ms.store(0, Ordering::Relaxed);
@@ -444,12 +461,15 @@ impl Upstream {
         })
     }
 
-    async fn connect_one(&self, endpoint: &Endpoint) -> io::Result<Conn> {
+    async fn connect_one(&self, endpoint: &Endpoint, preamble: &[u8]) -> io::Result<Conn> {
         let target = &self.targets[endpoint.target];
         let timeout = self.options.connect_timeout;
         let work = async {
-            let tcp = TcpStream::connect(endpoint.addr).await?;
+            let mut tcp = TcpStream::connect(endpoint.addr).await?;
             tcp.set_nodelay(true)?;
+            if !preamble.is_empty() {
+                tokio::io::AsyncWriteExt::write_all(&mut tcp, preamble).await?;
+            }
             endpoint.active.fetch_add(1, Ordering::Relaxed);
             let guard = ActiveGuard(Arc::clone(&endpoint.active));
             match (&self.tls, target.tls) {

@@ -571,3 +571,35 @@ fn yaml_config_top_level_flags_and_listener_sections() {
     assert_eq!(status.code(), Some(64), "{err}");
     assert!(err.contains("unknown section `listeners`"), "{err}");
 }
+
+#[test]
+fn tcp_mode_sends_a_proxy_protocol_header_first() {
+    for (version, check) in [("v1", 1), ("v2", 2)] {
+        let upstream = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let spec = format!("127.0.0.1:0={}", upstream.local_addr().unwrap());
+        let mut amb = Amb::start(&["--tcp", &spec, "--proxy-protocol", version]);
+        let addr = amb.addr("tcp:127.0.0.1:0");
+        let mut client = TcpStream::connect(addr).unwrap();
+        let client_port = client.local_addr().unwrap().port();
+        client.write_all(b"payload").unwrap();
+        let (mut up, _) = upstream.accept().unwrap();
+        up.set_read_timeout(Some(PATIENCE)).unwrap();
+        if check == 1 {
+            let expected = format!(
+                "PROXY TCP4 127.0.0.1 127.0.0.1 {client_port} {}\r\npayload",
+                addr.port()
+            );
+            let mut got = vec![0u8; expected.len()];
+            up.read_exact(&mut got).unwrap();
+            assert_eq!(String::from_utf8_lossy(&got), expected);
+        } else {
+            let mut got = [0u8; 28 + 7];
+            up.read_exact(&mut got).unwrap();
+            assert_eq!(&got[..12], b"\r\n\r\n\0\r\nQUIT\n");
+            assert_eq!(&got[12..16], &[0x21, 0x11, 0, 12]);
+            assert_eq!(u16::from_be_bytes([got[24], got[25]]), client_port);
+            assert_eq!(u16::from_be_bytes([got[26], got[27]]), addr.port());
+            assert_eq!(&got[28..], b"payload");
+        }
+    }
+}
