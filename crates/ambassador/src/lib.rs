@@ -98,7 +98,13 @@ pub struct Args {
 
     /// Forward proxy destinations allowed: host glob, IP or CIDR, with
     /// optional ports (`*.example.com:443`, `10.0.0.0/8:80,8000-8999`).
-    #[arg(long, env = "AMBASSADOR_ALLOW", value_name = "RULE", value_delimiter = '\n')]
+    #[arg(
+        long,
+        env = "AMBASSADOR_ALLOW",
+        value_name = "RULE",
+        value_delimiter = '\n',
+        help_heading = "Forward proxy"
+    )]
     pub allow: Vec<String>,
 
     /// A header added to every reverse proxy request: `Name: value`.
@@ -107,12 +113,13 @@ pub struct Args {
         env = "AMBASSADOR_ADD_HEADER",
         value_name = "NAME: VALUE",
         value_delimiter = '\n',
-        hide_env_values = true
+        hide_env_values = true,
+        help_heading = "Reverse proxy"
     )]
     pub add_header: Vec<String>,
 
     /// Endpoint choice: round-robin or least-conn [default: round-robin].
-    #[arg(long, env = "AMBASSADOR_BALANCE", value_enum)]
+    #[arg(long, env = "AMBASSADOR_BALANCE", value_enum, help_heading = "Upstreams")]
     pub balance: Option<Balance>,
 
     /// Upstream connect timeout (TCP plus TLS handshake) [default: 5s].
@@ -133,24 +140,29 @@ pub struct Args {
     pub header_read_timeout: Option<Duration>,
 
     /// How often upstream names are resolved again [default: 5s].
-    #[arg(long, env = "AMBASSADOR_DNS_REFRESH", value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, env = "AMBASSADOR_DNS_REFRESH", value_name = "DURATION", value_parser = parse_duration, help_heading = "Upstreams")]
     pub dns_refresh: Option<Duration>,
 
     /// A hosts file consulted before the system resolver, read again on
     /// every resolution (pin or move names without a restart).
-    #[arg(long, env = "AMBASSADOR_HOSTS_FILE", value_name = "PATH")]
+    #[arg(long, env = "AMBASSADOR_HOSTS_FILE", value_name = "PATH", help_heading = "Upstreams")]
     pub hosts_file: Option<PathBuf>,
 
     /// Consecutive connect failures that eject an endpoint; 0 never [default: 3].
-    #[arg(long, env = "AMBASSADOR_EJECT_AFTER", value_name = "N")]
+    #[arg(long, env = "AMBASSADOR_EJECT_AFTER", value_name = "N", help_heading = "Upstreams")]
     pub eject_after: Option<u32>,
 
     /// How long an ejected endpoint is skipped [default: 10s].
-    #[arg(long, env = "AMBASSADOR_EJECT_FOR", value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, env = "AMBASSADOR_EJECT_FOR", value_name = "DURATION", value_parser = parse_duration, help_heading = "Upstreams")]
     pub eject_for: Option<Duration>,
 
     /// Further endpoints tried when a connect fails [default: 2].
-    #[arg(long, env = "AMBASSADOR_CONNECT_RETRIES", value_name = "N")]
+    #[arg(
+        long,
+        env = "AMBASSADOR_CONNECT_RETRIES",
+        value_name = "N",
+        help_heading = "Upstreams"
+    )]
     pub connect_retries: Option<u32>,
 
     /// Most concurrent client connections per listener; more are refused
@@ -200,16 +212,16 @@ pub struct Args {
 
     /// After SIGTERM, keep accepting for this long (the app's last calls
     /// still work), then drain; at most half the grace period [default: 2s].
-    #[arg(long, env = "AMBASSADOR_DRAIN_DELAY", value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, env = "AMBASSADOR_DRAIN_DELAY", value_name = "DURATION", value_parser = parse_duration, help_heading = "Operations")]
     pub drain_delay: Option<Duration>,
 
     /// PROXY protocol header sent to tcp-mode upstreams first, so they see
     /// the client's address: off, v1 or v2 [default: off].
-    #[arg(long, env = "AMBASSADOR_PROXY_PROTOCOL", value_enum)]
+    #[arg(long, env = "AMBASSADOR_PROXY_PROTOCOL", value_enum, help_heading = "Upstreams")]
     pub proxy_protocol: Option<proxy_protocol::ProxyProtocol>,
 
     /// Access log lines on stdout: off, text or json [default: off].
-    #[arg(long, env = "AMBASSADOR_ACCESS_LOG", value_enum)]
+    #[arg(long, env = "AMBASSADOR_ACCESS_LOG", value_enum, help_heading = "Operations")]
     pub access_log: Option<AccessLog>,
 
     /// Flags shared by every podkit binary.

@@ -96,7 +96,7 @@ impl ReverseProxy {
             .access
             .enabled()
             .then(|| (req.method().to_string(), req.uri().to_string()));
-        let (response, upstream_addr) = self.proxy(req).await;
+        let response = self.proxy(req).await;
         let status = response.status().as_u16();
         self.stats.request(status);
         if let Some((method, target)) = log {
@@ -106,7 +106,7 @@ impl ReverseProxy {
                 method: &method,
                 target: &target,
                 status,
-                upstream: upstream_addr,
+                upstream: None,
                 duration_ms: start.elapsed().as_secs_f64() * 1000.0,
                 bytes_in: 0,
                 bytes_out: 0,
@@ -115,10 +115,10 @@ impl ReverseProxy {
         response
     }
 
-    async fn proxy(&self, mut req: Request<Incoming>) -> (Response<Body>, Option<SocketAddr>) {
+    async fn proxy(&self, mut req: Request<Incoming>) -> Response<Body> {
         if let Some(refused) = check_body_size(&req, self.max_request_body) {
             self.stats.rejected_size.inc();
-            return (refused, None);
+            return refused;
         }
         let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
         let path = if path.starts_with('/') { path } else { "/" };
@@ -130,7 +130,7 @@ impl ReverseProxy {
             path
         );
         let Ok(uri) = uri.parse::<Uri>() else {
-            return (answer(StatusCode::BAD_REQUEST, "bad request target"), None);
+            return answer(StatusCode::BAD_REQUEST, "bad request target");
         };
         let upgrade = strip_hop_by_hop(req.headers_mut());
         let client_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut req));
@@ -155,15 +155,12 @@ impl ReverseProxy {
         self.stats.duration.observe(sent.elapsed().as_secs_f64());
         let mut response = match result {
             Err(_) => {
-                return (
-                    answer(
-                        StatusCode::GATEWAY_TIMEOUT,
-                        &format!("upstream did not answer within {:?}", self.request_timeout),
-                    ),
-                    None,
+                return answer(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    &format!("upstream did not answer within {:?}", self.request_timeout),
                 );
             }
-            Ok(Err(err)) => return (upstream_failure(&err), None),
+            Ok(Err(err)) => return upstream_failure(&err),
             Ok(Ok(response)) => response,
         };
         if let Some(capture) = &capture
@@ -177,7 +174,6 @@ impl ReverseProxy {
                 connected.poison();
             }
         }
-        let upstream_addr = None;
         if response.status() == StatusCode::SWITCHING_PROTOCOLS {
             if let Some(client_upgrade) = client_upgrade {
                 let upstream_upgrade = hyper::upgrade::on(&mut response);
@@ -195,7 +191,7 @@ impl ReverseProxy {
         } else {
             strip_hop_by_hop(response.headers_mut());
         }
-        (response.map(|b| b.map_err(BoxError::from).boxed()), upstream_addr)
+        response.map(|b| b.map_err(BoxError::from).boxed())
     }
 }
 

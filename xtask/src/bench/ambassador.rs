@@ -211,20 +211,35 @@ fn run_load(cmd: &mut Command) -> Result<(String, f64)> {
 
 fn iperf_load(port: u16) -> Result<(f64, f64)> {
     let secs = RUN.as_secs().to_string();
-    let (out, cpu) =
-        run_load(Command::new("iperf3").args(["-c", "127.0.0.1", "-p", &port.to_string(), "-t", &secs, "-J"]))?;
-    // "sum_received": { ..., "bytes": N, ... }
-    let tail = out
-        .split("\"sum_received\"")
-        .nth(1)
-        .context("iperf3 JSON without sum_received")?;
-    let bytes: f64 = tail
-        .split("\"bytes\":")
-        .nth(1)
-        .and_then(|s| s.split([',', '}']).next())
-        .and_then(|s| s.trim().parse().ok())
-        .context("iperf3 JSON without bytes")?;
-    Ok((bytes / 1e6, cpu))
+    let mut total_cpu = 0.0;
+    // The iperf3 server runs one test at a time and needs a moment after the
+    // previous contender's test: retry while it says it is busy.
+    for _ in 0..10 {
+        let cpu0 = children_cpu();
+        let out = Command::new("iperf3")
+            .args(["-c", "127.0.0.1", "-p", &port.to_string(), "-t", &secs, "-J"])
+            .output()
+            .context("running iperf3")?;
+        total_cpu += children_cpu() - cpu0;
+        let out = String::from_utf8_lossy(&out.stdout).into_owned();
+        // "sum_received": { ..., "bytes": N, ... }
+        let Some(tail) = out.split("\"sum_received\"").nth(1) else {
+            ensure!(
+                out.contains("busy") || out.contains("error"),
+                "iperf3 JSON without a result:\n{out}"
+            );
+            std::thread::sleep(Duration::from_millis(500));
+            continue;
+        };
+        let bytes: f64 = tail
+            .split("\"bytes\":")
+            .nth(1)
+            .and_then(|s| s.split([',', '}']).next())
+            .and_then(|s| s.trim().parse().ok())
+            .context("iperf3 JSON without bytes")?;
+        return Ok((bytes / 1e6, total_cpu));
+    }
+    anyhow::bail!("iperf3 through port {port} kept failing")
 }
 
 fn wrk_load_with(port: u16, script: Option<&str>) -> Result<(f64, f64)> {
