@@ -32,17 +32,76 @@ pub fn run(args: &[String]) -> Result<()> {
     Ok(())
 }
 
-fn sections(bins: &Path, _work: &Path) -> Result<()> {
+fn sections(bins: &Path, work: &Path) -> Result<()> {
     heading("Versions");
     for (_, bin) in crate::build::BINARIES {
         let out = Command::new(bins.join(bin)).arg("--version").output()?;
         ensure!(out.status.success(), "{bin} --version failed");
         print!("  {}", String::from_utf8_lossy(&out.stdout));
     }
-    for bin in ["log-shipper", "tail-rewrite", "ambassador"] {
+    let app_log = work.join("app.log");
+    std::fs::write(&app_log, "")?;
+    let follow = app_log.display().to_string();
+    for (bin, args) in [
+        ("log-shipper", vec![]),
+        ("tail-rewrite", vec!["--follow", follow.as_str(), "--no-checkpoint"]),
+        ("ambassador", vec![]),
+    ] {
         heading(&format!("{bin}: admin endpoints and graceful SIGTERM"));
-        lifecycle(&bins.join(bin))?;
+        lifecycle(&bins.join(bin), &args)?;
     }
+    heading("Adapter: tail-rewrite replaces `tail -f app.log | sed -e 's/^/Date /' > out.log`");
+    adapter(&bins.join("tail-rewrite"), work)?;
+    Ok(())
+}
+
+/// The seed's adapter pod: the app appends `date` lines to a shared log, the
+/// adapter rewrites them into out.log; the log is rotated by rename midway,
+/// and nothing is lost.
+fn adapter(bin: &Path, work: &Path) -> Result<()> {
+    let dir = work.join("adapter");
+    std::fs::create_dir_all(&dir)?;
+    let log = dir.join("app.log");
+    let out = dir.join("out.log");
+    std::fs::write(&log, "Thu Nov 26 23:08:26 UTC 2026\n")?;
+    let (log_s, out_s) = (log.display().to_string(), out.display().to_string());
+    let args = [
+        "--follow",
+        &log_s,
+        "-e",
+        "s/^/Date /",
+        "--output",
+        &out_s,
+        "--admin-addr",
+        "127.0.0.1:0",
+    ];
+    println!("  tail-rewrite {}", args.join(" "));
+    let mut proc = Running::spawn(Command::new(bin).args(args))?;
+    // The tailer's first scan has opened app.log (a file renamed away before
+    // that would not be followed: it no longer matches the path).
+    proc.wait_line("Tailer started.")?;
+    std::fs::rename(&log, dir.join("app.log.1"))?;
+    std::fs::write(&log, "Thu Nov 26 23:08:28 UTC 2026\n")?;
+    println!("  app.log rotated by rename (app.log -> app.log.1), new app.log written");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let text = loop {
+        let text = std::fs::read_to_string(&out).unwrap_or_default();
+        if text.lines().count() >= 2 || Instant::now() > deadline {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    proc::kill(proc.pid(), libc::SIGTERM);
+    let code = proc.wait(Duration::from_secs(10))?;
+    for line in text.lines() {
+        println!("  out.log: {line}");
+    }
+    ensure!(
+        text == "Date Thu Nov 26 23:08:26 UTC 2026\nDate Thu Nov 26 23:08:28 UTC 2026\n",
+        "unexpected out.log: {text:?}"
+    );
+    println!("  SIGTERM -> exited {code}; a restart resumes from the checkpoint next to out.log");
+    ensure!(code == 0, "expected exit 0 after SIGTERM");
     Ok(())
 }
 
@@ -52,8 +111,12 @@ fn heading(title: &str) {
 
 /// Starts a long-running binary, shows its admin endpoints, stops it with
 /// SIGTERM and shows the exit code.
-fn lifecycle(bin: &Path) -> Result<()> {
-    let mut proc = Running::spawn(Command::new(bin).args(["--admin-addr", "127.0.0.1:0", "--grace-period", "5s"]))?;
+fn lifecycle(bin: &Path, extra: &[&str]) -> Result<()> {
+    let mut proc = Running::spawn(
+        Command::new(bin)
+            .args(["--admin-addr", "127.0.0.1:0", "--grace-period", "5s"])
+            .args(extra),
+    )?;
     let admin = proc.admin_addr()?;
     println!(
         "  started {} (pid {}), admin on http://{admin}",

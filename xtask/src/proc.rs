@@ -12,7 +12,7 @@ use std::time::Duration;
 pub const USER_HZ: f64 = 100.0;
 
 /// `(pid, ppid, cpu ticks of itself and its reaped children)` for every
-/// process, read from /proc/<pid>/stat.
+/// process, read from `/proc/<pid>/stat`.
 fn all_processes() -> Vec<(u32, u32, u64)> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return Vec::new();
@@ -63,7 +63,7 @@ pub fn tree_cpu_seconds(root: u32) -> f64 {
     tree_with_cpu(root).iter().map(|(_, cpu)| *cpu).sum::<u64>() as f64 / USER_HZ
 }
 
-/// A field in kB from /proc/<pid>/status.
+/// A field in kB from `/proc/<pid>/status`.
 pub fn status_kb(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()

@@ -64,7 +64,7 @@ pub mod shutdown;
 mod lifecycle;
 
 pub use cli::CommonArgs;
-pub use lifecycle::{Binary, Context, main, serve};
+pub use lifecycle::{Binary, Context, main, main_with_args, serve};
 pub use metrics::Metrics;
 pub use readiness::{Latch, Readiness};
 pub use shutdown::Shutdown;

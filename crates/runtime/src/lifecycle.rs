@@ -78,6 +78,24 @@ where
         Ok(args) => args,
         Err(code) => return code,
     };
+    main_with_args(binary, args, config, run)
+}
+
+/// [`main`](crate::main()) with the arguments already parsed (by
+/// [`cli::parse`]), for a binary that picks a mode from its arguments before
+/// committing to the long-running lifecycle (`tail-rewrite --once` runs as a
+/// plain filter, without admin server).
+pub fn main_with_args<A, C, F, Fut>(
+    binary: &Binary,
+    args: A,
+    config: impl FnOnce(A) -> anyhow::Result<C>,
+    run: F,
+) -> ExitCode
+where
+    A: Cli,
+    F: FnOnce(C, Context) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
     let common = args.common().clone();
     if let Err(err) = logging::init(common.log_level.as_deref(), common.log_format) {
         eprintln!("{}: {err}", binary.name);

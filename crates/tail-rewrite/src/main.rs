@@ -1,11 +1,20 @@
-//! The `tail-rewrite` binary: parses flags and env, then runs [`tail_rewrite::run`]
-//! under the podkit runtime (signals, drain, admin endpoints, exit codes).
+//! The `tail-rewrite` binary: parses flags and env, then runs `--once` as a
+//! plain filter ([`tail_rewrite::pipe::main`]), or follow mode under the
+//! podkit runtime (signals, drain, admin endpoints, exit codes).
 
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    podkit_runtime::main::<tail_rewrite::Args, _, _, _>(
+    let args = match podkit_runtime::cli::parse::<tail_rewrite::Args>(tail_rewrite::BINARY.admin_default) {
+        Ok(args) => args,
+        Err(code) => return code,
+    };
+    if args.once {
+        return tail_rewrite::pipe::main(args);
+    }
+    podkit_runtime::main_with_args(
         &tail_rewrite::BINARY,
+        args,
         tail_rewrite::Config::from_args,
         tail_rewrite::run,
     )

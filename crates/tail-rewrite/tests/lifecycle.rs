@@ -5,7 +5,11 @@ const BIN: &str = env!("CARGO_BIN_EXE_tail-rewrite");
 
 #[test]
 fn serves_admin_endpoints_and_drains_on_sigterm() {
-    podkit_testkit::check_admin_and_sigterm(BIN, "tail-rewrite", &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    std::fs::write(&log, "hello\n").unwrap();
+    let log = log.to_str().unwrap();
+    podkit_testkit::check_admin_and_sigterm(BIN, "tail-rewrite", &["--follow", log, "--no-checkpoint"]);
 }
 
 #[test]

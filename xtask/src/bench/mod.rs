@@ -10,6 +10,7 @@
 
 mod ambassador;
 mod idle;
+mod rewrite;
 mod startup;
 
 use std::fmt::Write as _;
@@ -78,7 +79,13 @@ pub struct Scenario {
 
 /// Every scenario, in the order `bench list` shows them.
 fn scenarios() -> Vec<Scenario> {
-    let mut all = vec![startup::scenario(), idle::scenario()];
+    let mut all = vec![
+        startup::scenario(),
+        idle::scenario(),
+        rewrite::prefix(),
+        rewrite::json(),
+        rewrite::latency(),
+    ];
     all.extend(ambassador::scenarios());
     all
 }

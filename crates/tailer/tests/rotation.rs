@@ -1,0 +1,265 @@
+//! Every rotation style under load: an app thread writes 50k lines/s for a
+//! few seconds while another thread rotates the file every half second, and
+//! the tailer must deliver every line (rename styles: exactly once).
+//!
+//! Copytruncate has a race of its own: lines the tailer had not read when
+//! the file was truncated survive only in the copy, and lines written between
+//! the copy and the truncate survive nowhere. Those are counted ("destroyed
+//! by the rotation") and printed; every other line must be delivered, and a
+//! follower whose glob covers the copies loses none that exist in any file.
+//! Rates here are load, not assertions.
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use common::*;
+use podkit_tailer::LineKind;
+
+const RATE: u64 = 50_000;
+const SECONDS: f64 = 4.0;
+const ROTATE_EVERY: Duration = Duration::from_millis(500);
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Style {
+    /// Rename, and the app reopens at once.
+    Rename,
+    /// Rename, and the app writes to the old file for 200 ms before it
+    /// reopens (logrotate `create` + a slow HUP).
+    RenameKeepWriting,
+    /// Copy, then truncate in place; the app never reopens.
+    CopyTruncate,
+}
+
+fn line(seq: u64) -> String {
+    // Varying lengths so lines straddle read and page boundaries.
+    format!("seq={seq:08}|{}|end", "p".repeat((seq % 97) as usize))
+}
+
+fn parse(text: &str) -> Option<u64> {
+    let rest = text.strip_prefix("seq=")?;
+    let seq: u64 = rest.get(..8)?.parse().ok()?;
+    (text == line(seq)).then_some(seq)
+}
+
+/// Runs the app and the rotator; returns how many lines were written.
+fn run_app(dir: &Path, style: Style) -> u64 {
+    let path = dir.join("app.log");
+    let open = || OpenOptions::new().create(true).append(true).open(&path).unwrap();
+    let reopen = Arc::new(AtomicBool::new(false));
+    let stop = Arc::new(AtomicBool::new(false));
+    let rotator = {
+        let (reopen, stop, path, dir) = (reopen.clone(), stop.clone(), path.clone(), dir.to_owned());
+        std::thread::spawn(move || {
+            let mut n = 0;
+            while !stop.load(Ordering::SeqCst) {
+                std::thread::sleep(ROTATE_EVERY);
+                n += 1;
+                let rotated = dir.join(format!("app.log.{n}"));
+                match style {
+                    Style::Rename => {
+                        fs::rename(&path, &rotated).unwrap();
+                        reopen.store(true, Ordering::SeqCst);
+                    }
+                    Style::RenameKeepWriting => {
+                        fs::rename(&path, &rotated).unwrap();
+                        std::thread::sleep(Duration::from_millis(200));
+                        reopen.store(true, Ordering::SeqCst);
+                    }
+                    Style::CopyTruncate => {
+                        fs::copy(&path, &rotated).unwrap();
+                        OpenOptions::new().write(true).open(&path).unwrap().set_len(0).unwrap();
+                    }
+                }
+            }
+        })
+    };
+    let mut f: File = open();
+    let total = (RATE as f64 * SECONDS) as u64;
+    let start = Instant::now();
+    for seq in 0..total {
+        if reopen.swap(false, Ordering::SeqCst) {
+            f = open();
+        }
+        f.write_all(format!("{}\n", line(seq)).as_bytes()).unwrap();
+        if seq % 500 == 0 {
+            let due = Duration::from_secs_f64(seq as f64 / RATE as f64);
+            if let Some(ahead) = due.checked_sub(start.elapsed()) {
+                std::thread::sleep(ahead);
+            }
+        }
+    }
+    stop.store(true, Ordering::SeqCst);
+    rotator.join().unwrap();
+    total
+}
+
+/// Sequence numbers of the complete lines in the files named `app.log*`.
+fn on_disk(dir: &Path) -> (HashSet<u64>, HashSet<u64>) {
+    let (mut live, mut copies) = (HashSet::new(), HashSet::new());
+    for e in fs::read_dir(dir).unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !name.starts_with("app.log") {
+            continue;
+        }
+        let text = String::from_utf8_lossy(&fs::read(e.path()).unwrap()).into_owned();
+        let set = if name == "app.log" { &mut live } else { &mut copies };
+        set.extend(text.lines().filter_map(|l| parse(l.trim_start_matches('\0'))));
+    }
+    (live, copies)
+}
+
+struct Delivered {
+    /// How many times each complete line was delivered.
+    counts: HashMap<u64, u32>,
+    /// Partial lines (cut by a truncation), all prefixes of written lines.
+    fragments: usize,
+    /// Per file (inode): were its lines in order?
+    in_order: bool,
+}
+
+fn delivered(seen: &Seen, written: u64) -> Delivered {
+    let mut counts = HashMap::new();
+    let mut fragments = 0;
+    let mut last: HashMap<(PathBuf, u64), u64> = HashMap::new();
+    let mut in_order = true;
+    for g in &seen.received {
+        match parse(&g.text) {
+            Some(seq) => {
+                assert!(seq < written, "delivered a line never written: {g:?}");
+                *counts.entry(seq).or_insert(0) += 1;
+                let prev = last.insert((g.path.clone(), g.ino), seq);
+                if prev.is_some_and(|p| p >= seq) {
+                    in_order = false;
+                }
+            }
+            None => {
+                assert_eq!(g.kind, LineKind::Partial, "malformed line: {g:?}");
+                assert!(g.text.starts_with("seq="), "fragment of no written line: {g:?}");
+                fragments += 1;
+            }
+        }
+    }
+    Delivered {
+        counts,
+        fragments,
+        in_order,
+    }
+}
+
+fn follow_and_write(style: Style, pattern: &str) -> (tempfile::TempDir, u64, Seen, Arc<Recorder>) {
+    let dir = tempfile::tempdir().unwrap();
+    let f = Follower::start(config(&[p(dir.path(), pattern)], None));
+    let written = run_app(dir.path(), style);
+    // Settle: wait until every line that exists in a followed file arrived.
+    let (live, copies) = on_disk(dir.path());
+    let mut want: Vec<String> = live.iter().map(|&s| line(s)).collect();
+    if pattern.ends_with('*') || style != Style::CopyTruncate {
+        want.extend(copies.iter().map(|&s| line(s)));
+    }
+    f.wait_acked(&want);
+    let (seen, events) = f.stop();
+    (dir, written, seen, events)
+}
+
+fn check_rename(style: Style, pattern: &str) {
+    let (_dir, written, seen, events) = follow_and_write(style, pattern);
+    let d = delivered(&seen, written);
+    let missing: Vec<u64> = (0..written).filter(|s| !d.counts.contains_key(s)).collect();
+    let dups = d.counts.values().filter(|&&c| c > 1).count();
+    eprintln!(
+        "{style:?} ({pattern}): written {written}, delivered {}, missing {}, duplicated {dups}, released {}",
+        d.counts.len(),
+        missing.len(),
+        events.0.read(|l| l.released)
+    );
+    assert!(
+        missing.is_empty(),
+        "{} lines lost, e.g. {:?}",
+        missing.len(),
+        &missing[..missing.len().min(10)]
+    );
+    assert_eq!(dups, 0, "duplicates");
+    assert_eq!(d.fragments, 0);
+    assert!(d.in_order, "out of order within a file");
+}
+
+#[test]
+fn rename_rotation_at_50k_lines_per_second_loses_nothing() {
+    check_rename(Style::Rename, "app.log");
+}
+
+#[test]
+fn rename_while_the_app_keeps_writing_loses_nothing() {
+    check_rename(Style::RenameKeepWriting, "app.log");
+}
+
+#[test]
+fn rename_rotation_with_the_rotated_files_followed_too_duplicates_nothing() {
+    check_rename(Style::RenameKeepWriting, "app.log*");
+}
+
+#[test]
+fn copytruncate_at_50k_lines_per_second_loses_only_what_the_rotation_destroys() {
+    let (dir, written, seen, events) = follow_and_write(Style::CopyTruncate, "app.log");
+    let (live, copies) = on_disk(dir.path());
+    let d = delivered(&seen, written);
+    let missing: Vec<u64> = (0..written).filter(|s| !d.counts.contains_key(s)).collect();
+    let only_in_copy = missing.iter().filter(|s| copies.contains(s)).count();
+    let nowhere = missing
+        .iter()
+        .filter(|s| !copies.contains(s) && !live.contains(s))
+        .count();
+    let dups = d.counts.values().filter(|&&c| c > 1).count();
+    eprintln!(
+        "CopyTruncate (app.log only): written {written}, delivered {}, destroyed by the rotation {} \
+         (only in the copy {only_in_copy}, in no file {nowhere}), truncations seen {}, fragments {}",
+        d.counts.len(),
+        missing.len(),
+        events.0.read(|l| l.truncated),
+        d.fragments
+    );
+    // Lines still in a file the follower follows were all delivered, and only
+    // the rotation's own victims are missing.
+    assert!(
+        live.iter().all(|s| d.counts.contains_key(s)),
+        "a line of the live file is missing"
+    );
+    assert_eq!(
+        only_in_copy + nowhere,
+        missing.len(),
+        "a line that exists in no copy was lost"
+    );
+    assert_eq!(dups, 0, "duplicates");
+    assert!(d.in_order, "out of order within a file");
+    assert!(events.0.read(|l| l.truncated) >= 1);
+}
+
+#[test]
+fn copytruncate_followed_with_the_copies_loses_nothing_that_exists() {
+    let (dir, written, seen, _) = follow_and_write(Style::CopyTruncate, "app.log*");
+    let (live, copies) = on_disk(dir.path());
+    let d = delivered(&seen, written);
+    let missing: Vec<u64> = (0..written).filter(|s| !d.counts.contains_key(s)).collect();
+    let lost_existing: Vec<&u64> = missing
+        .iter()
+        .filter(|s| copies.contains(s) || live.contains(s))
+        .collect();
+    eprintln!(
+        "CopyTruncate (app.log*): written {written}, delivered {}, destroyed by the rotation (in no file) {}",
+        d.counts.len(),
+        missing.len() - lost_existing.len()
+    );
+    assert!(
+        lost_existing.is_empty(),
+        "lost lines that exist on disk: {:?}",
+        &lost_existing[..lost_existing.len().min(10)]
+    );
+    assert!(d.in_order, "out of order within a file");
+}
