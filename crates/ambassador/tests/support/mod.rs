@@ -64,7 +64,10 @@ impl Origin {
                                 (id.clone(), arrived_tx.clone(), Arc::clone(&release_rx));
                             async move { Ok::<_, Infallible>(echo(&id, req, arrived_tx, release_rx).await) }
                         });
-                        let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                        let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                        // Clients that half-close after their request (the
+                        // half-close test) still get the answer.
+                        builder.http1().half_close(true);
                         match tls {
                             Some(config) => {
                                 let Ok(stream) = tokio_rustls::TlsAcceptor::from(config).accept(stream).await else {
