@@ -56,9 +56,9 @@ pub const BINARY: Binary = Binary::new("ambassador", "0.0.0.0:9703").multi_threa
     after_help = "Examples:\n  ambassador --tcp 127.0.0.1:5432=db.prod.svc:5432\n  ambassador --reverse 127.0.0.1:81=https://example.com\n  ambassador --http-forward 127.0.0.1:3128\n  ambassador --config /etc/ambassador.toml"
 )]
 pub struct Args {
-    /// A tcp listener: LISTEN=UPSTREAM[,UPSTREAM...]; LISTEN is PORT
-    /// (loopback), IP:PORT or [IPv6]:PORT; UPSTREAM is host:port or
-    /// tls://host:port.
+    /// A tcp listener: `LISTEN=UPSTREAM[,UPSTREAM...]`; LISTEN is `PORT`
+    /// (loopback), `IP:PORT` or `[IPv6]:PORT`; UPSTREAM is `host:port` or
+    /// `tls://host:port`.
     #[arg(
         long = "tcp",
         env = "AMBASSADOR_TCP",
@@ -68,8 +68,8 @@ pub struct Args {
     )]
     pub tcp: Vec<String>,
 
-    /// A reverse proxy listener: LISTEN=URL[,URL...], e.g.
-    /// 127.0.0.1:81=https://example.com/prefix.
+    /// A reverse proxy listener: `LISTEN=URL[,URL...]`, e.g.
+    /// `127.0.0.1:81=https://example.com/prefix`.
     #[arg(
         long = "reverse",
         env = "AMBASSADOR_REVERSE",
