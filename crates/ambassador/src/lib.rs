@@ -410,6 +410,18 @@ pub async fn run(config: Config, ctx: Context) -> anyhow::Result<()> {
     }
     let mut own: Vec<SocketAddr> = bound.iter().filter_map(|b| b.listener.local_addr().ok()).collect();
     own.extend(config.admin_addr);
+    // A wildcard listener is reachable at every local address (the pod IP).
+    if own.iter().any(|a| a.ip().is_unspecified()) {
+        let locals = policy::local_addresses();
+        let wildcard: Vec<u16> = own
+            .iter()
+            .filter(|a| a.ip().is_unspecified())
+            .map(SocketAddr::port)
+            .collect();
+        for port in wildcard {
+            own.extend(locals.iter().map(|ip| SocketAddr::new(*ip, port)));
+        }
+    }
 
     let stats = stats::Stats::register(&ctx.metrics);
     let resolver = upstream::Resolver::new(config.hosts_file.clone());

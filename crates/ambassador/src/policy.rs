@@ -278,6 +278,45 @@ impl Policy {
     }
 }
 
+/// The addresses of this network namespace's interfaces (the pod's IPs),
+/// read from `/proc/net/fib_trie` (IPv4) and `/proc/net/if_inet6` (IPv6);
+/// empty where those are not readable. A listener on `0.0.0.0` is reachable
+/// at each of them, so each counts as the proxy itself.
+pub fn local_addresses() -> Vec<IpAddr> {
+    let mut out = local_v4(&std::fs::read_to_string("/proc/net/fib_trie").unwrap_or_default());
+    out.extend(local_v6(
+        &std::fs::read_to_string("/proc/net/if_inet6").unwrap_or_default(),
+    ));
+    out
+}
+
+/// The `/32 host LOCAL` entries of a `fib_trie` dump.
+fn local_v4(fib_trie: &str) -> Vec<IpAddr> {
+    let mut out = Vec::new();
+    let mut last: Option<IpAddr> = None;
+    for line in fib_trie.lines() {
+        let line = line.trim();
+        if let Some(ip) = line.strip_prefix("|-- ").and_then(|ip| ip.parse().ok()) {
+            last = Some(ip);
+        } else if line.starts_with("/32 host LOCAL")
+            && let Some(ip) = last.filter(|ip| !out.contains(ip))
+        {
+            out.push(ip);
+        }
+    }
+    out
+}
+
+/// The addresses of an `if_inet6` listing (32 hex digits per line).
+fn local_v6(if_inet6: &str) -> Vec<IpAddr> {
+    if_inet6
+        .lines()
+        .filter_map(|line| line.split_whitespace().next())
+        .filter_map(|hex| u128::from_str_radix(hex, 16).ok())
+        .map(|bits| IpAddr::V6(Ipv6Addr::from(bits)))
+        .collect()
+}
+
 /// Matches a glob where `*` stands for any run of characters (including
 /// dots): `*.example.com` matches `a.b.example.com` but not `example.com`.
 pub fn glob_match(glob: &str, text: &str) -> bool {
@@ -308,6 +347,24 @@ mod tests {
 
     fn addr(s: &str) -> SocketAddr {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn local_addresses_from_proc() {
+        let fib = "Main:\n  +-- 0.0.0.0/0 3 0 4\n     |-- 0.0.0.0\n        /0 universe UNICAST\n           |-- 127.0.0.1\n              /32 host LOCAL\n           |-- 10.1.2.3\n              /32 host LOCAL\n        |-- 10.1.255.255\n           /32 link BROADCAST\nLocal:\n           |-- 10.1.2.3\n              /32 host LOCAL\n";
+        assert_eq!(
+            local_v4(fib),
+            vec![IpAddr::from([127, 0, 0, 1]), IpAddr::from([10, 1, 2, 3])]
+        );
+        let v6 = "fd000000000000000000000000000002 04 40 00 82     eth0\n00000000000000000000000000000001 01 80 10 80       lo\n";
+        assert_eq!(
+            local_v6(v6),
+            vec!["fd00::2".parse::<IpAddr>().unwrap(), "::1".parse().unwrap()]
+        );
+        assert!(
+            local_addresses().iter().any(IpAddr::is_loopback),
+            "this machine has a loopback"
+        );
     }
 
     #[test]
