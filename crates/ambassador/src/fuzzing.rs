@@ -101,6 +101,7 @@ pub async fn exchange(kind: Kind, input: &[u8]) -> Vec<u8> {
                         name: "fuzz".into(),
                         scheme: "http",
                         host: http::HeaderValue::from_static("nowhere.invalid"),
+                        authority: Some(http::uri::Authority::from_static("nowhere.invalid")),
                         prefix: "/prefix".into(),
                         headers: vec![],
                         client: reverse::pool(Arc::clone(&up)),

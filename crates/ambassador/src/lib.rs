@@ -43,8 +43,24 @@ pub mod upstream;
 
 use config::{AccessLog, Balance, ListenerConfig, Mode, PartialOptions};
 
-/// This binary's identity: name, default admin address, runtime threads.
-pub const BINARY: Binary = Binary::new("ambassador", "0.0.0.0:9703").multi_thread(0);
+/// This binary's identity: name, default admin address, and the default
+/// runtime (one thread; see [`binary`] for `--workers`).
+pub const BINARY: Binary = Binary::new("ambassador", "0.0.0.0:9703");
+
+/// [`BINARY`] with the runtime `--workers` asks for: 1 runs every
+/// connection on the main thread (tokio's current-thread runtime), N > 1 a
+/// multi-thread runtime with N workers, 0 one worker per core.
+///
+/// One thread is the default: on the small CPU limits sidecars get, the
+/// work-stealing scheduler's cross-thread wake-ups cost more CPU per request
+/// than a second core gives back (`cargo xtask bench amb-reverse`), and each
+/// worker thread adds resident memory (`cargo xtask bench idle`).
+pub const fn binary(workers: usize) -> Binary {
+    match workers {
+        1 => BINARY,
+        n => BINARY.multi_thread(n),
+    }
+}
 
 /// Command-line arguments; every flag has an `AMBASSADOR_` env twin. The
 /// repeatable ones take one value per line in their env twin.
@@ -223,6 +239,18 @@ pub struct Args {
     /// Access log lines on stdout: off, text or json [default: off].
     #[arg(long, env = "AMBASSADOR_ACCESS_LOG", value_enum, help_heading = "Operations")]
     pub access_log: Option<AccessLog>,
+
+    /// Runtime threads serving connections: 1 runs everything on one
+    /// thread (least CPU per request and memory), N more spreads connections
+    /// over N threads, 0 one per core.
+    #[arg(
+        long,
+        env = "AMBASSADOR_WORKERS",
+        value_name = "N",
+        default_value_t = 1,
+        help_heading = "Operations"
+    )]
+    pub workers: usize,
 
     /// Flags shared by every podkit binary.
     #[command(flatten)]
@@ -459,6 +487,7 @@ pub async fn run(config: Config, ctx: Context) -> anyhow::Result<()> {
                     name: l.name.clone(),
                     scheme: if tls { "https" } else { "http" },
                     host: HeaderValue::from_str(host).context("upstream host")?,
+                    authority: host.parse().ok(),
                     prefix: prefix.clone(),
                     headers: l.options.headers.clone(),
                     client: reverse::pool(Arc::clone(&upstream)),
@@ -627,4 +656,24 @@ async fn refuse_busy(mut stream: TcpStream) {
         body.len()
     );
     let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(response.as_bytes())).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Args {
+        let mut all = vec!["ambassador", "--admin-addr", "off", "--tcp", "1=127.0.0.1:2"];
+        all.extend_from_slice(args);
+        Args::try_parse_from(all).unwrap()
+    }
+
+    #[test]
+    fn workers_pick_the_runtime() {
+        assert_eq!(parse(&[]).workers, 1, "one thread by default");
+        assert_eq!(binary(1).worker_threads, None, "1: the current-thread runtime");
+        assert_eq!(binary(0).worker_threads, Some(0), "0: one worker per core");
+        assert_eq!(binary(parse(&["--workers", "3"]).workers).worker_threads, Some(3));
+        assert!(Args::try_parse_from(["ambassador", "--admin-addr", "off", "--workers", "-1"]).is_err());
+    }
 }

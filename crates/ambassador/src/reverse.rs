@@ -15,6 +15,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use http::header::{self, HeaderName, HeaderValue};
+use http::uri::{self, Authority, PathAndQuery, Scheme};
 use http::{Request, Response, StatusCode, Uri, Version};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
@@ -54,6 +55,9 @@ pub struct ReverseProxy {
     pub scheme: &'static str,
     /// The Host header sent upstream.
     pub host: HeaderValue,
+    /// The same as a URI authority, for the pool's URIs (`None`: not a
+    /// valid one, every request is answered 400).
+    pub authority: Option<Authority>,
     /// Prepended to every request path.
     pub prefix: String,
     /// Added to every upstream request (replacing same-named ones).
@@ -115,21 +119,37 @@ impl ReverseProxy {
         response
     }
 
+    /// The upstream URI of a request: the upstream's scheme and authority,
+    /// the prefix, then the request's path and query (`/` for a target
+    /// without one). Built from parts, without formatting and parsing the
+    /// whole URI again.
+    fn upstream_uri(&self, target: &Uri) -> Option<Uri> {
+        let path = match target.path_and_query() {
+            Some(p) if p.as_str().starts_with('/') => p.clone(),
+            _ => PathAndQuery::from_static("/"),
+        };
+        let path = if self.prefix.is_empty() {
+            path
+        } else {
+            PathAndQuery::try_from(format!("{}{}", self.prefix, path.as_str())).ok()?
+        };
+        let mut parts = uri::Parts::default();
+        parts.scheme = Some(if self.scheme == "https" {
+            Scheme::HTTPS
+        } else {
+            Scheme::HTTP
+        });
+        parts.authority = Some(self.authority.clone()?);
+        parts.path_and_query = Some(path);
+        Uri::from_parts(parts).ok()
+    }
+
     async fn proxy(&self, mut req: Request<Incoming>) -> Response<Body> {
         if let Some(refused) = check_body_size(&req, self.max_request_body) {
             self.stats.rejected_size.inc();
             return refused;
         }
-        let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
-        let path = if path.starts_with('/') { path } else { "/" };
-        let uri = format!(
-            "{}://{}{}{}",
-            self.scheme,
-            self.host.to_str().unwrap_or("upstream"),
-            self.prefix,
-            path
-        );
-        let Ok(uri) = uri.parse::<Uri>() else {
+        let Some(uri) = self.upstream_uri(req.uri()) else {
             return answer(StatusCode::BAD_REQUEST, "bad request target");
         };
         let upgrade = strip_hop_by_hop(req.headers_mut());

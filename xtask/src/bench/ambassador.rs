@@ -286,14 +286,24 @@ fn tcp_contenders(
     load: fn(u16) -> Result<(f64, f64)>,
 ) -> Result<Vec<Contender>> {
     let up = format!("127.0.0.1:{upstream}");
-    let mut out = vec![proxy(
-        "podkit ambassador (tcp)",
-        true,
-        ambassador(env, &["--tcp", &format!("127.0.0.1:18920={up}")]),
-        18920,
-        Arc::clone(&keep),
-        load,
-    )];
+    let mut out = vec![
+        proxy(
+            "podkit ambassador (tcp)",
+            true,
+            ambassador(env, &["--tcp", &format!("127.0.0.1:18920={up}")]),
+            18920,
+            Arc::clone(&keep),
+            load,
+        ),
+        proxy(
+            "podkit ambassador (tcp, --workers 0)",
+            false,
+            ambassador(env, &["--workers", "0", "--tcp", &format!("127.0.0.1:18925={up}")]),
+            18925,
+            Arc::clone(&keep),
+            load,
+        ),
+    ];
     if std::path::Path::new("/usr/lib/nginx/modules/ngx_stream_module.so").exists() {
         out.push(proxy(
             "nginx stream",
@@ -374,6 +384,17 @@ fn setup_reverse(env: &Env) -> Result<Vec<Contender>> {
             wrk_load,
         ),
         proxy(
+            "podkit ambassador (reverse, --workers 0)",
+            false,
+            ambassador(
+                env,
+                &["--workers", "0", "--reverse", &format!("127.0.0.1:18933=http://{up}")],
+            ),
+            18933,
+            Arc::clone(&origin),
+            wrk_load,
+        ),
+        proxy(
             "nginx proxy_pass (keepalive pool)",
             false,
             nginx(env, "reverse", &nginx_body)?,
@@ -415,6 +436,14 @@ fn setup_forward(env: &Env) -> Result<Vec<Contender>> {
             true,
             ambassador(env, &["--http-forward", "127.0.0.1:18940"]),
             18940,
+            Arc::clone(&origin),
+            wrk_forward_load,
+        ),
+        proxy(
+            "podkit ambassador (http-forward, --workers 0)",
+            false,
+            ambassador(env, &["--workers", "0", "--http-forward", "127.0.0.1:18943"]),
+            18943,
             Arc::clone(&origin),
             wrk_forward_load,
         ),
