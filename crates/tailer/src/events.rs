@@ -20,6 +20,8 @@ pub trait TailerEvents: Send + Sync + 'static {
     /// A followed file was renamed. `to` is its new name if the tailer knows
     /// it; the file is still read (to its end, then released after
     /// `rotate_wait` without growth, unless the new name is followed too).
+    /// Called again if a rotated file is renamed again (`app.log.1` →
+    /// `app.log.2`) while it is still open.
     fn file_rotated(&self, file: &FileInfo, to: Option<&Path>) {}
     /// A followed file was deleted; it is read to its end and then released.
     fn file_deleted(&self, file: &FileInfo) {}
