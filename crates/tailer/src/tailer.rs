@@ -293,6 +293,7 @@ impl Engine {
         }
         self.scan(true);
         info!(files = self.files.len(), patterns = ?self.cfg.include, "Tailer started.");
+        self.events.started(self.files.len());
         let poll = self.cfg.poll_interval;
         let mut last_scan = Instant::now();
         while !self.shutdown.is_cancelled() {

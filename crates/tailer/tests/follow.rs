@@ -36,6 +36,34 @@ fn follows_existing_lines_then_new_ones_and_new_files() {
 }
 
 #[test]
+fn started_is_reported_once_the_first_scan_has_opened_the_files() {
+    let dir = tempfile::tempdir().unwrap();
+    append(&dir.path().join("a.log"), &numbered("a", 0..100));
+    append(&dir.path().join("b.log"), &numbered("b", 0..100));
+    fs::write(dir.path().join("c.txt"), "not followed\n").unwrap();
+    let f = Follower::start(config(&[p(dir.path(), "*.log")], None));
+    f.wait_event("started", |l| l.lines.iter().any(|s| s.starts_with("started")));
+    let log = f.events_log();
+    let at = log.iter().position(|s| s.starts_with("started")).unwrap();
+    assert_eq!(log[at], "started 2", "{log:?}");
+    assert_eq!(
+        log[..at].iter().filter(|s| s.starts_with("added")).count(),
+        2,
+        "both files open first: {log:?}"
+    );
+    append(&dir.path().join("d.log"), &numbered("d", 0..10));
+    f.wait_acked(&[numbered("a", 0..100), numbered("b", 0..100), numbered("d", 0..10)].concat());
+    let (_, events) = f.stop();
+    let log = events.0.read(|l| l.lines.clone());
+    assert_eq!(log.iter().filter(|s| s.starts_with("started")).count(), 1, "{log:?}");
+    assert_eq!(
+        events.0.read(|l| l.batches_before_start),
+        Some(0),
+        "reported before any batch"
+    );
+}
+
+#[test]
 fn start_at_tail_skips_what_exists_but_not_new_files() {
     let dir = tempfile::tempdir().unwrap();
     let a = dir.path().join("a.log");
