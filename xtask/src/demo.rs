@@ -45,14 +45,170 @@ fn sections(bins: &Path, work: &Path) -> Result<()> {
     for (bin, args) in [
         ("log-shipper", vec![]),
         ("tail-rewrite", vec!["--follow", follow.as_str(), "--no-checkpoint"]),
-        ("ambassador", vec![]),
+        ("ambassador", vec!["--http-forward", "127.0.0.1:0"]),
     ] {
         heading(&format!("{bin}: admin endpoints and graceful SIGTERM"));
         lifecycle(&bins.join(bin), &args)?;
     }
+    heading("Init container: wait-for blocks until a dependency is really ready, then execs the app");
+    init_container(&bins.join("wait-for"))?;
     heading("Adapter: tail-rewrite replaces `tail -f app.log | sed -e 's/^/Date /' > out.log`");
     adapter(&bins.join("tail-rewrite"), work)?;
+    heading("Ambassador: the app curls 127.0.0.1 and reaches the remote service");
+    ambassador(&bins.join("ambassador"), work)?;
     Ok(())
+}
+
+/// A free loopback port (bound, then released for the demo to use).
+fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// The init container: a database stand-in starts listening ~0.7 s after
+/// wait-for starts; wait-for notices within milliseconds and execs the "app"
+/// (same PID). Then the failure path: a dependency that never comes times
+/// out with exit 124 and the app never runs.
+fn init_container(bin: &Path) -> Result<()> {
+    let port = free_port()?;
+    let opened = std::sync::Arc::new(std::sync::Mutex::new(None::<Instant>));
+    let server = {
+        let opened = std::sync::Arc::clone(&opened);
+        std::thread::spawn(move || -> Result<()> {
+            std::thread::sleep(Duration::from_millis(700));
+            let listener = std::net::TcpListener::bind(("127.0.0.1", port))?;
+            *opened.lock().map_err(|_| anyhow::anyhow!("poisoned"))? = Some(Instant::now());
+            // Accept wait-for's probe connection, then go away.
+            let _ = listener.accept();
+            Ok(())
+        })
+    };
+    let target = format!("tcp://127.0.0.1:{port}");
+    println!("  wait-for {target} -- sh -c 'echo app started as pid $$'   (port opens after ~0.7 s)");
+    let started = Instant::now();
+    let out = Command::new(bin)
+        .args([
+            target.as_str(),
+            "--timeout",
+            "30s",
+            "--",
+            "sh",
+            "-c",
+            "echo app started as pid $$",
+        ])
+        .stdin(Stdio::null())
+        .output()?;
+    let done = Instant::now();
+    server.join().map_err(|_| anyhow::anyhow!("server thread panicked"))??;
+    ensure!(
+        out.status.success(),
+        "wait-for failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let opened_at = opened
+        .lock()
+        .map_err(|_| anyhow::anyhow!("poisoned"))?
+        .context("port never opened")?;
+    println!("  app: {}", String::from_utf8_lossy(&out.stdout).trim());
+    println!(
+        "  port opened {:?} after start; the app ran {:?} later (exit 0)",
+        opened_at - started,
+        done.saturating_duration_since(opened_at)
+    );
+
+    let port = free_port()?;
+    let target = format!("tcp://127.0.0.1:{port}");
+    println!("  wait-for {target} --timeout 300ms -- echo SHOULD-NOT-RUN   (nothing ever listens)");
+    let out = Command::new(bin)
+        .args([target.as_str(), "--timeout", "300ms", "--", "echo", "SHOULD-NOT-RUN"])
+        .stdin(Stdio::null())
+        .output()?;
+    let code = out.status.code().unwrap_or(-1);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("  exit {code}; app output: {:?}", stdout.trim());
+    ensure!(
+        code == 124 && !stdout.contains("SHOULD-NOT-RUN"),
+        "expected exit 124 and no app run"
+    );
+    Ok(())
+}
+
+/// The seed's ambassador pod: the app calls `http://127.0.0.1:PORT` and gets
+/// the remote service's page. The "remote service" is a local HTTP server
+/// known as `example.com` through a hosts file (the demo reaches no network),
+/// so the Host header rewrite is visible in its answer.
+fn ambassador(bin: &Path, work: &Path) -> Result<()> {
+    let upstream = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let upstream_port = upstream.local_addr()?.port();
+    std::thread::spawn(move || {
+        for stream in upstream.incoming().flatten() {
+            std::thread::spawn(move || serve_echo(stream));
+        }
+    });
+    let hosts = work.join("hosts");
+    std::fs::write(&hosts, "127.0.0.1 example.com\n")?;
+    let listen = format!("127.0.0.1:{}", free_port()?);
+    let spec = format!("{listen}=http://example.com:{upstream_port}");
+    println!("  ambassador --reverse {spec} --hosts-file {}", hosts.display());
+    let mut proc = Running::spawn(
+        Command::new(bin)
+            .args(["--reverse", spec.as_str(), "--hosts-file"])
+            .arg(&hosts)
+            .args(["--admin-addr", "127.0.0.1:0", "--grace-period", "5s"]),
+    )?;
+    let admin = proc.admin_addr()?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while http_get(admin, "/readyz").map(|(s, _)| s).unwrap_or(0) != 200 {
+        ensure!(Instant::now() < deadline, "ambassador never became ready");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let addr: SocketAddr = listen.parse()?;
+    let (status, body) = http_get(addr, "/index.html")?;
+    println!("  app: curl http://{listen}/index.html -> {status}");
+    for line in body.lines() {
+        println!("    {line}");
+    }
+    ensure!(
+        status == 200 && body.contains("host: example.com"),
+        "expected the upstream to see Host example.com"
+    );
+    proc::kill(proc.pid(), libc::SIGTERM);
+    let code = proc.wait(Duration::from_secs(10))?;
+    println!("  SIGTERM -> exited {code}");
+    ensure!(code == 0, "expected exit 0 after SIGTERM");
+    Ok(())
+}
+
+/// Answers one HTTP/1.1 request with the request line and Host header it saw.
+fn serve_echo(stream: TcpStream) {
+    let mut reader = BufReader::new(match stream.try_clone() {
+        Ok(s) => s,
+        Err(_) => return,
+    });
+    let mut request_line = String::new();
+    let mut host = String::new();
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        if request_line.is_empty() {
+            request_line = line.trim().to_owned();
+        } else if line.trim().is_empty() {
+            break;
+        } else if let Some((_, v)) = line
+            .split_once(':')
+            .filter(|(k, _)| k.trim().eq_ignore_ascii_case("host"))
+        {
+            host = v.trim().to_owned();
+        }
+    }
+    let body = format!("remote service saw: {request_line}\nhost: {host}\n");
+    let mut stream = stream;
+    let _ = write!(
+        stream,
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
 }
 
 /// The seed's adapter pod: the app appends `date` lines to a shared log, the

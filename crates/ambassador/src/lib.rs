@@ -1,17 +1,229 @@
-//! `ambassador`: a localhost proxy for the app: TCP forwarding, HTTP forward proxy with CONNECT, reverse proxy.
+//! `ambassador`: a localhost proxy for the app — TCP forwarding, an HTTP
+//! forward proxy with CONNECT, and a reverse proxy — several listeners in
+//! one process.
+//!
+//! - [`config`]: listener specs, the TOML file, precedence flag > env > file
+//!   > default.
+//! - [`upstream`]: re-resolved names, balancing, passive health, connects
+//!   with retries and TLS ([`tls`]).
+//! - [`tcp`], [`reverse`], [`forward`]: the three modes; [`http`] what the
+//!   HTTP ones share; [`policy`] the forward proxy's destination rules.
+//! - [`net`]: drain tokens, byte pipes, idle timeouts, access log; [`stats`]
+//!   the metrics.
 //!
 //! The binary is a thin `main.rs` over [`run`], which tests call in-process.
 
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ::http::HeaderValue;
+use anyhow::Context as _;
 use clap::Parser;
-use podkit_runtime::{Binary, CommonArgs, Context};
+use podkit_runtime::cli::{AdminAddr, parse_duration, parse_size};
+use podkit_runtime::{Binary, CommonArgs, ConfigError, Context};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio_rustls::TlsConnector;
+
+pub mod config;
+pub mod forward;
+#[doc(hidden)]
+pub mod fuzzing;
+pub mod http;
+pub mod net;
+pub mod policy;
+pub mod proxy_protocol;
+pub mod reverse;
+pub mod stats;
+pub mod tcp;
+pub mod tls;
+pub mod upstream;
+
+use config::{AccessLog, Balance, ListenerConfig, Mode, PartialOptions};
 
 /// This binary's identity: name, default admin address, runtime threads.
 pub const BINARY: Binary = Binary::new("ambassador", "0.0.0.0:9703").multi_thread(0);
 
-/// Command-line arguments; every flag has a `AMBASSADOR_` env twin.
+/// Command-line arguments; every flag has an `AMBASSADOR_` env twin. The
+/// repeatable ones take one value per line in their env twin.
 #[derive(Debug, Parser)]
-#[command(name = "ambassador", version = podkit_runtime::VERSION, about = "a localhost proxy for the app: TCP forwarding, HTTP forward proxy with CONNECT, reverse proxy.")]
+#[command(
+    name = "ambassador",
+    version = podkit_runtime::VERSION,
+    about = "A localhost proxy for the app: TCP forwarding, HTTP forward proxy with CONNECT, reverse proxy.",
+    after_help = "Examples:\n  ambassador --tcp 127.0.0.1:5432=db.prod.svc:5432\n  ambassador --reverse 127.0.0.1:81=https://example.com\n  ambassador --http-forward 127.0.0.1:3128\n  ambassador --config /etc/ambassador.toml"
+)]
 pub struct Args {
+    /// A tcp listener: `LISTEN=UPSTREAM[,UPSTREAM...]`; LISTEN is `PORT`
+    /// (loopback), `IP:PORT` or `[IPv6]:PORT`; UPSTREAM is `host:port` or
+    /// `tls://host:port`.
+    #[arg(
+        long = "tcp",
+        env = "AMBASSADOR_TCP",
+        value_name = "LISTEN=HOST:PORT",
+        value_delimiter = '\n',
+        help_heading = "Listeners"
+    )]
+    pub tcp: Vec<String>,
+
+    /// A reverse proxy listener: `LISTEN=URL[,URL...]`, e.g.
+    /// `127.0.0.1:81=https://example.com/prefix`.
+    #[arg(
+        long = "reverse",
+        env = "AMBASSADOR_REVERSE",
+        value_name = "LISTEN=URL",
+        value_delimiter = '\n',
+        help_heading = "Listeners"
+    )]
+    pub reverse: Vec<String>,
+
+    /// A forward proxy listener (absolute-form requests and CONNECT):
+    /// LISTEN. Beyond loopback it needs --allow.
+    #[arg(
+        long = "http-forward",
+        env = "AMBASSADOR_HTTP_FORWARD",
+        value_name = "LISTEN",
+        value_delimiter = '\n',
+        help_heading = "Listeners"
+    )]
+    pub http_forward: Vec<String>,
+
+    /// A TOML or YAML file: top-level keys are flags (`connect-timeout =
+    /// "2s"`, `tcp = ["81=db:5432"]`), below flags and env; `[[listener]]`
+    /// tables (mode, listen, upstreams, options) add listeners.
+    #[arg(long, env = "AMBASSADOR_CONFIG", value_name = "PATH", help_heading = "Listeners")]
+    pub config: Option<PathBuf>,
+
+    /// Forward proxy destinations allowed: host glob, IP or CIDR, with
+    /// optional ports (`*.example.com:443`, `10.0.0.0/8:80,8000-8999`).
+    #[arg(
+        long,
+        env = "AMBASSADOR_ALLOW",
+        value_name = "RULE",
+        value_delimiter = '\n',
+        help_heading = "Forward proxy"
+    )]
+    pub allow: Vec<String>,
+
+    /// A header added to every reverse proxy request: `Name: value`.
+    #[arg(
+        long = "add-header",
+        env = "AMBASSADOR_ADD_HEADER",
+        value_name = "NAME: VALUE",
+        value_delimiter = '\n',
+        hide_env_values = true,
+        help_heading = "Reverse proxy"
+    )]
+    pub add_header: Vec<String>,
+
+    /// Endpoint choice: round-robin or least-conn [default: round-robin].
+    #[arg(long, env = "AMBASSADOR_BALANCE", value_enum, help_heading = "Upstreams")]
+    pub balance: Option<Balance>,
+
+    /// Upstream connect timeout (TCP plus TLS handshake) [default: 5s].
+    #[arg(long, env = "AMBASSADOR_CONNECT_TIMEOUT", value_name = "DURATION", value_parser = parse_duration, help_heading = "Timeouts")]
+    pub connect_timeout: Option<Duration>,
+
+    /// Close connections with no traffic for this long; 0 never [default: 10m].
+    #[arg(long, env = "AMBASSADOR_IDLE_TIMEOUT", value_name = "DURATION", value_parser = parse_duration, help_heading = "Timeouts")]
+    pub idle_timeout: Option<Duration>,
+
+    /// Longest wait for an upstream's response headers; 504 after it [default: 60s].
+    #[arg(long, env = "AMBASSADOR_REQUEST_TIMEOUT", value_name = "DURATION", value_parser = parse_duration, help_heading = "Timeouts")]
+    pub request_timeout: Option<Duration>,
+
+    /// Longest time a client may take to send request headers (slowloris
+    /// cut); 0 never [default: 10s].
+    #[arg(long, env = "AMBASSADOR_HEADER_READ_TIMEOUT", value_name = "DURATION", value_parser = parse_duration, help_heading = "Timeouts")]
+    pub header_read_timeout: Option<Duration>,
+
+    /// How often upstream names are resolved again [default: 5s].
+    #[arg(long, env = "AMBASSADOR_DNS_REFRESH", value_name = "DURATION", value_parser = parse_duration, help_heading = "Upstreams")]
+    pub dns_refresh: Option<Duration>,
+
+    /// A hosts file consulted before the system resolver, read again on
+    /// every resolution (pin or move names without a restart).
+    #[arg(long, env = "AMBASSADOR_HOSTS_FILE", value_name = "PATH", help_heading = "Upstreams")]
+    pub hosts_file: Option<PathBuf>,
+
+    /// Consecutive connect failures that eject an endpoint; 0 never [default: 3].
+    #[arg(long, env = "AMBASSADOR_EJECT_AFTER", value_name = "N", help_heading = "Upstreams")]
+    pub eject_after: Option<u32>,
+
+    /// How long an ejected endpoint is skipped [default: 10s].
+    #[arg(long, env = "AMBASSADOR_EJECT_FOR", value_name = "DURATION", value_parser = parse_duration, help_heading = "Upstreams")]
+    pub eject_for: Option<Duration>,
+
+    /// Further endpoints tried when a connect fails [default: 2].
+    #[arg(
+        long,
+        env = "AMBASSADOR_CONNECT_RETRIES",
+        value_name = "N",
+        help_heading = "Upstreams"
+    )]
+    pub connect_retries: Option<u32>,
+
+    /// Most concurrent client connections per listener; more are refused
+    /// (HTTP: 503) [default: 4096].
+    #[arg(long, env = "AMBASSADOR_MAX_CONNECTIONS", value_name = "N", help_heading = "Limits")]
+    pub max_connections: Option<usize>,
+
+    /// Largest request head (line plus headers); 431 beyond [default: 64KiB].
+    #[arg(long, env = "AMBASSADOR_MAX_HEADER_SIZE", value_name = "SIZE", value_parser = parse_size, help_heading = "Limits")]
+    pub max_header_size: Option<u64>,
+
+    /// Largest request body; 413 beyond; 0 no limit [default: 0].
+    #[arg(long, env = "AMBASSADOR_MAX_REQUEST_BODY", value_name = "SIZE", value_parser = parse_size, help_heading = "Limits")]
+    pub max_request_body: Option<u64>,
+
+    /// PEM CA bundle trusted for TLS upstreams instead of the compiled-in
+    /// web roots.
+    #[arg(
+        long,
+        env = "AMBASSADOR_CA_FILE",
+        value_name = "PATH",
+        help_heading = "TLS origination"
+    )]
+    pub ca_file: Option<PathBuf>,
+
+    /// PEM client certificate chain for mutual TLS.
+    #[arg(
+        long,
+        env = "AMBASSADOR_CLIENT_CERT",
+        value_name = "PATH",
+        help_heading = "TLS origination"
+    )]
+    pub client_cert: Option<PathBuf>,
+
+    /// PEM private key of --client-cert.
+    #[arg(
+        long,
+        env = "AMBASSADOR_CLIENT_KEY",
+        value_name = "PATH",
+        help_heading = "TLS origination"
+    )]
+    pub client_key: Option<PathBuf>,
+
+    /// Do not verify upstream certificates. For tests only.
+    #[arg(long, env = "AMBASSADOR_INSECURE", help_heading = "TLS origination")]
+    pub insecure: bool,
+
+    /// After SIGTERM, keep accepting for this long (the app's last calls
+    /// still work), then drain; at most half the grace period [default: 2s].
+    #[arg(long, env = "AMBASSADOR_DRAIN_DELAY", value_name = "DURATION", value_parser = parse_duration, help_heading = "Operations")]
+    pub drain_delay: Option<Duration>,
+
+    /// PROXY protocol header sent to tcp-mode upstreams first, so they see
+    /// the client's address: off, v1 or v2 [default: off].
+    #[arg(long, env = "AMBASSADOR_PROXY_PROTOCOL", value_enum, help_heading = "Upstreams")]
+    pub proxy_protocol: Option<proxy_protocol::ProxyProtocol>,
+
+    /// Access log lines on stdout: off, text or json [default: off].
+    #[arg(long, env = "AMBASSADOR_ACCESS_LOG", value_enum, help_heading = "Operations")]
+    pub access_log: Option<AccessLog>,
+
     /// Flags shared by every podkit binary.
     #[command(flatten)]
     pub common: CommonArgs,
@@ -24,18 +236,395 @@ impl podkit_runtime::cli::Cli for Args {
 }
 
 /// The validated configuration [`run`] works from.
-#[derive(Debug, Clone, Default)]
-pub struct Config {}
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The listeners.
+    pub listeners: Vec<ListenerConfig>,
+    /// After SIGTERM, how long listeners keep accepting.
+    pub drain_delay: Duration,
+    /// The process's grace period (the drain closes what is left before it).
+    pub grace_period: Duration,
+    /// Extra hosts file.
+    pub hosts_file: Option<PathBuf>,
+    /// Access log format.
+    pub access_log: AccessLog,
+    /// The admin address, which the forward proxy refuses as a destination.
+    pub admin_addr: Option<SocketAddr>,
+}
 
 impl Config {
     /// Validates the arguments; an error here exits 64.
-    pub fn from_args(_args: Args) -> anyhow::Result<Self> {
-        Ok(Self {})
+    pub fn from_args(args: Args) -> anyhow::Result<Self> {
+        Self::build(args).map_err(|e| anyhow::Error::new(ConfigError::new(e)))
+    }
+
+    fn build(args: Args) -> Result<Self, String> {
+        let file = match &args.config {
+            Some(path) => config::read_file(path)?,
+            None => config::FileConfig::default(),
+        };
+        let flags = PartialOptions {
+            connect_timeout: args.connect_timeout,
+            idle_timeout: args.idle_timeout,
+            request_timeout: args.request_timeout,
+            header_read_timeout: args.header_read_timeout,
+            dns_refresh: args.dns_refresh,
+            balance: args.balance,
+            eject_after: args.eject_after,
+            eject_for: args.eject_for,
+            connect_retries: args.connect_retries,
+            max_connections: args.max_connections,
+            max_header_size: args
+                .max_header_size
+                .map(|s| usize::try_from(s).map_err(|_| "--max-header-size is too large".to_owned()))
+                .transpose()?,
+            max_request_body: args.max_request_body,
+            allow: if args.allow.is_empty() {
+                None
+            } else {
+                Some(
+                    args.allow
+                        .iter()
+                        .filter(|r| !r.trim().is_empty())
+                        .map(|r| r.parse().map_err(|e| format!("--allow: {e}")))
+                        .collect::<Result<_, String>>()?,
+                )
+            },
+            headers: if args.add_header.is_empty() {
+                None
+            } else {
+                Some(
+                    args.add_header
+                        .iter()
+                        .filter(|h| !h.trim().is_empty())
+                        .map(|h| config::parse_header(h).map_err(|e| format!("--add-header: {e}")))
+                        .collect::<Result<_, String>>()?,
+                )
+            },
+            ca_file: args.ca_file,
+            client_cert: args.client_cert,
+            client_key: args.client_key,
+            insecure: args.insecure.then_some(true),
+            proxy_protocol: args.proxy_protocol,
+        };
+        let mut listeners: Vec<ListenerConfig> = Vec::new();
+        let flag_listeners = [
+            ("tcp", &args.tcp),
+            ("reverse", &args.reverse),
+            ("http-forward", &args.http_forward),
+        ];
+        for (flag, values) in flag_listeners {
+            for value in values.iter().filter(|v| !v.trim().is_empty()) {
+                let (listen, mode) = config::parse_listener_flag(flag, value).map_err(|e| format!("--{flag}: {e}"))?;
+                let options = flags.clone().resolve().map_err(|e| format!("--{flag} {value}: {e}"))?;
+                listeners.push(listener(listen, mode, options));
+            }
+        }
+        for (i, l) in file.listeners.iter().enumerate() {
+            // A flag listener on the same address wins over the file's.
+            if listeners.iter().any(|f| f.listen == l.listen && l.listen.port() != 0) {
+                continue;
+            }
+            let options = config::section_options(&flags, &file.top, &l.options)
+                .resolve()
+                .map_err(|e| format!("config listener #{}: {e}", i + 1))?;
+            listeners.push(listener(l.listen, l.mode.clone(), options));
+        }
+        if listeners.is_empty() {
+            return Err(
+                "no listener: give --tcp, --reverse, --http-forward or a --config file with [[listener]]".into(),
+            );
+        }
+        for l in &listeners {
+            if l.listen.port() != 0 && listeners.iter().filter(|o| o.listen == l.listen).count() > 1 {
+                return Err(format!("two listeners on {}", l.listen));
+            }
+            if l.mode == Mode::Forward && !is_loopback(l.listen.ip()) && l.options.allow.is_empty() {
+                return Err(format!(
+                    "the forward proxy on {} listens beyond loopback and would be an open relay: give --allow rules (or listen on 127.0.0.1)",
+                    l.listen
+                ));
+            }
+            // Fail on unreadable TLS files now, not at the first request.
+            if matches!(&l.mode, Mode::Tcp { upstreams } | Mode::Reverse { upstreams, .. } if upstreams.iter().any(|t| t.tls))
+            {
+                tls::client_config(&l.options.tls, &[]).map_err(|e| format!("{}: {e}", l.name))?;
+            }
+        }
+        let grace_period = args.common.grace_period;
+        let drain_delay = args.drain_delay.unwrap_or(Duration::from_secs(2)).min(grace_period / 2);
+        Ok(Self {
+            listeners,
+            drain_delay,
+            grace_period,
+            hosts_file: args.hosts_file,
+            access_log: args.access_log.unwrap_or_default(),
+            admin_addr: match args.common.admin_addr {
+                AdminAddr::On(addr) => Some(addr),
+                AdminAddr::Off => None,
+            },
+        })
     }
 }
 
-/// Runs until shutdown is signalled.
-pub async fn run(_config: Config, ctx: Context) -> anyhow::Result<()> {
+fn listener(listen: SocketAddr, mode: Mode, options: config::Options) -> ListenerConfig {
+    ListenerConfig {
+        name: format!("{}:{listen}", mode.name()),
+        listen,
+        mode,
+        options,
+    }
+}
+
+fn is_loopback(ip: IpAddr) -> bool {
+    policy::canonical(ip).is_loopback()
+}
+
+/// What an accepted connection is handed to.
+#[derive(Clone)]
+enum Handler {
+    Tcp(Arc<tcp::TcpProxy>),
+    Reverse(Arc<reverse::ReverseProxy>),
+    Forward(Arc<forward::ForwardProxy>),
+}
+
+struct Bound {
+    config: ListenerConfig,
+    listener: TcpListener,
+}
+
+/// Binds every listener, then serves until shutdown: on SIGTERM listeners
+/// keep accepting for the drain delay, then stop; open connections get
+/// until shortly before the grace period ends, and what is left then is
+/// closed.
+pub async fn run(config: Config, ctx: Context) -> anyhow::Result<()> {
+    let mut bound = Vec::new();
+    for l in &config.listeners {
+        let listener = TcpListener::bind(l.listen)
+            .await
+            .with_context(|| format!("cannot listen on {} for {}", l.listen, l.name))?;
+        bound.push(Bound {
+            config: l.clone(),
+            listener,
+        });
+    }
+    let mut own: Vec<SocketAddr> = bound.iter().filter_map(|b| b.listener.local_addr().ok()).collect();
+    own.extend(config.admin_addr);
+    // A wildcard listener is reachable at every local address (the pod IP).
+    if own.iter().any(|a| a.ip().is_unspecified()) {
+        let locals = policy::local_addresses();
+        let wildcard: Vec<u16> = own
+            .iter()
+            .filter(|a| a.ip().is_unspecified())
+            .map(SocketAddr::port)
+            .collect();
+        for port in wildcard {
+            own.extend(locals.iter().map(|ip| SocketAddr::new(*ip, port)));
+        }
+    }
+
+    let stats = stats::Stats::register(&ctx.metrics);
+    let resolver = upstream::Resolver::new(config.hosts_file.clone());
+    let drain = net::Drain::default();
+    let refresh_stop = tokio_util::sync::CancellationToken::new();
+    let access = net::AccessLogger(config.access_log);
+    let via = forward::via_token();
+
+    for b in bound {
+        let local = b.listener.local_addr().context("listener address")?;
+        let l = &b.config;
+        let lstats = stats.listener(&l.name, l.mode.name());
+        let handler = match &l.mode {
+            Mode::Tcp { upstreams } => {
+                let upstream = make_upstream(upstreams, l, &resolver, &ctx, &stats, &[])?;
+                upstream.spawn_refresh(refresh_stop.clone());
+                Handler::Tcp(Arc::new(tcp::TcpProxy {
+                    name: l.name.clone(),
+                    upstream,
+                    idle_timeout: l.options.idle_timeout,
+                    stats: lstats.clone(),
+                    access,
+                    proxy_protocol: l.options.proxy_protocol,
+                }))
+            }
+            Mode::Reverse {
+                upstreams,
+                prefix,
+                host,
+            } => {
+                let upstream = make_upstream(upstreams, l, &resolver, &ctx, &stats, &[b"h2", b"http/1.1"])?;
+                upstream.spawn_refresh(refresh_stop.clone());
+                let tls = upstreams.first().is_some_and(|t| t.tls);
+                Handler::Reverse(Arc::new(reverse::ReverseProxy {
+                    name: l.name.clone(),
+                    scheme: if tls { "https" } else { "http" },
+                    host: HeaderValue::from_str(host).context("upstream host")?,
+                    prefix: prefix.clone(),
+                    headers: l.options.headers.clone(),
+                    client: reverse::pool(Arc::clone(&upstream)),
+                    upstream,
+                    request_timeout: l.options.request_timeout,
+                    max_request_body: l.options.max_request_body,
+                    idle_timeout: l.options.idle_timeout,
+                    stats: lstats.clone(),
+                    access,
+                    drain: drain.clone(),
+                }))
+            }
+            Mode::Forward => {
+                let dialer = forward::Dialer {
+                    resolver: resolver.clone(),
+                    policy: Arc::new(policy::Policy::new(l.options.allow.clone(), own.clone())),
+                    connect_timeout: l.options.connect_timeout,
+                };
+                Handler::Forward(Arc::new(forward::ForwardProxy {
+                    name: l.name.clone(),
+                    client: forward::pool(dialer.clone()),
+                    dialer,
+                    via: via.clone(),
+                    request_timeout: l.options.request_timeout,
+                    max_request_body: l.options.max_request_body,
+                    idle_timeout: l.options.idle_timeout,
+                    stats: lstats.clone(),
+                    access,
+                    drain: drain.clone(),
+                }))
+            }
+        };
+        tracing::info!(listener = %l.name, mode = l.mode.name(), addr = %local, "Listening.");
+        let accept = accept_loop(b.listener, l.clone(), handler, lstats, drain.clone());
+        tokio::spawn(accept);
+    }
+
     ctx.shutdown.cancelled().await;
+    if !config.drain_delay.is_zero() {
+        tracing::info!(drain_delay = ?config.drain_delay, "Still accepting for the drain delay.");
+        tokio::time::sleep(config.drain_delay).await;
+    }
+    drain.stop_accepting.cancel();
+    refresh_stop.cancel();
+    drain.tasks.close();
+    // Leave a margin before the runtime's own grace deadline so that what
+    // is still open is closed by us, cleanly, and the process exits 0.
+    let budget = config
+        .grace_period
+        .saturating_sub(config.drain_delay)
+        .saturating_sub(config.grace_period / 10 + Duration::from_millis(200));
+    tracing::info!(open = drain.tasks.len(), budget = ?budget, "Stopped accepting; draining open connections.");
+    if tokio::time::timeout(budget, drain.tasks.wait()).await.is_err() {
+        tracing::warn!(
+            open = drain.tasks.len(),
+            "Closing connections still open at the drain deadline."
+        );
+        drain.hard_stop.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(1), drain.tasks.wait()).await;
+    }
     Ok(())
+}
+
+fn make_upstream(
+    targets: &[config::Target],
+    l: &ListenerConfig,
+    resolver: &upstream::Resolver,
+    ctx: &Context,
+    stats: &stats::Stats,
+    alpn: &[&[u8]],
+) -> anyhow::Result<Arc<upstream::Upstream>> {
+    let tls = if targets.iter().any(|t| t.tls) {
+        let config =
+            tls::client_config(&l.options.tls, alpn).map_err(|e| ConfigError::new(format!("{}: {e}", l.name)))?;
+        Some(TlsConnector::from(config))
+    } else {
+        None
+    };
+    let name = upstream::Upstream::label(targets);
+    Ok(upstream::Upstream::new(
+        targets.to_vec(),
+        (&l.options).into(),
+        resolver.clone(),
+        tls,
+        &ctx.readiness,
+        stats.upstream(&name),
+        name,
+    ))
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    l: ListenerConfig,
+    handler: Handler,
+    stats: stats::ListenerStats,
+    drain: net::Drain,
+) {
+    let limit = Arc::new(Semaphore::new(l.options.max_connections));
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = drain.stop_accepting.cancelled() => break,
+        };
+        let (stream, peer) = match accepted {
+            Ok(conn) => conn,
+            Err(err) => {
+                // Out of file descriptors and the like: back off briefly.
+                tracing::warn!(listener = %l.name, %err, "Accept failed.");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        stats.connections.inc();
+        let Ok(permit) = Arc::clone(&limit).try_acquire_owned() else {
+            stats.rejected_limit.inc();
+            tracing::debug!(listener = %l.name, client = %peer, "Connection limit reached; refusing.");
+            if !matches!(handler, Handler::Tcp(_)) {
+                tokio::spawn(refuse_busy(stream));
+            }
+            continue;
+        };
+        let handler = handler.clone();
+        let slot = http::ConnSlot::new(permit, stats.active.clone());
+        let (drain2, stats2, options) = (drain.clone(), stats.clone(), l.options.clone());
+        drain.tasks.spawn(async move {
+            match handler {
+                Handler::Tcp(proxy) => proxy.handle(stream, peer, &drain2).await,
+                Handler::Reverse(proxy) => {
+                    let _ = stream.set_nodelay(true);
+                    http::serve_connection(
+                        stream,
+                        peer,
+                        &options,
+                        &drain2,
+                        &stats2,
+                        slot.clone(),
+                        move |req, peer| Box::pin(Arc::clone(&proxy).handle(req, peer)),
+                    )
+                    .await
+                }
+                Handler::Forward(proxy) => {
+                    let _ = stream.set_nodelay(true);
+                    http::serve_connection(
+                        stream,
+                        peer,
+                        &options,
+                        &drain2,
+                        &stats2,
+                        slot.clone(),
+                        move |req, peer| Box::pin(Arc::clone(&proxy).handle(req, peer)),
+                    )
+                    .await
+                }
+            }
+            drop(slot);
+        });
+    }
+    tracing::debug!(listener = %l.name, "Stopped accepting.");
+}
+
+async fn refuse_busy(mut stream: TcpStream) {
+    use tokio::io::AsyncWriteExt;
+    let body = "too many connections to this proxy; try again\n";
+    let response = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\nretry-after: 1\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(response.as_bytes())).await;
 }

@@ -5,7 +5,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_ambassador");
 
 #[test]
 fn serves_admin_endpoints_and_drains_on_sigterm() {
-    podkit_testkit::check_admin_and_sigterm(BIN, "ambassador", &[]);
+    podkit_testkit::check_admin_and_sigterm(BIN, "ambassador", &["--http-forward", "127.0.0.1:0"]);
 }
 
 #[test]

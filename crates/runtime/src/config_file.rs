@@ -6,6 +6,10 @@
 //! asks for falls out of clap itself: flag > environment > config file >
 //! built-in default. An unknown key, or a value of the wrong shape, is a
 //! configuration error naming the key and the file.
+//!
+//! Tables (`[section]`, `[[section]]`) are not flags: they are left to the
+//! binary, which reads them with [`read`] and must reject the ones it does
+//! not know (the ambassador's `[[listener]]` is one).
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -24,6 +28,7 @@ enum Value {
     Float(f64),
     Str(String),
     List(Vec<Value>),
+    Table(BTreeMap<String, Value>),
 }
 
 impl Value {
@@ -33,7 +38,16 @@ impl Value {
             Self::Int(i) => Some(i.to_string()),
             Self::Float(f) => Some(f.to_string()),
             Self::Str(s) => Some(s.clone()),
-            Self::List(_) => None,
+            Self::List(_) | Self::Table(_) => None,
+        }
+    }
+
+    /// A table or a list of tables: a section for the binary, not a flag.
+    fn is_section(&self) -> bool {
+        match self {
+            Self::Table(_) => true,
+            Self::List(items) => !items.is_empty() && items.iter().all(|v| matches!(v, Self::Table(_))),
+            _ => false,
         }
     }
 }
@@ -66,9 +80,12 @@ pub(crate) fn requested(command: &Command, args: &[OsString]) -> Option<PathBuf>
 /// Reads `path` and turns its keys into defaults of `command`'s arguments.
 pub(crate) fn apply(command: Command, path: &Path) -> Result<Command, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
-    let values = parse(path, &text)?;
+    let values: BTreeMap<String, Value> = parse(path, &text)?;
     let mut command = command;
     for (key, value) in values {
+        if value.is_section() {
+            continue;
+        }
         let flag = key.replace('_', "-");
         let Some(arg) = command
             .get_arguments()
@@ -98,7 +115,14 @@ pub(crate) fn apply(command: Command, path: &Path) -> Result<Command, String> {
     Ok(command)
 }
 
-fn parse(path: &Path, text: &str) -> Result<BTreeMap<String, Value>, String> {
+/// Reads a config file (TOML or YAML, by extension) into `T`: how a binary
+/// gets at its own sections.
+pub fn read<T: serde::de::DeserializeOwned + Default>(path: &Path) -> Result<T, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
+    parse(path, &text)
+}
+
+fn parse<T: serde::de::DeserializeOwned + Default>(path: &Path, text: &str) -> Result<T, String> {
     let ext = path
         .extension()
         .and_then(|e| e.to_str())
@@ -106,7 +130,7 @@ fn parse(path: &Path, text: &str) -> Result<BTreeMap<String, Value>, String> {
         .to_ascii_lowercase();
     match ext.as_str() {
         "toml" => toml::from_str(text).map_err(|e| format!("config file {}: {e}", path.display())),
-        "yaml" | "yml" => serde_saphyr::from_str::<Option<BTreeMap<String, Value>>>(text)
+        "yaml" | "yml" => serde_saphyr::from_str::<Option<T>>(text)
             .map(Option::unwrap_or_default)
             .map_err(|e| format!("config file {}: {e}", path.display())),
         _ => Err(format!(
@@ -205,6 +229,24 @@ mod tests {
         .unwrap();
         assert_eq!(a.grace_period, Duration::from_secs(9));
         assert_eq!(a.routes, ["x=y"]);
+    }
+
+    #[test]
+    fn tables_are_sections_left_to_the_binary() {
+        let (_d, path) = file(
+            "c.toml",
+            "retries = 2\n[[route-table]]\nname = \"a\"\n[[route-table]]\nname = \"b\"\n[extra]\nx = 1\n",
+        );
+        let a = parse_with(&path, &["--config", path.to_str().unwrap()]).unwrap();
+        assert_eq!(a.retries, 2);
+        #[derive(Debug, Default, Deserialize)]
+        struct Sections {
+            #[serde(rename = "route-table", default)]
+            route_table: Vec<BTreeMap<String, String>>,
+        }
+        let sections: Sections = read(&path).unwrap();
+        assert_eq!(sections.route_table.len(), 2);
+        assert_eq!(sections.route_table[1]["name"], "b");
     }
 
     #[test]

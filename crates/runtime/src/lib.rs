@@ -55,7 +55,7 @@
 pub mod admin;
 pub mod backoff;
 pub mod cli;
-mod config_file;
+pub mod config_file;
 pub mod logging;
 pub mod metrics;
 pub mod readiness;

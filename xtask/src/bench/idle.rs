@@ -32,6 +32,9 @@ fn setup(env: &Env) -> Result<Vec<Contender>> {
     for bin in ["ambassador", "log-shipper", "tail-rewrite"] {
         let mut cmd = Command::new(env.bin(bin));
         cmd.args(["--admin-addr", "127.0.0.1:0"]);
+        if bin == "ambassador" {
+            cmd.args(super::ambassador::IDLE_ARGS);
+        }
         contenders.push(idle(format!("podkit {bin}"), true, cmd));
     }
 

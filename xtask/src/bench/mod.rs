@@ -8,6 +8,7 @@
 //! the other load on the machine during the run, then prints medians and
 //! ratios and writes the table to `target/bench/<scenario>.md`.
 
+mod ambassador;
 mod idle;
 mod rewrite;
 mod startup;
@@ -79,7 +80,7 @@ pub struct Scenario {
 
 /// Every scenario, in the order `bench list` shows them.
 fn scenarios() -> Vec<Scenario> {
-    vec![
+    let mut all = vec![
         startup::scenario(),
         idle::scenario(),
         rewrite::prefix(),
@@ -88,7 +89,9 @@ fn scenarios() -> Vec<Scenario> {
         wait_for::latency(),
         wait_for::exec(),
         wait_for::sigterm(),
-    ]
+    ];
+    all.extend(ambassador::scenarios());
+    all
 }
 
 /// `cargo xtask bench <scenario> [--rounds N]`.

@@ -1,0 +1,319 @@
+//! http-forward mode: absolute-form requests (`GET http://host/path`) over a
+//! keep-alive pool to origins, and `CONNECT host:port` tunnels.
+//!
+//! Every destination passes the [`Policy`] on its *resolved* addresses
+//! before any connection is made: 403 when refused. A request carrying this
+//! process's own `Via` token is a loop and gets 403 too.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use http::header::{self, HeaderValue};
+use http::{Method, Request, Response, StatusCode, Uri, Version};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::net::TcpStream;
+
+use crate::http::{Body, BoxError, answer, check_body_size, find_cause, limit_body, restore_upgrade, strip_hop_by_hop};
+use crate::net::{AccessEntry, AccessLogger, Drain};
+use crate::policy::{Denied, Policy};
+use crate::stats::ListenerStats;
+use crate::upstream::{Resolver, connect_addr};
+
+/// Why a destination could not be reached.
+#[derive(Debug, thiserror::Error)]
+pub enum ForwardError {
+    /// Refused by policy.
+    #[error(transparent)]
+    Denied(#[from] Denied),
+    /// The name does not resolve.
+    #[error("cannot resolve {0}: {1}")]
+    Resolve(String, std::io::Error),
+    /// The connection failed.
+    #[error("cannot connect to {0}: {1}")]
+    Connect(String, std::io::Error),
+    /// The URI has no host.
+    #[error("request target has no host")]
+    NoHost,
+}
+
+impl ForwardError {
+    /// The proxy's answer to this failure.
+    pub fn answer(&self) -> Response<Body> {
+        let status = match self {
+            Self::Denied(_) => StatusCode::FORBIDDEN,
+            Self::Connect(_, e) if e.kind() == std::io::ErrorKind::TimedOut => StatusCode::GATEWAY_TIMEOUT,
+            Self::NoHost => StatusCode::BAD_REQUEST,
+            Self::Resolve(..) | Self::Connect(..) => StatusCode::BAD_GATEWAY,
+        };
+        answer(status, &self.to_string())
+    }
+
+    fn reason(&self) -> &'static str {
+        match self {
+            Self::Denied(Denied::NotAllowed(_)) => "not_allowed",
+            Self::Denied(Denied::Metadata(..)) => "metadata",
+            Self::Denied(Denied::SelfLoop(_)) => "self_loop",
+            _ => "other",
+        }
+    }
+}
+
+/// Resolves, checks and connects a destination.
+#[derive(Debug, Clone)]
+pub struct Dialer {
+    /// Name resolution.
+    pub resolver: Resolver,
+    /// Destination policy.
+    pub policy: Arc<Policy>,
+    /// Connect timeout per address.
+    pub connect_timeout: Duration,
+}
+
+impl Dialer {
+    /// Connects to `host:port` if the policy allows every resolved address.
+    pub async fn dial(&self, host: &str, port: u16) -> Result<TcpStream, ForwardError> {
+        let dest = format!("{host}:{port}");
+        self.policy.check_name(host, port)?;
+        let addrs = self
+            .resolver
+            .resolve(host, port)
+            .await
+            .map_err(|e| ForwardError::Resolve(host.to_owned(), e))?;
+        self.policy.check(host, port, &addrs)?;
+        connect_addr(&addrs, self.connect_timeout)
+            .await
+            .map_err(|e| ForwardError::Connect(dest, e))
+    }
+}
+
+impl tower_service::Service<Uri> for Dialer {
+    type Response = TokioIo<TcpStream>;
+    type Error = ForwardError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        let this = self.clone();
+        Box::pin(async move {
+            let host = uri.host().ok_or(ForwardError::NoHost)?;
+            let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
+            let port = uri.port_u16().unwrap_or(80);
+            this.dial(&host, port).await.map(TokioIo::new)
+        })
+    }
+}
+
+/// One forward listener's proxy.
+#[derive(Debug)]
+pub struct ForwardProxy {
+    /// The listener's name.
+    pub name: String,
+    /// Resolution, policy and connects for tunnels.
+    pub dialer: Dialer,
+    /// The keep-alive pool to origins.
+    pub client: Client<Dialer, Body>,
+    /// This process's `Via` entry; seeing it come back means a loop.
+    pub via: HeaderValue,
+    /// See [`crate::config::Options::request_timeout`].
+    pub request_timeout: Duration,
+    /// See [`crate::config::Options::max_request_body`].
+    pub max_request_body: u64,
+    /// Idle timeout of tunnels.
+    pub idle_timeout: Duration,
+    /// Metrics.
+    pub stats: ListenerStats,
+    /// Access log.
+    pub access: AccessLogger,
+    /// Tunnels are tracked for the drain.
+    pub drain: Drain,
+}
+
+/// Builds the keep-alive pool to origins.
+pub fn pool(dialer: Dialer) -> Client<Dialer, Body> {
+    Client::builder(TokioExecutor::new())
+        .timer(TokioTimer::new())
+        .pool_timer(TokioTimer::new())
+        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_max_idle_per_host(64)
+        .retry_canceled_requests(true)
+        .set_host(false)
+        .build(dialer)
+}
+
+/// A `Via` token unique to this process.
+pub fn via_token() -> HeaderValue {
+    let token = format!("1.1 ambassador-{:016x}", fastrand_u64());
+    HeaderValue::from_str(&token).unwrap_or(HeaderValue::from_static("1.1 ambassador"))
+}
+
+fn fastrand_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    // RandomState is seeded from the OS: enough to tell processes apart.
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    h.finish()
+}
+
+impl ForwardProxy {
+    /// Answers one request.
+    pub async fn handle(self: Arc<Self>, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+        let start = Instant::now();
+        let log = self
+            .access
+            .enabled()
+            .then(|| (req.method().to_string(), req.uri().to_string()));
+        let response = self.proxy(req).await;
+        let status = response.status().as_u16();
+        self.stats.request(status);
+        if let Some((method, target)) = log {
+            self.access.log(&AccessEntry {
+                listener: &self.name,
+                client: peer,
+                method: &method,
+                target: &target,
+                status,
+                upstream: None,
+                duration_ms: start.elapsed().as_secs_f64() * 1000.0,
+                bytes_in: 0,
+                bytes_out: 0,
+            });
+        }
+        response
+    }
+
+    fn refuse(&self, err: &ForwardError) -> Response<Body> {
+        if let ForwardError::Denied(denied) = err {
+            self.stats.denied(err.reason());
+            tracing::debug!(listener = %self.name, %denied, "Destination refused.");
+        }
+        err.answer()
+    }
+
+    async fn proxy(&self, mut req: Request<Incoming>) -> Response<Body> {
+        if req
+            .headers()
+            .get_all(header::VIA)
+            .iter()
+            .any(|v| v.as_bytes().windows(self.via.len()).any(|w| w == self.via.as_bytes()))
+        {
+            self.stats.denied("self_loop");
+            return answer(StatusCode::FORBIDDEN, "request loops back to this proxy");
+        }
+        if req.method() == Method::CONNECT {
+            return self.connect(req).await;
+        }
+        if let Some(refused) = check_body_size(&req, self.max_request_body) {
+            self.stats.rejected_size.inc();
+            return refused;
+        }
+        let uri = req.uri();
+        match uri.scheme_str() {
+            Some("http") => {}
+            Some(_) => {
+                return answer(
+                    StatusCode::BAD_REQUEST,
+                    "only http:// targets are forwarded; use CONNECT for https",
+                );
+            }
+            None => {
+                return answer(
+                    StatusCode::BAD_REQUEST,
+                    "this is a forward proxy: send an absolute-form target (GET http://host/path) or CONNECT",
+                );
+            }
+        }
+        let Some(authority) = uri.authority().cloned() else {
+            return answer(StatusCode::BAD_REQUEST, "request target has no host");
+        };
+        let host = authority.host().trim_start_matches('[').trim_end_matches(']');
+        if let Err(denied) = self.dialer.policy.check_name(host, authority.port_u16().unwrap_or(80)) {
+            return self.refuse(&ForwardError::Denied(denied));
+        }
+        let upgrade = strip_hop_by_hop(req.headers_mut());
+        let client_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut req));
+        let slot = crate::http::ConnSlot::of(&req);
+        let (mut parts, body) = req.into_parts();
+        parts.version = Version::HTTP_11;
+        if let Ok(host) = HeaderValue::from_str(authority.as_str()) {
+            parts.headers.insert(header::HOST, host);
+        }
+        parts.headers.append(header::VIA, self.via.clone());
+        if let Some(upgrade) = upgrade {
+            restore_upgrade(&mut parts.headers, upgrade);
+        }
+        let outbound = Request::from_parts(parts, limit_body(body, self.max_request_body));
+        let sent = Instant::now();
+        let result = tokio::time::timeout(self.request_timeout, self.client.request(outbound)).await;
+        self.stats.duration.observe(sent.elapsed().as_secs_f64());
+        let mut response = match result {
+            Err(_) => {
+                return answer(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    &format!("origin did not answer within {:?}", self.request_timeout),
+                );
+            }
+            Ok(Err(err)) => {
+                if let Some(cause) = find_cause::<ForwardError>(&err) {
+                    return self.refuse(cause);
+                }
+                return crate::reverse::upstream_failure(&err);
+            }
+            Ok(Ok(response)) => response,
+        };
+        if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+            if let Some(client_upgrade) = client_upgrade {
+                let origin_upgrade = hyper::upgrade::on(&mut response);
+                let (idle, drain, stats) = (self.idle_timeout, self.drain.clone(), self.stats.clone());
+                self.drain.tasks.spawn(async move {
+                    let _slot = slot;
+                    match tokio::try_join!(client_upgrade, origin_upgrade) {
+                        Ok((client, origin)) => {
+                            crate::http::tunnel(TokioIo::new(client), TokioIo::new(origin), idle, drain, stats).await
+                        }
+                        Err(err) => tracing::debug!(%err, "Upgrade failed."),
+                    }
+                });
+            }
+        } else {
+            strip_hop_by_hop(response.headers_mut());
+        }
+        response.map(|b| b.map_err(BoxError::from).boxed())
+    }
+
+    async fn connect(&self, mut req: Request<Incoming>) -> Response<Body> {
+        let Some(authority) = req.uri().authority().cloned() else {
+            return answer(StatusCode::BAD_REQUEST, "CONNECT needs host:port");
+        };
+        let Some(port) = authority.port_u16() else {
+            return answer(StatusCode::BAD_REQUEST, "CONNECT needs host:port");
+        };
+        let host = authority.host().trim_start_matches('[').trim_end_matches(']');
+        let started = Instant::now();
+        let origin = match self.dialer.dial(host, port).await {
+            Ok(origin) => origin,
+            Err(err) => return self.refuse(&err),
+        };
+        self.stats.duration.observe(started.elapsed().as_secs_f64());
+        let on_upgrade = hyper::upgrade::on(&mut req);
+        let slot = crate::http::ConnSlot::of(&req);
+        let (idle, drain, stats) = (self.idle_timeout, self.drain.clone(), self.stats.clone());
+        self.drain.tasks.spawn(async move {
+            let _slot = slot;
+            match on_upgrade.await {
+                Ok(client) => crate::http::tunnel(TokioIo::new(client), origin, idle, drain, stats).await,
+                Err(err) => tracing::debug!(%err, "CONNECT upgrade failed."),
+            }
+        });
+        Response::new(crate::http::full(bytes::Bytes::new()))
+    }
+}

@@ -1,0 +1,319 @@
+//! What the two HTTP modes share: body types, hop-by-hop header handling
+//! (RFC 9110 section 7.6.1), error answers, request size limits, the
+//! upgrade/tunnel pipe, and serving one client connection with hyper under
+//! the drain protocol and the header-read (slowloris) timeout.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use crate::config::Options;
+use crate::net::{Activity, Drain, Tracked, pipe};
+use crate::stats::ListenerStats;
+
+/// Errors carried by proxied bodies.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The body type of everything the proxy sends and answers.
+pub type Body = http_body_util::combinators::BoxBody<Bytes, BoxError>;
+
+/// A body with fixed content.
+pub fn full(data: impl Into<Bytes>) -> Body {
+    Full::new(data.into())
+        .map_err(|never: Infallible| match never {})
+        .boxed()
+}
+
+/// A plain-text answer from the proxy itself (`502 upstream refused`...).
+pub fn answer(status: StatusCode, message: &str) -> Response<Body> {
+    let mut response = Response::new(full(format!("{message}\n")));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+/// The always hop-by-hop headers (RFC 9110 7.6.1, plus the legacy
+/// `Proxy-Connection` and `Keep-Alive`; `Proxy-Authorization` and
+/// `Proxy-Authenticate` are for this proxy, which takes no credentials, and
+/// must not leak to origins).
+static HOP_BY_HOP: [HeaderName; 9] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
+
+/// Removes hop-by-hop headers: the fixed set and every header the
+/// `Connection` header names. Returns the `Upgrade` value when the message
+/// asked for an upgrade (`Connection: upgrade`), for passthrough.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) -> Option<HeaderValue> {
+    let mut listed: Vec<HeaderName> = Vec::new();
+    let mut wants_upgrade = false;
+    for value in headers.get_all(header::CONNECTION) {
+        let Ok(text) = value.to_str() else { continue };
+        for token in text.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+            if token.eq_ignore_ascii_case("upgrade") {
+                wants_upgrade = true;
+            }
+            if let Ok(name) = HeaderName::from_bytes(token.as_bytes()) {
+                listed.push(name);
+            }
+        }
+    }
+    let upgrade = if wants_upgrade {
+        headers.get(header::UPGRADE).cloned()
+    } else {
+        None
+    };
+    // gRPC and other trailer users say `TE: trailers`, which is end-to-end
+    // in meaning: keep exactly that.
+    let te_trailers = headers
+        .get(header::TE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("trailers")));
+    for name in HOP_BY_HOP.iter().chain(listed.iter()) {
+        headers.remove(name);
+    }
+    if te_trailers {
+        headers.insert(header::TE, HeaderValue::from_static("trailers"));
+    }
+    upgrade
+}
+
+/// Puts back the headers of an upgrade passthrough.
+pub fn restore_upgrade(headers: &mut HeaderMap, upgrade: HeaderValue) {
+    headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    headers.insert(header::UPGRADE, upgrade);
+}
+
+/// Checks the declared request size; `Some(answer)` refuses it with 413.
+pub fn check_body_size(req: &Request<Incoming>, limit: u64) -> Option<Response<Body>> {
+    if limit == 0 {
+        return None;
+    }
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    match declared {
+        Some(n) if n > limit => Some(answer(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!("request body of {n} bytes is over the limit of {limit} bytes"),
+        )),
+        _ => None,
+    }
+}
+
+/// The request body to send upstream, cut at `limit` bytes (0: no limit).
+pub fn limit_body(body: Incoming, limit: u64) -> Body {
+    if limit == 0 {
+        body.map_err(BoxError::from).boxed()
+    } else {
+        Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX)).boxed()
+    }
+}
+
+/// Finds an error of type `E` anywhere in `err`'s source chain.
+pub fn find_cause<'a, E: std::error::Error + 'static>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a E> {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = current {
+        if let Some(found) = e.downcast_ref::<E>() {
+            return Some(found);
+        }
+        current = e.source();
+    }
+    None
+}
+
+/// A client connection's slot under the listener's connection limit, and
+/// its place in the active-connections gauge. It is shared with the
+/// tunnels and upgrades the connection turns into (through the request
+/// extensions), so a CONNECT tunnel holds its slot until it closes.
+#[derive(Debug, Clone)]
+pub struct ConnSlot {
+    _inner: Arc<SlotInner>,
+}
+
+#[derive(Debug)]
+struct SlotInner {
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    active: prometheus_client::metrics::gauge::Gauge,
+}
+
+impl ConnSlot {
+    /// Takes the slot (the permit is released and the gauge decremented
+    /// when the last clone drops).
+    pub fn new(permit: tokio::sync::OwnedSemaphorePermit, active: prometheus_client::metrics::gauge::Gauge) -> Self {
+        active.inc();
+        Self {
+            _inner: Arc::new(SlotInner {
+                _permit: permit,
+                active,
+            }),
+        }
+    }
+
+    /// The slot of the connection a request came on.
+    pub fn of<B>(req: &Request<B>) -> Option<Self> {
+        req.extensions().get::<Self>().cloned()
+    }
+}
+
+impl Drop for SlotInner {
+    fn drop(&mut self) {
+        self.active.dec();
+    }
+}
+
+/// Pipes two upgraded streams (WebSocket, CONNECT) into each other,
+/// counting bytes for the listener.
+pub async fn tunnel<A, B>(client: A, mut upstream: B, idle: Duration, drain: Drain, stats: ListenerStats)
+where
+    A: AsyncRead + AsyncWrite + Unpin,
+    B: AsyncRead + AsyncWrite + Unpin,
+{
+    let activity = Activity::new();
+    let mut client = Tracked::new(client, Arc::clone(&activity));
+    pipe(&mut client, &mut upstream, &activity, idle, &drain).await;
+    activity.account(&stats);
+}
+
+/// Serves one client connection with hyper's HTTP/1 server: keep-alive,
+/// upgrades, `header_read_timeout` (a client slower than that to send its
+/// headers is cut), `max_header_size` (431 beyond), the idle timeout, and a
+/// graceful close once listeners stop accepting.
+pub async fn serve_connection<S, F>(
+    stream: S,
+    peer: SocketAddr,
+    options: &Options,
+    drain: &Drain,
+    stats: &ListenerStats,
+    slot: ConnSlot,
+    handler: F,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    F: Fn(Request<Incoming>, SocketAddr) -> std::pin::Pin<Box<dyn Future<Output = Response<Body>> + Send>>
+        + Send
+        + Sync
+        + 'static,
+{
+    let activity = Activity::new();
+    let io = TokioIo::new(Tracked::new(stream, Arc::clone(&activity)));
+    let handler = Arc::new(handler);
+    let service_activity = Arc::clone(&activity);
+    let service = service_fn(move |mut req: Request<Incoming>| {
+        let handler = Arc::clone(&handler);
+        let activity = Arc::clone(&service_activity);
+        req.extensions_mut().insert(slot.clone());
+        async move {
+            activity.in_flight.fetch_add(1, Ordering::Relaxed);
+            let response = handler(req, peer).await;
+            activity.in_flight.fetch_sub(1, Ordering::Relaxed);
+            Ok::<_, Infallible>(response)
+        }
+    });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .keep_alive(true)
+        // A client that sends its request and shuts its write side
+        // (`nc -N`, scripts) still gets the answer.
+        .half_close(true)
+        .max_header_size(options.max_header_size)
+        .header_read_timeout(if options.header_read_timeout.is_zero() {
+            None
+        } else {
+            Some(options.header_read_timeout)
+        });
+    let conn = builder.serve_connection(io, service).with_upgrades();
+    tokio::pin!(conn);
+    let result = tokio::select! {
+        result = conn.as_mut() => result,
+        () = drain.stop_accepting.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            tokio::select! {
+                result = conn.as_mut() => result,
+                () = drain.hard_stop.cancelled() => Ok(()),
+            }
+        }
+        () = activity.idle(options.idle_timeout) => {
+            tracing::debug!(client = %peer, "Closing an idle client connection.");
+            Ok(())
+        }
+    };
+    if let Err(err) = result {
+        tracing::debug!(client = %peer, %err, "Client connection ended with an error.");
+    }
+    activity.account(stats);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (k, v) in pairs {
+            map.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        map
+    }
+
+    #[test]
+    fn hop_by_hop_headers_go_including_those_connection_names() {
+        let mut h = headers(&[
+            ("connection", "keep-alive, X-Secret-Hop"),
+            ("x-secret-hop", "1"),
+            ("keep-alive", "timeout=5"),
+            ("proxy-authorization", "Basic eA=="),
+            ("proxy-connection", "keep-alive"),
+            ("te", "gzip"),
+            ("trailer", "x-checksum"),
+            ("upgrade", "h2c"),
+            ("accept", "*/*"),
+            ("x-end-to-end", "kept"),
+        ]);
+        assert_eq!(strip_hop_by_hop(&mut h), None, "no upgrade without Connection: upgrade");
+        let mut left: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
+        left.sort_unstable();
+        assert_eq!(left, vec!["accept", "x-end-to-end"]);
+    }
+
+    #[test]
+    fn upgrades_and_te_trailers_survive() {
+        let mut h = headers(&[
+            ("connection", "Upgrade"),
+            ("upgrade", "websocket"),
+            ("te", "trailers, deflate"),
+        ]);
+        assert_eq!(strip_hop_by_hop(&mut h), Some(HeaderValue::from_static("websocket")));
+        assert_eq!(h.get("te").unwrap(), "trailers");
+        assert!(h.get("upgrade").is_none());
+        restore_upgrade(&mut h, HeaderValue::from_static("websocket"));
+        assert_eq!(h.get("connection").unwrap(), "upgrade");
+    }
+}

@@ -1,0 +1,219 @@
+//! reverse mode: every request goes to one fixed upstream (the seed's
+//! "curl 127.0.0.1:81 gets example.com"), with the Host header rewritten to
+//! the upstream's, the path prefix put in front, extra headers added, over
+//! a keep-alive pool (HTTP/2 when TLS ALPN offers it).
+//!
+//! Answers of the proxy itself: 502 when no endpoint can be reached, 504
+//! when the upstream is slower than `request_timeout`, 413 and 431 for
+//! requests over the size limits.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use http::header::{self, HeaderName, HeaderValue};
+use http::{Request, Response, StatusCode, Uri, Version};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+
+use crate::http::{Body, BoxError, answer, check_body_size, find_cause, limit_body, restore_upgrade, strip_hop_by_hop};
+use crate::net::{AccessEntry, AccessLogger, Drain};
+use crate::stats::ListenerStats;
+use crate::upstream::{Conn, Retired, Upstream, UpstreamError};
+
+/// Connects the client pool to the listener's upstream, whatever the URI.
+#[derive(Debug, Clone)]
+pub struct UpstreamConnector(pub Arc<Upstream>);
+
+impl tower_service::Service<Uri> for UpstreamConnector {
+    type Response = TokioIo<Conn>;
+    type Error = UpstreamError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _uri: Uri) -> Self::Future {
+        let upstream = Arc::clone(&self.0);
+        Box::pin(async move { upstream.connect().await.map(TokioIo::new) })
+    }
+}
+
+/// One reverse listener's proxy.
+#[derive(Debug)]
+pub struct ReverseProxy {
+    /// The listener's name.
+    pub name: String,
+    /// `http` or `https`, for the pool's URIs.
+    pub scheme: &'static str,
+    /// The Host header sent upstream.
+    pub host: HeaderValue,
+    /// Prepended to every request path.
+    pub prefix: String,
+    /// Added to every upstream request (replacing same-named ones).
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// The upstream (its endpoints and their state).
+    pub upstream: Arc<Upstream>,
+    /// The keep-alive pool to the upstream.
+    pub client: Client<UpstreamConnector, Body>,
+    /// See [`crate::config::Options::request_timeout`].
+    pub request_timeout: Duration,
+    /// See [`crate::config::Options::max_request_body`].
+    pub max_request_body: u64,
+    /// Idle timeout of upgraded connections.
+    pub idle_timeout: Duration,
+    /// Metrics.
+    pub stats: ListenerStats,
+    /// Access log.
+    pub access: AccessLogger,
+    /// For upgraded connections.
+    pub drain: Drain,
+}
+
+/// Builds the keep-alive pool for an upstream.
+pub fn pool(upstream: Arc<Upstream>) -> Client<UpstreamConnector, Body> {
+    Client::builder(TokioExecutor::new())
+        .timer(TokioTimer::new())
+        .pool_timer(TokioTimer::new())
+        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_max_idle_per_host(1024)
+        .retry_canceled_requests(true)
+        .set_host(false)
+        .build(UpstreamConnector(upstream))
+}
+
+impl ReverseProxy {
+    /// Answers one request.
+    pub async fn handle(self: Arc<Self>, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+        let start = Instant::now();
+        let log = self
+            .access
+            .enabled()
+            .then(|| (req.method().to_string(), req.uri().to_string()));
+        let response = self.proxy(req).await;
+        let status = response.status().as_u16();
+        self.stats.request(status);
+        if let Some((method, target)) = log {
+            self.access.log(&AccessEntry {
+                listener: &self.name,
+                client: peer,
+                method: &method,
+                target: &target,
+                status,
+                upstream: None,
+                duration_ms: start.elapsed().as_secs_f64() * 1000.0,
+                bytes_in: 0,
+                bytes_out: 0,
+            });
+        }
+        response
+    }
+
+    async fn proxy(&self, mut req: Request<Incoming>) -> Response<Body> {
+        if let Some(refused) = check_body_size(&req, self.max_request_body) {
+            self.stats.rejected_size.inc();
+            return refused;
+        }
+        let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
+        let path = if path.starts_with('/') { path } else { "/" };
+        let uri = format!(
+            "{}://{}{}{}",
+            self.scheme,
+            self.host.to_str().unwrap_or("upstream"),
+            self.prefix,
+            path
+        );
+        let Ok(uri) = uri.parse::<Uri>() else {
+            return answer(StatusCode::BAD_REQUEST, "bad request target");
+        };
+        let upgrade = strip_hop_by_hop(req.headers_mut());
+        let client_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut req));
+        let slot = crate::http::ConnSlot::of(&req);
+        let (mut parts, body) = req.into_parts();
+        parts.uri = uri;
+        parts.version = Version::HTTP_11;
+        parts.headers.insert(header::HOST, self.host.clone());
+        for (name, value) in &self.headers {
+            parts.headers.insert(name.clone(), value.clone());
+        }
+        if let Some(upgrade) = upgrade {
+            restore_upgrade(&mut parts.headers, upgrade);
+        }
+        let mut outbound = Request::from_parts(parts, limit_body(body, self.max_request_body));
+        let capture = self
+            .upstream
+            .any_retired()
+            .then(|| hyper_util::client::legacy::connect::capture_connection(&mut outbound));
+        let sent = Instant::now();
+        let result = tokio::time::timeout(self.request_timeout, self.client.request(outbound)).await;
+        self.stats.duration.observe(sent.elapsed().as_secs_f64());
+        let mut response = match result {
+            Err(_) => {
+                return answer(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    &format!("upstream did not answer within {:?}", self.request_timeout),
+                );
+            }
+            Ok(Err(err)) => return upstream_failure(&err),
+            Ok(Ok(response)) => response,
+        };
+        if let Some(capture) = &capture
+            && let Some(connected) = capture.connection_metadata().as_ref()
+        {
+            let mut extras = http::Extensions::new();
+            connected.get_extras(&mut extras);
+            if extras.get::<Retired>().is_some_and(Retired::is_set) {
+                // DNS no longer gives this endpoint: finish this exchange,
+                // then let the pool drop the connection.
+                connected.poison();
+            }
+        }
+        if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+            if let Some(client_upgrade) = client_upgrade {
+                let upstream_upgrade = hyper::upgrade::on(&mut response);
+                let (idle, drain, stats) = (self.idle_timeout, self.drain.clone(), self.stats.clone());
+                self.drain.tasks.spawn(async move {
+                    let _slot = slot;
+                    match tokio::try_join!(client_upgrade, upstream_upgrade) {
+                        Ok((client, upstream)) => {
+                            crate::http::tunnel(TokioIo::new(client), TokioIo::new(upstream), idle, drain, stats).await
+                        }
+                        Err(err) => tracing::debug!(%err, "Upgrade failed."),
+                    }
+                });
+            }
+        } else {
+            strip_hop_by_hop(response.headers_mut());
+        }
+        response.map(|b| b.map_err(BoxError::from).boxed())
+    }
+}
+
+/// The answer to a failed upstream exchange: 504 for a connect timeout,
+/// 502 otherwise, with the reason in the body.
+pub fn upstream_failure(err: &hyper_util::client::legacy::Error) -> Response<Body> {
+    if let Some(cause) = find_cause::<UpstreamError>(err) {
+        let status = if cause.is_timeout() {
+            StatusCode::GATEWAY_TIMEOUT
+        } else {
+            StatusCode::BAD_GATEWAY
+        };
+        tracing::debug!(%cause, "Upstream unreachable.");
+        return answer(status, &cause.to_string());
+    }
+    let mut text = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    tracing::debug!(err = %text, "Upstream exchange failed.");
+    answer(StatusCode::BAD_GATEWAY, &format!("upstream failed: {text}"))
+}

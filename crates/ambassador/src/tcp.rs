@@ -1,0 +1,83 @@
+//! tcp mode: each client connection is piped to one upstream endpoint, both
+//! ways, with half-close passed on, until both sides close, the connection
+//! idles past `idle_timeout`, or the drain deadline passes.
+//!
+//! When no endpoint can be reached the client connection is closed at once
+//! (the app sees a reset or EOF, as if the upstream had refused it).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::net::TcpStream;
+
+use crate::net::{AccessEntry, AccessLogger, Activity, Drain, PipeEnd, Tracked, pipe};
+use crate::stats::ListenerStats;
+use crate::upstream::Upstream;
+
+/// One tcp listener's proxy.
+#[derive(Debug)]
+pub struct TcpProxy {
+    /// The listener's name.
+    pub name: String,
+    /// Where connections go.
+    pub upstream: Arc<Upstream>,
+    /// See [`crate::config::Options::idle_timeout`].
+    pub idle_timeout: Duration,
+    /// Metrics.
+    pub stats: ListenerStats,
+    /// Access log.
+    pub access: AccessLogger,
+    /// The PROXY protocol header to send upstream first.
+    pub proxy_protocol: crate::proxy_protocol::ProxyProtocol,
+}
+
+impl TcpProxy {
+    /// Proxies one client connection to its end.
+    pub async fn handle(&self, client: TcpStream, peer: SocketAddr, drain: &Drain) {
+        let start = Instant::now();
+        let _ = client.set_nodelay(true);
+        let preamble = match client.local_addr() {
+            Ok(local) => crate::proxy_protocol::header(self.proxy_protocol, peer, local),
+            Err(_) => Vec::new(),
+        };
+        let connected = tokio::select! {
+            result = self.upstream.connect_with(&preamble) => result,
+            () = drain.hard_stop.cancelled() => return,
+        };
+        let mut upstream = match connected {
+            Ok(conn) => conn,
+            Err(err) => {
+                tracing::debug!(listener = %self.name, client = %peer, %err, "No upstream; closing the client connection.");
+                self.log(peer, None, start, None);
+                return;
+            }
+        };
+        self.stats.duration.observe(start.elapsed().as_secs_f64());
+        let activity = Activity::new();
+        let mut client = Tracked::new(client, Arc::clone(&activity));
+        let end = pipe(&mut client, &mut upstream, &activity, self.idle_timeout, drain).await;
+        if end == PipeEnd::Idle {
+            tracing::debug!(listener = %self.name, client = %peer, idle_timeout = ?self.idle_timeout, "Closing an idle connection.");
+        }
+        activity.account(&self.stats);
+        self.log(peer, Some(upstream.addr), start, Some(&activity));
+    }
+
+    fn log(&self, peer: SocketAddr, upstream: Option<SocketAddr>, start: Instant, activity: Option<&Activity>) {
+        if !self.access.enabled() {
+            return;
+        }
+        self.access.log(&AccessEntry {
+            listener: &self.name,
+            client: peer,
+            method: "TCP",
+            target: &self.upstream.name,
+            status: 0,
+            upstream,
+            duration_ms: start.elapsed().as_secs_f64() * 1000.0,
+            bytes_in: activity.map_or(0, Activity::read_bytes),
+            bytes_out: activity.map_or(0, Activity::written_bytes),
+        });
+    }
+}

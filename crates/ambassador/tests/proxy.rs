@@ -1,0 +1,605 @@
+//! The real `ambassador` binary on loopback, driven with curl and raw
+//! sockets: each mode, TLS origination, CONNECT, policy, DNS changes,
+//! upstream failures, limits, slowloris and the SIGTERM drain.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use podkit_testkit::{PATIENCE, http_get, wait_until};
+use support::{Amb, Origin, TestCa, curl, dead_port};
+
+#[test]
+fn tcp_mode_carries_http_and_spreads_over_endpoints() {
+    let a = Origin::start("a", "127.0.0.1:0");
+    let b = Origin::start("b", "127.0.0.1:0");
+    let spec = format!("127.0.0.1:0={},{}", a.addr, b.addr);
+    let mut amb = Amb::start(&["--tcp", &spec]);
+    let addr = amb.addr("tcp:127.0.0.1:0");
+    let mut seen = Vec::new();
+    for _ in 0..4 {
+        let (status, body) = curl(&[&format!("http://{addr}/hello")]);
+        assert_eq!(status, 200, "{body}");
+        assert!(body.contains("path=/hello"), "{body}");
+        seen.push(body.lines().next().unwrap_or_default().to_owned());
+    }
+    assert!(
+        seen.contains(&"id=a".to_owned()) && seen.contains(&"id=b".to_owned()),
+        "round-robin: {seen:?}"
+    );
+
+    // Half-close: the client shuts its write side and still reads the answer.
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.write_all(b"GET /half HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    s.set_read_timeout(Some(PATIENCE)).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    assert!(out.starts_with("HTTP/1.1 200") && out.contains("path=/half"), "{out}");
+}
+
+#[test]
+fn reverse_mode_rewrites_host_adds_prefix_and_headers() {
+    let dir = tempfile::tempdir().unwrap();
+    let origin = Origin::start("o", "127.0.0.1:0");
+    let hosts = dir.path().join("hosts");
+    std::fs::write(&hosts, "127.0.0.1 upstream.test\n").unwrap();
+    let spec = format!("127.0.0.1:0=http://upstream.test:{}/api", origin.addr.port());
+    let mut amb = Amb::start(&[
+        "--reverse",
+        &spec,
+        "--hosts-file",
+        hosts.to_str().unwrap(),
+        "--add-header",
+        "X-Api-Key: secret",
+        "--access-log",
+        "json",
+    ]);
+    let addr = amb.addr("reverse:127.0.0.1:0");
+    let (status, body) = curl(&[
+        "-H",
+        "Connection: X-Hop",
+        "-H",
+        "X-Hop: 1",
+        &format!("http://{addr}/v1/items?q=1"),
+    ]);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("path=/api/v1/items?q=1"), "{body}");
+    assert!(
+        body.contains(&format!("host=upstream.test:{}", origin.addr.port())),
+        "{body}"
+    );
+    assert!(body.contains("x-api-key=secret"), "{body}");
+    assert!(
+        !body.contains("x-hop"),
+        "Connection-listed headers are hop-by-hop: {body}"
+    );
+
+    // Keep-alive: two requests over one client connection both work.
+    let (status, body) = curl(&[&format!("http://{addr}/one"), &format!("http://{addr}/two")]);
+    assert_eq!(status, 200);
+    assert!(
+        body.contains("path=/api/one") && body.contains("path=/api/two"),
+        "{body}"
+    );
+
+    let admin = amb.admin();
+    let metrics = http_get(admin, "/metrics").unwrap().body;
+    assert!(
+        metrics.contains("podkit_ambassador_requests_total{listener=\"reverse:127.0.0.1:0\",code=\"200\"} 3"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("podkit_ambassador_dns_refreshes_total{upstream="),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("podkit_ambassador_upstream_request_duration_seconds_bucket"),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn reverse_mode_originates_tls_with_sni_verification_and_h2() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new(dir.path());
+    let origin = Origin::start_with("tls", "127.0.0.1:0", Some(ca.server.clone()));
+    let spec = format!("127.0.0.1:0=https://localhost:{}", origin.addr.port());
+    let mut amb = Amb::start(&["--reverse", &spec, "--ca-file", ca.ca_pem.to_str().unwrap()]);
+    let addr = amb.addr("reverse:127.0.0.1:0");
+    let (status, body) = curl(&[&format!("http://{addr}/secure")]);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("id=tls") && body.contains("version=HTTP/2.0"), "{body}");
+
+    // Without the CA the certificate is not trusted: 502, never plaintext.
+    let mut untrusting = Amb::start(&["--reverse", &spec]);
+    let addr = untrusting.addr("reverse:127.0.0.1:0");
+    let (status, body) = curl(&[&format!("http://{addr}/secure")]);
+    assert_eq!(status, 502, "{body}");
+    assert!(!body.contains("id=tls"), "{body}");
+}
+
+#[test]
+fn forward_proxy_relays_absolute_form_and_connect_tunnels() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new(dir.path());
+    let plain = Origin::start("plain", "127.0.0.1:0");
+    let tls = Origin::start_with("tls", "127.0.0.1:0", Some(ca.server.clone()));
+    let mut amb = Amb::start(&["--http-forward", "127.0.0.1:0"]);
+    let proxy = format!("http://{}", amb.addr("http-forward:127.0.0.1:0"));
+
+    let (status, body) = curl(&[
+        "-x",
+        &proxy,
+        "-H",
+        "Proxy-Authorization: Basic c2VjcmV0",
+        "-H",
+        "Connection: X-Hop",
+        "-H",
+        "X-Hop: 1",
+        &format!("http://{}/p?x=1", plain.addr),
+    ]);
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains("path=/p?x=1") && body.contains("via=1.1 ambassador-"),
+        "{body}"
+    );
+    assert!(
+        !body.contains("proxy-authorization") && !body.contains("x-hop"),
+        "{body}"
+    );
+
+    // CONNECT to a TLS origin with its own CA: curl verifies end to end.
+    let (status, body) = curl(&[
+        "-x",
+        &proxy,
+        "--cacert",
+        ca.ca_pem.to_str().unwrap(),
+        &format!("https://localhost:{}/tunnelled", tls.addr.port()),
+    ]);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("id=tls") && body.contains("path=/tunnelled"), "{body}");
+
+    // A request to the proxy itself is refused, not looped.
+    let (status, body) = curl(&["-x", &proxy, &format!("{proxy}/loop")]);
+    assert_eq!(status, 403, "{body}");
+    // Origin-form requests are not proxy requests.
+    let (status, _) = curl(&[&format!("{proxy}/direct")]);
+    assert_eq!(status, 400);
+}
+
+#[test]
+fn forward_proxy_allowlist_and_metadata_denials() {
+    let dir = tempfile::tempdir().unwrap();
+    let origin = Origin::start("o", "127.0.0.1:0");
+    let hosts = dir.path().join("hosts");
+    std::fs::write(
+        &hosts,
+        "127.0.0.1 allowed.test denied.test\n169.254.169.254 sneaky.test\n",
+    )
+    .unwrap();
+    let mut amb = Amb::start(&[
+        "--http-forward",
+        "127.0.0.1:0",
+        "--hosts-file",
+        hosts.to_str().unwrap(),
+        "--allow",
+        "allowed.test\nsneaky.test",
+    ]);
+    let proxy = format!("http://{}", amb.addr("http-forward:127.0.0.1:0"));
+    let port = origin.addr.port();
+    let (status, body) = curl(&["-x", &proxy, &format!("http://allowed.test:{port}/ok")]);
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = curl(&["-x", &proxy, &format!("http://denied.test:{port}/no")]);
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("not in the allowlist"), "{body}");
+    // Allowed by name, but the name resolves to the metadata address.
+    let (status, body) = curl(&["-x", &proxy, "http://sneaky.test/latest/meta-data"]);
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("metadata"), "{body}");
+    // CONNECT is held to the same rules.
+    let mut s = TcpStream::connect(proxy.trim_start_matches("http://")).unwrap();
+    write!(
+        s,
+        "CONNECT denied.test:{port} HTTP/1.1\r\nHost: denied.test:{port}\r\n\r\n"
+    )
+    .unwrap();
+    s.set_read_timeout(Some(PATIENCE)).unwrap();
+    let mut head = [0u8; 12];
+    s.read_exact(&mut head).unwrap();
+    assert_eq!(&head, b"HTTP/1.1 403");
+}
+
+#[test]
+fn forward_proxy_beyond_loopback_without_allowlist_is_a_config_error() {
+    let (status, _, err) = podkit_testkit::Proc::spawn(support::BIN, &["--http-forward", "0.0.0.0:0"], &[]).finish();
+    assert_eq!(status.code(), Some(64), "{err}");
+    assert!(err.contains("open relay") && err.contains("--allow"), "{err}");
+    let (status, _, err) = podkit_testkit::Proc::spawn(support::BIN, &[], &[]).finish();
+    assert_eq!(status.code(), Some(64), "{err}");
+    assert!(err.contains("no listener"), "{err}");
+    let (status, _, err) =
+        podkit_testkit::Proc::spawn(support::BIN, &[], &[("AMBASSADOR_TCP", "127.0.0.1:0=nohostport")]).finish();
+    assert_eq!(status.code(), Some(64), "{err}");
+    assert!(err.contains("--tcp") && err.contains("nohostport"), "{err}");
+}
+
+#[test]
+fn upstream_dns_changes_are_picked_up_without_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = Origin::start("a", "127.0.0.1:0");
+    let port = a.addr.port();
+    let b = Origin::start("b", &format!("127.0.0.2:{port}"));
+    let hosts = dir.path().join("hosts");
+    // The name does not resolve at start: the ambassador starts anyway and
+    // says so in /readyz.
+    std::fs::write(&hosts, "# empty\n").unwrap();
+    let spec = format!("127.0.0.1:0=http://db.invalid:{port}");
+    let mut amb = Amb::start(&[
+        "--reverse",
+        &spec,
+        "--hosts-file",
+        hosts.to_str().unwrap(),
+        "--dns-refresh",
+        "100ms",
+    ]);
+    let admin = amb.admin();
+    let addr = amb.addr("reverse:127.0.0.1:0");
+    wait_until("/readyz to say the upstream does not resolve", || {
+        http_get(admin, "/readyz")
+            .is_ok_and(|r| r.status == 503 && r.body.contains("db.invalid") && r.body.contains("does not resolve"))
+    });
+    let (status, _) = curl(&[&format!("http://{addr}/")]);
+    assert_eq!(status, 502);
+
+    std::fs::write(&hosts, "127.0.0.1 db.invalid\n").unwrap();
+    wait_until("/readyz to turn 200", || {
+        http_get(admin, "/readyz").is_ok_and(|r| r.status == 200)
+    });
+    let (status, body) = curl(&[&format!("http://{addr}/")]);
+    assert_eq!(status, 200);
+    assert!(body.starts_with("id=a"), "{body}");
+
+    // The name moves: traffic follows, even though the pooled keep-alive
+    // connection to the old address still works (it is retired, not reused).
+    std::fs::write(&hosts, "127.0.0.2 db.invalid\n").unwrap();
+    wait_until("traffic to move to the new address", || {
+        let (_, body) = curl(&[&format!("http://{addr}/")]);
+        body.starts_with("id=b")
+    });
+    for _ in 0..3 {
+        assert!(
+            curl(&[&format!("http://{addr}/")]).1.starts_with("id=b"),
+            "stays on the new address"
+        );
+    }
+    drop(b);
+
+    // A failing lookup keeps the last good answer.
+    std::fs::write(&hosts, "# gone\n").unwrap();
+    std::thread::sleep(Duration::from_millis(500)); // several refresh intervals
+    assert_eq!(http_get(admin, "/readyz").unwrap().status, 200);
+}
+
+#[test]
+fn upstream_down_fails_fast_then_recovers() {
+    let port = dead_port();
+    let spec_rev = format!("127.0.0.1:0=http://127.0.0.1:{port}");
+    let spec_tcp = format!("127.0.0.1:0=127.0.0.1:{port}");
+    let mut amb = Amb::start(&["--reverse", &spec_rev, "--tcp", &spec_tcp, "--connect-timeout", "20s"]);
+    let rev = amb.addr("reverse:127.0.0.1:0");
+    let tcp = amb.addr("tcp:127.0.0.1:0");
+    for _ in 0..4 {
+        let started = Instant::now();
+        let (status, body) = curl(&[&format!("http://{rev}/")]);
+        assert_eq!(status, 502, "{body}");
+        assert!(body.contains("refused"), "{body}");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "a refused connect is not a timeout"
+        );
+    }
+    // tcp mode closes the client connection at once.
+    let mut s = TcpStream::connect(tcp).unwrap();
+    s.set_read_timeout(Some(PATIENCE)).unwrap();
+    let mut buf = [0u8; 16];
+    let n = s.read(&mut buf).unwrap_or(0);
+    assert_eq!(n, 0, "closed without data");
+
+    // The upstream comes up (after the endpoint was ejected: a lone
+    // endpoint is still tried) and traffic flows again.
+    let _origin = Origin::start("back", &format!("127.0.0.1:{port}"));
+    let (status, body) = curl(&[&format!("http://{rev}/")]);
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = curl(&[&format!("http://{tcp}/")]);
+    assert_eq!(status, 200, "{body}");
+    let metrics = http_get(amb.admin(), "/metrics").unwrap().body;
+    assert!(
+        metrics.contains("podkit_ambassador_endpoint_ejections_total{upstream="),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn sigterm_drains_in_flight_requests_and_accepts_during_the_delay() {
+    let origin = Origin::start("o", "127.0.0.1:0");
+    let spec = format!("127.0.0.1:0=http://{}", origin.addr);
+    let mut amb = Amb::start(&["--reverse", &spec, "--drain-delay", "5s", "--grace-period", "30s"]);
+    let addr = amb.addr("reverse:127.0.0.1:0");
+    let slow = std::thread::spawn(move || curl(&[&format!("http://{addr}/slow")]));
+    origin.wait_slow_arrival();
+    amb.proc.signal(libc::SIGTERM);
+    amb.proc.wait_for_line("Still accepting for the drain delay.");
+    // The app's last calls during the delay still work.
+    let (status, body) = curl(&[&format!("http://{addr}/late")]);
+    assert_eq!(status, 200, "{body}");
+    origin.release();
+    let (status, body) = slow.join().unwrap();
+    assert_eq!(status, 200, "in-flight request completes: {body}");
+    assert!(body.contains("path=/slow"));
+    let (exit, _) = amb.proc.wait_exit(PATIENCE);
+    assert_eq!(exit.code(), Some(0), "{}", amb.proc.stderr());
+}
+
+#[test]
+fn slow_header_senders_are_cut_and_limits_answer_4xx() {
+    let origin = Origin::start("o", "127.0.0.1:0");
+    let spec = format!("127.0.0.1:0=http://{}", origin.addr);
+    let mut amb = Amb::start(&[
+        "--reverse",
+        &spec,
+        "--header-read-timeout",
+        "1s",
+        "--max-header-size",
+        "8KiB",
+        "--max-request-body",
+        "1KiB",
+        "--max-connections",
+        "2",
+    ]);
+    let addr = amb.addr("reverse:127.0.0.1:0");
+
+    // Slowloris: half a request head, then nothing; the proxy hangs up.
+    let mut slow = TcpStream::connect(addr).unwrap();
+    slow.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ").unwrap();
+    slow.set_read_timeout(Some(PATIENCE)).unwrap();
+    let started = Instant::now();
+    let mut rest = Vec::new();
+    let _ = slow.read_to_end(&mut rest);
+    assert!(started.elapsed() < PATIENCE, "the connection was cut, not left open");
+    let text = String::from_utf8_lossy(&rest);
+    assert!(text.is_empty() || text.starts_with("HTTP/1.1 408"), "{text}");
+
+    let big = format!("X-Big: {}", "a".repeat(10_000));
+    let (status, _) = curl(&["-H", &big, &format!("http://{addr}/")]);
+    assert_eq!(status, 431);
+    let (status, body) = curl(&["--data-binary", &"b".repeat(2000), &format!("http://{addr}/")]);
+    assert_eq!(status, 413, "{body}");
+
+    // Two idle connections hold both slots: the third is told 503.
+    let _hold1 = TcpStream::connect(addr).unwrap();
+    let _hold2 = TcpStream::connect(addr).unwrap();
+    wait_until("both slots to be taken", || {
+        http_get(amb.admin(), "/metrics").is_ok_and(|m| {
+            m.body
+                .contains("podkit_ambassador_connections_active{listener=\"reverse:127.0.0.1:0\"} 2")
+        })
+    });
+    let (status, body) = curl(&[&format!("http://{addr}/")]);
+    assert_eq!(status, 503, "{body}");
+}
+
+#[test]
+fn config_file_defines_listeners_and_flags_win() {
+    let dir = tempfile::tempdir().unwrap();
+    let origin = Origin::start("o", "127.0.0.1:0");
+    let file = dir.path().join("ambassador.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "request_timeout = \"1ms\"\n[[listener]]\nmode = \"reverse\"\nlisten = \"127.0.0.3:0\"\nupstreams = [\"http://{}\"]\n[[listener]]\nmode = \"tcp\"\nlisten = \"127.0.0.4:0\"\nupstreams = \"{}\"\n",
+            origin.addr, origin.addr
+        ),
+    )
+    .unwrap();
+    // The file's 1ms request timeout would turn every answer into a 504;
+    // the flag overrides it.
+    let mut amb = Amb::start(&["--config", file.to_str().unwrap(), "--request-timeout", "30s"]);
+    let rev = amb.addr("reverse:127.0.0.3:0");
+    let tcp = amb.addr("tcp:127.0.0.4:0");
+    assert_eq!(curl(&[&format!("http://{rev}/")]).0, 200);
+    assert_eq!(curl(&[&format!("http://{tcp}/")]).0, 200);
+}
+
+#[test]
+fn websocket_upgrades_pass_through_reverse_and_forward() {
+    let origin = Origin::start("ws", "127.0.0.1:0");
+    let spec = format!("127.0.0.1:0=http://{}", origin.addr);
+    let mut amb = Amb::start(&["--reverse", &spec, "--http-forward", "127.0.0.1:0"]);
+    let reverse = amb.addr("reverse:127.0.0.1:0");
+    let forward = amb.addr("http-forward:127.0.0.1:0");
+    for (proxy, target) in [
+        (reverse, "/ws".to_owned()),
+        (forward, format!("http://{}/ws", origin.addr)),
+    ] {
+        let mut s = TcpStream::connect(proxy).unwrap();
+        s.set_read_timeout(Some(PATIENCE)).unwrap();
+        write!(
+            s,
+            "GET {target} HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+        )
+        .unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            s.read_exact(&mut byte).unwrap();
+            head.push(byte[0]);
+        }
+        let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+        assert!(head.starts_with("http/1.1 101"), "{head}");
+        assert!(head.contains("upgrade: websocket"), "{head}");
+        s.write_all(b"ping over the upgraded stream").unwrap();
+        let mut echo = [0u8; 29];
+        s.read_exact(&mut echo).unwrap();
+        assert_eq!(&echo, b"ping over the upgraded stream");
+    }
+}
+
+#[test]
+fn tcp_mode_originates_tls_and_reverse_mode_does_mutual_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new(dir.path());
+    let tls = Origin::start_with("tls", "127.0.0.1:0", Some(ca.server.clone()));
+    let mtls = Origin::start_with("mtls", "127.0.0.1:0", Some(ca.server_mtls.clone()));
+    let tcp_spec = format!("127.0.0.1:0=tls://localhost:{}", tls.addr.port());
+    let rev_spec = format!("127.0.0.1:0=https://localhost:{}", mtls.addr.port());
+    let mut amb = Amb::start(&[
+        "--tcp",
+        &tcp_spec,
+        "--reverse",
+        &rev_spec,
+        "--ca-file",
+        ca.ca_pem.to_str().unwrap(),
+        "--client-cert",
+        ca.client_cert.to_str().unwrap(),
+        "--client-key",
+        ca.client_key.to_str().unwrap(),
+    ]);
+    let tcp = amb.addr("tcp:127.0.0.1:0");
+    let rev = amb.addr("reverse:127.0.0.1:0");
+    let (status, body) = curl(&[&format!("http://{tcp}/plain-to-tls")]);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("id=tls") && body.contains("version=HTTP/1.1"), "{body}");
+    let (status, body) = curl(&[&format!("http://{rev}/with-client-cert")]);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("id=mtls"), "{body}");
+
+    // Without the client certificate the origin refuses the handshake.
+    let mut anonymous = Amb::start(&["--reverse", &rev_spec, "--ca-file", ca.ca_pem.to_str().unwrap()]);
+    let rev = anonymous.addr("reverse:127.0.0.1:0");
+    assert_eq!(curl(&[&format!("http://{rev}/")]).0, 502);
+}
+
+#[test]
+fn env_twins_take_one_listener_per_line_and_access_log_is_json_on_stdout() {
+    let origin = Origin::start("o", "127.0.0.1:0");
+    let tcp = format!("127.0.0.1:0={}\n127.0.0.2:0={}", origin.addr, origin.addr);
+    let mut amb = Amb {
+        proc: podkit_testkit::Proc::spawn(
+            support::BIN,
+            &["--admin-addr", "127.0.0.1:0"],
+            &[
+                ("AMBASSADOR_TCP", tcp.as_str()),
+                ("AMBASSADOR_REVERSE", &format!("127.0.0.3:0=http://{}", origin.addr)),
+                ("AMBASSADOR_ACCESS_LOG", "json"),
+                ("AMBASSADOR_DRAIN_DELAY", "0s"),
+            ],
+        ),
+    };
+    let a = amb.addr("tcp:127.0.0.1:0");
+    let b = amb.addr("tcp:127.0.0.2:0");
+    let rev = amb.addr("reverse:127.0.0.3:0");
+    assert_eq!(curl(&[&format!("http://{a}/")]).0, 200);
+    assert_eq!(curl(&[&format!("http://{b}/")]).0, 200);
+    assert_eq!(curl(&[&format!("http://{rev}/logged?x=1")]).0, 200);
+    let mut stdout = amb.proc.stdout().unwrap();
+    amb.proc.signal(libc::SIGTERM);
+    let (exit, _) = amb.proc.wait_exit(PATIENCE);
+    assert_eq!(exit.code(), Some(0));
+    let mut out = String::new();
+    stdout.read_to_string(&mut out).unwrap();
+    let lines: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).expect(l)).collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    let http = lines
+        .iter()
+        .find(|l| l["method"] == "GET")
+        .expect("the reverse request");
+    assert_eq!(http["status"], 200);
+    assert_eq!(http["target"], "/logged?x=1");
+    assert_eq!(http["listener"], "reverse:127.0.0.3:0");
+    assert!(http["timestamp"].as_str().is_some_and(|t| t.ends_with('Z')));
+    let tcp_line = lines.iter().find(|l| l["method"] == "TCP").expect("a tcp line");
+    assert!(tcp_line["bytes_in"].as_u64().unwrap() > 0 && tcp_line["bytes_out"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn idle_tcp_connections_are_closed() {
+    // An upstream that accepts and then says nothing, ever.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let spec = format!("127.0.0.1:0={}", silent.local_addr().unwrap());
+    let mut amb = Amb::start(&["--tcp", &spec, "--idle-timeout", "300ms"]);
+    let addr = amb.addr("tcp:127.0.0.1:0");
+    let mut s = TcpStream::connect(addr).unwrap();
+    let (_held, _) = silent.accept().unwrap();
+    s.set_read_timeout(Some(PATIENCE)).unwrap();
+    let mut buf = [0u8; 8];
+    assert_eq!(s.read(&mut buf).unwrap_or(0), 0, "closed by the idle timeout");
+}
+
+#[test]
+fn yaml_config_top_level_flags_and_listener_sections() {
+    let dir = tempfile::tempdir().unwrap();
+    let origin = Origin::start("o", "127.0.0.1:0");
+    let file = dir.path().join("ambassador.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "request-timeout: 1ms\ntcp:\n  - 127.0.0.5:0={o}\naccess-log: text\nlistener:\n  - mode: reverse\n    listen: 127.0.0.6:0\n    upstreams: [\"http://{o}\"]\n    request_timeout: 30s\n  - mode: reverse\n    listen: 127.0.0.7:0\n    upstreams: [\"http://{o}/slow\"]\n",
+            o = origin.addr
+        ),
+    )
+    .unwrap();
+    let mut amb = Amb::start(&["--config", file.to_str().unwrap()]);
+    let tcp = amb.addr("tcp:127.0.0.5:0");
+    let own = amb.addr("reverse:127.0.0.6:0");
+    let top = amb.addr("reverse:127.0.0.7:0");
+    assert_eq!(curl(&[&format!("http://{tcp}/")]).0, 200);
+    // The listener's own request_timeout beats the top-level 1ms...
+    assert_eq!(curl(&[&format!("http://{own}/")]).0, 200);
+    // ...which applies where the listener has none.
+    let (status, body) = curl(&[&format!("http://{top}/")]);
+    assert_eq!(status, 504, "{body}");
+    origin.release();
+
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[[listeners]]\nmode = \"tcp\"\n").unwrap();
+    let (status, _, err) =
+        podkit_testkit::Proc::spawn(support::BIN, &["--config", bad.to_str().unwrap()], &[]).finish();
+    assert_eq!(status.code(), Some(64), "{err}");
+    assert!(err.contains("unknown section `listeners`"), "{err}");
+}
+
+#[test]
+fn tcp_mode_sends_a_proxy_protocol_header_first() {
+    for (version, check) in [("v1", 1), ("v2", 2)] {
+        let upstream = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let spec = format!("127.0.0.1:0={}", upstream.local_addr().unwrap());
+        let mut amb = Amb::start(&["--tcp", &spec, "--proxy-protocol", version]);
+        let addr = amb.addr("tcp:127.0.0.1:0");
+        let mut client = TcpStream::connect(addr).unwrap();
+        let client_port = client.local_addr().unwrap().port();
+        client.write_all(b"payload").unwrap();
+        let (mut up, _) = upstream.accept().unwrap();
+        up.set_read_timeout(Some(PATIENCE)).unwrap();
+        if check == 1 {
+            let expected = format!(
+                "PROXY TCP4 127.0.0.1 127.0.0.1 {client_port} {}\r\npayload",
+                addr.port()
+            );
+            let mut got = vec![0u8; expected.len()];
+            up.read_exact(&mut got).unwrap();
+            assert_eq!(String::from_utf8_lossy(&got), expected);
+        } else {
+            let mut got = [0u8; 28 + 7];
+            up.read_exact(&mut got).unwrap();
+            assert_eq!(&got[..12], b"\r\n\r\n\0\r\nQUIT\n");
+            assert_eq!(&got[12..16], &[0x21, 0x11, 0, 12]);
+            assert_eq!(u16::from_be_bytes([got[24], got[25]]), client_port);
+            assert_eq!(u16::from_be_bytes([got[26], got[27]]), addr.port());
+            assert_eq!(&got[28..], b"payload");
+        }
+    }
+}
