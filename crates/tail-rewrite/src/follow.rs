@@ -9,6 +9,11 @@
 //! buffered, or at the latest `--flush-interval` after the oldest buffered
 //! line. So at high rates there is one `write(2)` per 64 KiB, not per line.
 //!
+//! Start: `/readyz` reports not ready ("files discovered") until the tailer's
+//! first scan has opened the files (its `started` event); then "Following."
+//! is logged. A file rotated away after that point is followed through the
+//! rotation.
+//!
 //! Shutdown: the tailer drains (reads every file to its end), closes the
 //! channel; everything buffered is written, acknowledged, and the tailer
 //! writes its final checkpoint before `run` returns. A restart then resumes
@@ -64,6 +69,8 @@ struct Metrics {
 /// Tailer events, counted.
 #[derive(Debug, Default)]
 struct TailEvents {
+    /// Told the number of files once the tailer's first scan is done.
+    started: std::sync::Mutex<Option<tokio::sync::oneshot::Sender<usize>>>,
     rotated: Counter,
     truncated: Counter,
     long_lines: Counter,
@@ -72,6 +79,11 @@ struct TailEvents {
 }
 
 impl TailerEvents for TailEvents {
+    fn started(&self, files: usize) {
+        if let Some(tx) = self.started.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let _ = tx.send(files);
+        }
+    }
     fn file_added(&self, file: &FileInfo, offset: u64, resumed: bool) {
         self.files_added.fetch_add(1, Ordering::Relaxed);
         tracing::info!(path = %file.path.display(), offset, resumed, "Following file.");
@@ -207,7 +219,14 @@ pub async fn run(
     };
     tcfg.exclude = exclude;
     tcfg.exclude.extend(output_excludes(&config.output));
-    let metrics = Metrics::default();
+    let (started_tx, mut started) = tokio::sync::oneshot::channel();
+    let metrics = Metrics {
+        events: Arc::new(TailEvents {
+            started: std::sync::Mutex::new(Some(started_tx)),
+            ..TailEvents::default()
+        }),
+        ..Metrics::default()
+    };
     metrics.register(&ctx);
     let (tailer, mut batches) = Tailer::new(tcfg, metrics.events.clone()).map_err(|e| {
         if e.is_config() {
@@ -218,13 +237,10 @@ pub async fn run(
     })?;
     let mut output = Output::open(config.output.clone())
         .map_err(|e| ConfigError::new(format!("--output: cannot open {:?} for appending: {e}", config.output)))?;
-    tracing::info!(
-        follow = ?paths,
-        state_dir = ?state_dir,
-        output = ?config.output,
-        flush_interval = ?config.flush_interval,
-        "Following."
-    );
+    // Not ready until the first scan has opened the files: a file rotated
+    // away before then would not be followed (it no longer matches).
+    let discovering = ctx.readiness.latch("files discovered");
+    let mut awaiting_start = true;
     let tailer_task = tokio::spawn(tailer.run(ctx.shutdown.token().clone()));
 
     let processor = &mut config.processor;
@@ -246,6 +262,22 @@ pub async fn run(
     };
     loop {
         tokio::select! {
+            files = &mut started, if awaiting_start => {
+                awaiting_start = false;
+                // An error means the tailer stopped before its first scan;
+                // its error is reported below.
+                if let Ok(files) = files {
+                    discovering.set_ready(true);
+                    tracing::info!(
+                        files,
+                        follow = ?paths,
+                        state_dir = ?state_dir,
+                        output = ?config.output,
+                        flush_interval = ?config.flush_interval,
+                        "Following."
+                    );
+                }
+            }
             batch = batches.recv() => {
                 let Some(batch) = batch else { break };
                 for line in batch.lines() {

@@ -19,10 +19,11 @@ use podkit_testkit::{Proc, http_get, wait_until};
 
 const BIN: &str = env!("CARGO_BIN_EXE_tail-rewrite");
 
-/// The line the tailer logs once its first scan has opened the files. Tests
-/// wait for it, not for tail-rewrite's own "Following.": a file rotated away
-/// before the first scan is not followed (it no longer matches the path).
-const FOLLOWING: &str = "Tailer started.";
+/// The line tail-rewrite logs once the tailer's first scan has opened the
+/// files (and `/readyz` turns ready). Tests wait for it before rotating: a
+/// file rotated away before the first scan is not followed (it no longer
+/// matches the path).
+const FOLLOWING: &str = "Following.";
 
 /// Lines per second the app writes.
 const RATE: u64 = 2_000;
@@ -334,6 +335,10 @@ fn malformed_utf8_and_long_lines_follow_the_documented_policy() {
         &[],
     );
     let admin = proc.admin_addr();
+    let following = proc.wait_for_line(FOLLOWING);
+    assert!(following.contains("files=1"), "{following}");
+    let ready = http_get(admin, "/readyz").unwrap();
+    assert_eq!(ready.status, 200, "ready once following: {}", ready.body);
     wait_until("7 records", || count_lines(&out) >= 7);
     let text = std::fs::read_to_string(&out).expect("JSON output is valid UTF-8");
     let records: Vec<serde_json::Value> = text

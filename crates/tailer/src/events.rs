@@ -14,12 +14,21 @@ use crate::FileInfo;
 /// `batch_read` is called once per batch, never per line.
 #[allow(unused_variables)]
 pub trait TailerEvents: Send + Sync + 'static {
+    /// The first scan is done: every file the patterns name (and every
+    /// rotated file found again through the checkpoint) is open, at the
+    /// position it will be read from; `files` is how many. Called once per
+    /// [`Tailer::run`](crate::Tailer::run), before any batch is sent. A file
+    /// renamed away after this is followed through its rotation, so this is
+    /// the moment to report ready (`/readyz`) and log that following began.
+    fn started(&self, files: usize) {}
     /// A file is followed from `offset`; `resumed` says the offset came from
     /// the checkpoint.
     fn file_added(&self, file: &FileInfo, offset: u64, resumed: bool) {}
     /// A followed file was renamed. `to` is its new name if the tailer knows
     /// it; the file is still read (to its end, then released after
     /// `rotate_wait` without growth, unless the new name is followed too).
+    /// Called again if a rotated file is renamed again (`app.log.1` →
+    /// `app.log.2`) while it is still open.
     fn file_rotated(&self, file: &FileInfo, to: Option<&Path>) {}
     /// A followed file was deleted; it is read to its end and then released.
     fn file_deleted(&self, file: &FileInfo) {}

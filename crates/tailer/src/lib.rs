@@ -28,7 +28,12 @@
 //!   [`TailerConfig::partial_flush_after`] ([`LineKind::Partial`]).
 //!
 //! Discovery polls (stat and readdir every [`TailerConfig::poll_interval`]);
-//! inotify, when available, only wakes the tailer sooner.
+//! inotify, when available, only wakes the tailer sooner. Once the first scan
+//! has opened the files, [`TailerEvents::started`] is reported (before any
+//! batch): binaries report ready and log that they are following then. A
+//! rotated file is found again after a restart by the path the checkpoint
+//! recorded, which follows it when it is renamed again (`app.log.1` →
+//! `app.log.2`).
 //!
 //! # Example
 //!

@@ -293,6 +293,7 @@ impl Engine {
         }
         self.scan(true);
         info!(files = self.files.len(), patterns = ?self.cfg.include, "Tailer started.");
+        self.events.started(self.files.len());
         let poll = self.cfg.poll_interval;
         let mut last_scan = Instant::now();
         while !self.shutdown.is_cancelled() {
@@ -361,6 +362,11 @@ impl Engine {
         }
         self.tx = None;
         self.watcher = None;
+        for i in 0..self.files.len() {
+            if self.files[i].reach == Reach::Rotated {
+                self.locate_rotated(i);
+            }
+        }
         loop {
             self.drain_signals();
             if self.books.values().all(|b| b.progress.inflight == 0) {
@@ -487,6 +493,7 @@ impl Engine {
                     }
                 }
                 None if self.files[i].reach == Reach::Followed => self.mark_gone(i),
+                None if self.files[i].reach == Reach::Rotated => self.locate_rotated(i),
                 None => {}
             }
         }
@@ -501,14 +508,23 @@ impl Engine {
         }
         if first {
             // Rotated files recorded in the checkpoint but no longer named by a pattern.
-            let rotated: Vec<PathBuf> = self
+            let rotated: Vec<(Key, PathBuf)> = self
                 .entries
                 .iter()
                 .filter(|e| resolves_to(&e.path, (e.dev, e.ino)))
-                .map(|e| e.path.clone())
+                .map(|e| ((e.dev, e.ino), e.path.clone()))
                 .collect();
-            for path in rotated {
-                self.open(&path, true, Reach::Rotated);
+            if !rotated.is_empty() {
+                // A file may have appeared under a followed name since the
+                // scan above (an entry's old path reused by a new file with a
+                // reused inode): that one is followed, not rotated.
+                let found = self.patterns.scan();
+                for (key, path) in rotated {
+                    match found.get(&key) {
+                        Some(path) => self.open(path, true, Reach::Followed),
+                        None => self.open(&path, true, Reach::Rotated),
+                    }
+                }
             }
         } else if !self.entries.is_empty() && Instant::now() >= self.entries_until {
             debug!(
@@ -538,6 +554,28 @@ impl Engine {
                 book.path = to;
                 self.dirty = true;
             }
+        }
+    }
+
+    /// A rotated file may be renamed again (`app.log.1` → `app.log.2`):
+    /// keeps its book's path current, because after a restart the checkpoint
+    /// finds a rotated file by that path alone.
+    fn locate_rotated(&mut self, i: usize) {
+        let t = &mut self.files[i];
+        let Some(now) = current_path(&t.file) else {
+            if t.file.metadata().is_ok_and(|m| m.nlink() == 0) {
+                t.reach = Reach::Deleted;
+                debug!(path = %t.info.path.display(), "Rotated file deleted.");
+                self.events.file_deleted(&t.info);
+            }
+            return;
+        };
+        let book = self.books.get_mut(&t.id).expect("every open file has a book");
+        if book.path != now {
+            debug!(path = %t.info.path.display(), from = %book.path.display(), to = %now.display(), "Rotated file renamed.");
+            self.events.file_rotated(&t.info, Some(&now));
+            book.path = now;
+            self.dirty = true;
         }
     }
 
@@ -848,6 +886,9 @@ impl Engine {
                 continue;
             }
             self.flush_partial(i)?;
+            if self.files[i].reach == Reach::Rotated {
+                self.locate_rotated(i);
+            }
             let Tracked {
                 id,
                 key,

@@ -36,6 +36,34 @@ fn follows_existing_lines_then_new_ones_and_new_files() {
 }
 
 #[test]
+fn started_is_reported_once_the_first_scan_has_opened_the_files() {
+    let dir = tempfile::tempdir().unwrap();
+    append(&dir.path().join("a.log"), &numbered("a", 0..100));
+    append(&dir.path().join("b.log"), &numbered("b", 0..100));
+    fs::write(dir.path().join("c.txt"), "not followed\n").unwrap();
+    let f = Follower::start(config(&[p(dir.path(), "*.log")], None));
+    f.wait_event("started", |l| l.lines.iter().any(|s| s.starts_with("started")));
+    let log = f.events_log();
+    let at = log.iter().position(|s| s.starts_with("started")).unwrap();
+    assert_eq!(log[at], "started 2", "{log:?}");
+    assert_eq!(
+        log[..at].iter().filter(|s| s.starts_with("added")).count(),
+        2,
+        "both files open first: {log:?}"
+    );
+    append(&dir.path().join("d.log"), &numbered("d", 0..10));
+    f.wait_acked(&[numbered("a", 0..100), numbered("b", 0..100), numbered("d", 0..10)].concat());
+    let (_, events) = f.stop();
+    let log = events.0.read(|l| l.lines.clone());
+    assert_eq!(log.iter().filter(|s| s.starts_with("started")).count(), 1, "{log:?}");
+    assert_eq!(
+        events.0.read(|l| l.batches_before_start),
+        Some(0),
+        "reported before any batch"
+    );
+}
+
+#[test]
 fn start_at_tail_skips_what_exists_but_not_new_files() {
     let dir = tempfile::tempdir().unwrap();
     let a = dir.path().join("a.log");
@@ -145,6 +173,43 @@ fn rename_rotation_reads_the_old_file_while_the_app_still_writes_to_it() {
     assert_eq!(seen.received.len(), want.len(), "no duplicates: {:?}", seen.received);
     // The rotated file keeps the followed name.
     assert!(seen.received.iter().all(|g| g.path == a));
+}
+
+#[test]
+fn a_rotated_file_renamed_again_is_found_after_a_crash() {
+    // logrotate shifts rotated files (`app.log.1` → `app.log.2`) while the
+    // tailer may still be reading one. After a crash the checkpoint must
+    // name the file where it is now, or its unacknowledged lines are lost.
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let a = dir.path().join("app.log");
+    let mut cfg = config(&[p(dir.path(), "app.log")], Some(&state));
+    cfg.rotate_wait = Duration::from_secs(600);
+    let mut old = fs::OpenOptions::new().create(true).append(true).open(&a).unwrap();
+    let f = Follower::start(cfg.clone());
+    writeln!(old, "before-0").unwrap();
+    f.wait_acked(&["before-0".to_owned()]);
+    f.sink.ack.store(false, std::sync::atomic::Ordering::SeqCst);
+    fs::rename(&a, dir.path().join("app.log.1")).unwrap();
+    f.wait_event("rotation noticed", |l| l.lines.iter().any(|s| s.starts_with("rotated")));
+    writeln!(old, "late-0").unwrap();
+    fs::rename(dir.path().join("app.log.1"), dir.path().join("app.log.2")).unwrap();
+    writeln!(old, "late-1").unwrap();
+    f.wait("the late lines (not acknowledged)", |s| {
+        s.received.iter().any(|g| g.text == "late-1")
+    });
+    let (seen, _) = f.stop();
+    assert!(seen.acked.iter().all(|g| g.text == "before-0"), "{:?}", seen.acked);
+    let f = Follower::start(cfg);
+    f.wait_acked(&["late-0".to_owned(), "late-1".to_owned()]);
+    let (seen, events) = f.stop();
+    let texts: Vec<&str> = seen.received.iter().map(|g| g.text.as_str()).collect();
+    assert_eq!(
+        texts,
+        ["late-0", "late-1"],
+        "events: {:?}",
+        events.0.read(|l| l.lines.clone())
+    );
 }
 
 #[test]

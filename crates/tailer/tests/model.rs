@@ -25,6 +25,7 @@ use std::time::Duration;
 use common::*;
 use podkit_tailer::{LineKind, TailerConfig};
 use proptest::prelude::*;
+use proptest::test_runner::FileFailurePersistence;
 
 const SLOTS: usize = 2;
 
@@ -101,6 +102,14 @@ fn seq_of(text: &str) -> Option<u64> {
 }
 
 impl Model {
+    /// The sequence number of a delivered line that is exactly a written
+    /// line and complete (a partial line may be cut inside its number).
+    fn seq_of_complete(&self, g: &Got) -> Option<u64> {
+        let seq = seq_of(&g.text)?;
+        let (_, text) = self.written.get(seq as usize)?;
+        (g.kind == LineKind::Complete && *text == g.text).then_some(seq)
+    }
+
     fn write(&mut self, slot: usize, lines: usize, pad: usize, crlf: bool) {
         let s = &mut self.slots[slot];
         if s.fd.is_none() {
@@ -166,7 +175,8 @@ fn check_run(m: &mut Model, seen: &Seen, events: &Recorder, after_clean: bool) -
         let written = seq.and_then(|s| m.written.get(s as usize));
         match (seq, written) {
             (Some(seq), Some((lineage, text))) if *text == g.text => {
-                prop_assert!(g.kind == LineKind::Complete, "{:?}", g);
+                // Cut just before its terminator by a racing copytruncate.
+                prop_assert!(g.kind == LineKind::Complete || m.tolerated.contains(&seq), "{:?}", g);
                 if let Some(prev) = last.insert(*lineage, seq) {
                     prop_assert!(
                         prev < seq,
@@ -185,18 +195,23 @@ fn check_run(m: &mut Model, seen: &Seen, events: &Recorder, after_clean: bool) -
                 }
                 received.insert(seq);
             }
-            (Some(seq), Some((_, text))) => {
+            _ => {
+                // What a racing copytruncate left of a line: a prefix, which
+                // may end inside its number or inside a CRLF.
+                let prefix = g.text.strip_suffix('\r').unwrap_or(&g.text);
                 prop_assert!(
-                    g.kind == LineKind::Partial && text.starts_with(&g.text) && m.tolerated.contains(&seq),
+                    g.kind == LineKind::Partial
+                        && !prefix.is_empty()
+                        && m.tolerated.iter().any(|&s| m.written[s as usize].1.starts_with(prefix)),
                     "delivered a line never written: {:?}",
                     g
                 );
             }
-            _ => prop_assert!(false, "delivered a line never written: {:?}", g),
         }
     }
     m.received_before.extend(received);
-    m.acked_before.extend(seen.acked.iter().filter_map(|g| seq_of(&g.text)));
+    let acked: Vec<u64> = seen.acked.iter().filter_map(|g| m.seq_of_complete(g)).collect();
+    m.acked_before.extend(acked);
     Ok(())
 }
 
@@ -262,7 +277,7 @@ fn run_case(ops: Vec<Op>, notify: bool) -> Result<(), TestCaseError> {
                         let acked: HashSet<u64> = f
                             .sink
                             .seen
-                            .read(|s| s.acked.iter().filter_map(|g| seq_of(&g.text)).collect());
+                            .read(|s| s.acked.iter().filter_map(|g| m.seq_of_complete(g)).collect());
                         for (seq, (l, _)) in m.written.iter().enumerate() {
                             let seq = seq as u64;
                             if *l == lineage && !acked.contains(&seq) && !m.acked_before.contains(&seq) {
@@ -318,9 +333,71 @@ fn env_or(name: &str, default: u32) -> u32 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
+/// The minimal case of a failure seen in CI (run as a plain test so that it
+/// is checked on every run, whatever proptest generates). The deleted file's
+/// inode was reused by the new `s1.log` just as the restarted tailer began;
+/// the checkpoint entry of the deleted file then named the new one, which was
+/// opened as a rotated file and never had its checkpoint path updated when it
+/// was really rotated, so the crash lost its unacknowledged lines.
+#[test]
+fn regression_delete_recreate_rotate_keep_writing_crash() {
+    use Op::*;
+    let ops = vec![
+        Write {
+            slot: 1,
+            lines: 50,
+            pad: 32,
+            crlf: false,
+        },
+        Write {
+            slot: 1,
+            lines: 25,
+            pad: 197,
+            crlf: false,
+        },
+        Restart,
+        Delete { slot: 1 },
+        Write {
+            slot: 1,
+            lines: 16,
+            pad: 271,
+            crlf: false,
+        },
+        RotateKeepWriting { slot: 1, lines: 18 },
+        Write {
+            slot: 1,
+            lines: 35,
+            pad: 75,
+            crlf: true,
+        },
+        Crash,
+        RotateKeepWriting { slot: 0, lines: 5 },
+        Write {
+            slot: 1,
+            lines: 45,
+            pad: 40,
+            crlf: false,
+        },
+        Write {
+            slot: 0,
+            lines: 9,
+            pad: 223,
+            crlf: false,
+        },
+    ];
+    for notify in [true, false] {
+        run_case(ops.clone(), notify).unwrap();
+    }
+}
+
 proptest! {
+    // Failures are saved next to this file (`model.proptest-regressions`) and
+    // replayed first; the default (`SourceParallel`) looks for a lib.rs or
+    // main.rs that integration tests do not have.
     #![proptest_config(ProptestConfig { cases: env_or("PROPTEST_CASES", 256),
-        max_shrink_iters: env_or("PROPTEST_MAX_SHRINK_ITERS", 64), ..ProptestConfig::default() })]
+        max_shrink_iters: env_or("PROPTEST_MAX_SHRINK_ITERS", 64),
+        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource("proptest-regressions"))),
+        ..ProptestConfig::default() })]
 
     #[test]
     fn the_tailer_matches_the_model(ops in proptest::collection::vec(op(), 1..30), notify in any::<bool>()) {

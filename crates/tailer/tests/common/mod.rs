@@ -84,6 +84,10 @@ pub struct Log {
     pub nul_skipped: u64,
     pub not_acked: u64,
     pub checkpoints: u64,
+    /// Batches read so far.
+    pub batches: u64,
+    /// How many batches had been read when `started` was reported.
+    pub batches_before_start: Option<u64>,
 }
 
 pub struct Recorder(pub Watch<Log>);
@@ -104,6 +108,11 @@ impl Recorder {
 }
 
 impl TailerEvents for Recorder {
+    fn started(&self, files: usize) {
+        self.push(format!("started {files}"), |l| {
+            l.batches_before_start.get_or_insert(l.batches);
+        });
+    }
     fn file_added(&self, file: &FileInfo, offset: u64, resumed: bool) {
         self.push(
             format!("added {} {offset} {resumed} ino={}", file.path.display(), file.ino),
@@ -134,6 +143,9 @@ impl TailerEvents for Recorder {
     }
     fn nul_bytes_skipped(&self, _file: &FileInfo, bytes: u64) {
         self.0.update(|l| l.nul_skipped += bytes);
+    }
+    fn batch_read(&self, _file: &FileInfo, _bytes: u64, _lines: u64) {
+        self.0.update(|l| l.batches += 1);
     }
     fn batch_not_acked(&self, _file: &FileInfo, lines: u64) {
         self.0.update(|l| l.not_acked += lines);
