@@ -20,8 +20,10 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpStream;
 
-use crate::http::{Body, BoxError, answer, check_body_size, find_cause, limit_body, restore_upgrade, strip_hop_by_hop};
-use crate::net::{AccessEntry, AccessLogger, Drain};
+use crate::http::{
+    Body, BoxError, answer, check_body_size, find_cause, handle_logged, limit_body, restore_upgrade, strip_hop_by_hop,
+};
+use crate::net::{AccessLogger, Drain};
 use crate::policy::{Denied, Policy};
 use crate::stats::ListenerStats;
 use crate::upstream::{Resolver, connect_addr};
@@ -167,28 +169,7 @@ fn fastrand_u64() -> u64 {
 impl ForwardProxy {
     /// Answers one request.
     pub async fn handle(self: Arc<Self>, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
-        let start = Instant::now();
-        let log = self
-            .access
-            .enabled()
-            .then(|| (req.method().to_string(), req.uri().to_string()));
-        let response = self.proxy(req).await;
-        let status = response.status().as_u16();
-        self.stats.request(status);
-        if let Some((method, target)) = log {
-            self.access.log(&AccessEntry {
-                listener: &self.name,
-                client: peer,
-                method: &method,
-                target: &target,
-                status,
-                upstream: None,
-                duration_ms: start.elapsed().as_secs_f64() * 1000.0,
-                bytes_in: 0,
-                bytes_out: 0,
-            });
-        }
-        response
+        handle_logged(&self.name, &self.stats, &self.access, peer, req, |req| self.proxy(req)).await
     }
 
     fn refuse(&self, err: &ForwardError) -> Response<Body> {

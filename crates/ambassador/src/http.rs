@@ -20,7 +20,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::config::Options;
-use crate::net::{Activity, Drain, Tracked, pipe};
+use crate::net::{AccessEntry, AccessLogger, Activity, Drain, Tracked, pipe};
 use crate::stats::ListenerStats;
 
 /// Errors carried by proxied bodies.
@@ -34,6 +34,42 @@ pub fn full(data: impl Into<Bytes>) -> Body {
     Full::new(data.into())
         .map_err(|never: Infallible| match never {})
         .boxed()
+}
+
+/// Answers one request with `proxy`, then counts its status and writes its
+/// access-log line (the shared tail of the reverse and forward handlers).
+pub async fn handle_logged<F>(
+    listener: &str,
+    stats: &ListenerStats,
+    access: &AccessLogger,
+    peer: SocketAddr,
+    req: Request<Incoming>,
+    proxy: impl FnOnce(Request<Incoming>) -> F,
+) -> Response<Body>
+where
+    F: Future<Output = Response<Body>>,
+{
+    let start = std::time::Instant::now();
+    let log = access
+        .enabled()
+        .then(|| (req.method().to_string(), req.uri().to_string()));
+    let response = proxy(req).await;
+    let status = response.status().as_u16();
+    stats.request(status);
+    if let Some((method, target)) = log {
+        access.log(&AccessEntry {
+            listener,
+            client: peer,
+            method: &method,
+            target: &target,
+            status,
+            upstream: None,
+            duration_ms: start.elapsed().as_secs_f64() * 1000.0,
+            bytes_in: 0,
+            bytes_out: 0,
+        });
+    }
+    response
 }
 
 /// A plain-text answer from the proxy itself (`502 upstream refused`...).
