@@ -5,7 +5,7 @@
 //! Each section prints what it does and what it saw, and the demo fails
 //! (non-zero exit) if any pattern does not behave as described.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -372,21 +372,8 @@ impl Drop for Running {
     }
 }
 
-/// A minimal HTTP GET (`Connection: close`) returning status and body.
+/// A GET through the test kit's minimal client, as (status, body).
 fn http_get(addr: SocketAddr, path: &str) -> Result<(u16, String)> {
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut raw = String::new();
-    stream.read_to_string(&mut raw)?;
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .context("bad status line")?;
-    Ok((status, body.to_owned()))
+    let response = podkit_testkit::http_get(addr, path)?;
+    Ok((response.status, response.body))
 }
