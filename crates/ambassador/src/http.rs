@@ -136,6 +136,45 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) -> Option<HeaderValue> {
     upgrade
 }
 
+/// Finishes a proxied response: for `101 Switching Protocols` with an upgrade
+/// the client asked for, spawns the tunnel between the two upgraded
+/// connections on the drain tracker (holding the connection slot until it
+/// closes); otherwise strips hop-by-hop headers. Shared by reverse and forward.
+pub fn finish_response(
+    mut response: Response<Incoming>,
+    client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+    slot: Option<ConnSlot>,
+    idle: Duration,
+    drain: &Drain,
+    stats: &ListenerStats,
+) -> Response<Body> {
+    if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+        if let Some(client_upgrade) = client_upgrade {
+            let upstream_upgrade = hyper::upgrade::on(&mut response);
+            let (drain_for_task, stats) = (drain.clone(), stats.clone());
+            drain.tasks.spawn(async move {
+                let _slot = slot;
+                match tokio::try_join!(client_upgrade, upstream_upgrade) {
+                    Ok((client, upstream)) => {
+                        tunnel(
+                            TokioIo::new(client),
+                            TokioIo::new(upstream),
+                            idle,
+                            drain_for_task,
+                            stats,
+                        )
+                        .await
+                    }
+                    Err(err) => tracing::debug!(%err, "Upgrade failed."),
+                }
+            });
+        }
+    } else {
+        strip_hop_by_hop(response.headers_mut());
+    }
+    response.map(|b| b.map_err(BoxError::from).boxed())
+}
+
 /// Puts back the headers of an upgrade passthrough.
 pub fn restore_upgrade(headers: &mut HeaderMap, upgrade: HeaderValue) {
     headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));

@@ -17,13 +17,12 @@ use std::time::{Duration, Instant};
 use http::header::{self, HeaderName, HeaderValue};
 use http::uri::{self, Authority, PathAndQuery, Scheme};
 use http::{Request, Response, StatusCode, Uri, Version};
-use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 
 use crate::http::{
-    Body, BoxError, answer, check_body_size, find_cause, handle_logged, limit_body, restore_upgrade, strip_hop_by_hop,
+    Body, answer, check_body_size, find_cause, handle_logged, limit_body, restore_upgrade, strip_hop_by_hop,
 };
 use crate::net::{AccessLogger, Drain};
 use crate::stats::ListenerStats;
@@ -154,7 +153,7 @@ impl ReverseProxy {
         let sent = Instant::now();
         let result = tokio::time::timeout(self.request_timeout, self.client.request(outbound)).await;
         self.stats.duration.observe(sent.elapsed().as_secs_f64());
-        let mut response = match result {
+        let response = match result {
             Err(_) => {
                 return answer(
                     StatusCode::GATEWAY_TIMEOUT,
@@ -175,24 +174,14 @@ impl ReverseProxy {
                 connected.poison();
             }
         }
-        if response.status() == StatusCode::SWITCHING_PROTOCOLS {
-            if let Some(client_upgrade) = client_upgrade {
-                let upstream_upgrade = hyper::upgrade::on(&mut response);
-                let (idle, drain, stats) = (self.idle_timeout, self.drain.clone(), self.stats.clone());
-                self.drain.tasks.spawn(async move {
-                    let _slot = slot;
-                    match tokio::try_join!(client_upgrade, upstream_upgrade) {
-                        Ok((client, upstream)) => {
-                            crate::http::tunnel(TokioIo::new(client), TokioIo::new(upstream), idle, drain, stats).await
-                        }
-                        Err(err) => tracing::debug!(%err, "Upgrade failed."),
-                    }
-                });
-            }
-        } else {
-            strip_hop_by_hop(response.headers_mut());
-        }
-        response.map(|b| b.map_err(BoxError::from).boxed())
+        crate::http::finish_response(
+            response,
+            client_upgrade,
+            slot,
+            self.idle_timeout,
+            &self.drain,
+            &self.stats,
+        )
     }
 }
 
