@@ -37,6 +37,7 @@ pub mod policy;
 pub mod proxy_protocol;
 pub mod reverse;
 pub mod stats;
+pub mod sticky;
 pub mod tcp;
 pub mod tls;
 pub mod upstream;
@@ -491,6 +492,7 @@ pub async fn run(config: Config, ctx: Context) -> anyhow::Result<()> {
                     prefix: prefix.clone(),
                     headers: l.options.headers.clone(),
                     client: reverse::pool(Arc::clone(&upstream)),
+                    idle: sticky::Idle::new(reverse::MAX_IDLE, reverse::IDLE_TIMEOUT),
                     upstream,
                     request_timeout: l.options.request_timeout,
                     max_request_body: l.options.max_request_body,
@@ -624,7 +626,7 @@ async fn accept_loop(
                         &drain2,
                         &stats2,
                         slot.clone(),
-                        move |req, peer| Box::pin(Arc::clone(&proxy).handle(req, peer)),
+                        move |req, client| Box::pin(Arc::clone(&proxy).handle(req, Arc::clone(client))),
                     )
                     .await
                 }
@@ -637,7 +639,7 @@ async fn accept_loop(
                         &drain2,
                         &stats2,
                         slot.clone(),
-                        move |req, peer| Box::pin(Arc::clone(&proxy).handle(req, peer)),
+                        move |req, client| Box::pin(Arc::clone(&proxy).handle(req, Arc::clone(client))),
                     )
                     .await
                 }
