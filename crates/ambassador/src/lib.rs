@@ -527,6 +527,19 @@ pub async fn run(config: Config, ctx: Context) -> anyhow::Result<()> {
         tokio::spawn(accept);
     }
 
+    // Keeps the timer driver's next wake-up within a second. Without it,
+    // each per-request timer (header read, request timeout) that is due
+    // sooner than every other timer makes tokio wake its driver through an
+    // eventfd write: a syscall and an extra poll for about a quarter of
+    // all requests (measured with strace under wrk).
+    tokio::spawn(async {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+        }
+    });
+
     ctx.shutdown.cancelled().await;
     if !config.drain_delay.is_zero() {
         tracing::info!(drain_delay = ?config.drain_delay, "Still accepting for the drain delay.");

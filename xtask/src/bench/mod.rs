@@ -224,7 +224,10 @@ fn report(scenario: &Scenario, rounds: usize, contenders: &[Contender], samples:
     let _ = writeln!(out, "|---|---:|---:|{lat_rule}---:|---:|---:|");
     for (c, s) in contenders.iter().zip(&sums) {
         let lat = if latency {
-            format!(" {} |", s.p99.map_or_else(|| "-".to_owned(), |v| format!("{:.2} ms", v * 1e3)))
+            format!(
+                " {} |",
+                s.p99.map_or_else(|| "-".to_owned(), |v| format!("{:.2} ms", v * 1e3))
+            )
         } else {
             String::new()
         };
@@ -382,10 +385,7 @@ impl Server {
 
     /// [`Server::measure`] with a load generator that also reports its
     /// 99th-percentile latency.
-    pub fn measure_latency(
-        &mut self,
-        load: impl FnOnce() -> Result<(f64, f64, Option<Duration>)>,
-    ) -> Result<Sample> {
+    pub fn measure_latency(&mut self, load: impl FnOnce() -> Result<(f64, f64, Option<Duration>)>) -> Result<Sample> {
         let pid = self.child.id();
         let cpu0 = proc::tree_cpu_seconds(pid);
         let (busy0, _) = proc::machine_ticks();
