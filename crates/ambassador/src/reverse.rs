@@ -111,11 +111,13 @@ impl ReverseProxy {
         .await
     }
 
-    /// The upstream URI of a request: the upstream's scheme and authority,
-    /// the prefix, then the request's path and query (`/` for a target
-    /// without one). Built from parts, without formatting and parsing the
-    /// whole URI again.
-    fn upstream_uri(&self, target: &Uri) -> Option<Uri> {
+    /// The upstream URI of a request: the upstream's scheme and authority
+    /// (for the pool, which writes origin-form itself; left out when
+    /// `origin_form`, for the sticky path's raw HTTP/1 connection, which
+    /// writes the URI as given), the prefix, then the request's path and
+    /// query (`/` for a target without one). Built from parts, without
+    /// formatting and parsing the whole URI again.
+    fn upstream_uri(&self, target: &Uri, origin_form: bool) -> Option<Uri> {
         let path = match target.path_and_query() {
             Some(p) if p.as_str().starts_with('/') => p.clone(),
             _ => PathAndQuery::from_static("/"),
@@ -125,6 +127,9 @@ impl ReverseProxy {
         } else {
             PathAndQuery::try_from(format!("{}{}", self.prefix, path.as_str())).ok()?
         };
+        if origin_form {
+            return Some(Uri::from(path));
+        }
         let mut parts = uri::Parts::default();
         parts.scheme = Some(if self.scheme == "https" {
             Scheme::HTTPS
@@ -141,10 +146,12 @@ impl ReverseProxy {
             self.stats.rejected_size.inc();
             return refused;
         }
-        let Some(uri) = self.upstream_uri(req.uri()) else {
+        let upgrade = strip_hop_by_hop(req.headers_mut());
+        // Plain-HTTP upstreams without an upgrade take the sticky path.
+        let sticky = self.scheme == "http" && upgrade.is_none();
+        let Some(uri) = self.upstream_uri(req.uri(), sticky) else {
             return answer(StatusCode::BAD_REQUEST, "bad request target");
         };
-        let upgrade = strip_hop_by_hop(req.headers_mut());
         let client_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut req));
         let slot = Some(client.slot.clone());
         let (mut parts, body) = req.into_parts();
@@ -158,7 +165,7 @@ impl ReverseProxy {
             restore_upgrade(&mut parts.headers, upgrade);
         }
         let mut outbound = Request::from_parts(parts, limit_body(body, self.max_request_body));
-        if self.scheme == "http" && client_upgrade.is_none() {
+        if sticky {
             return self.exchange_sticky(client, outbound).await;
         }
         let capture = self

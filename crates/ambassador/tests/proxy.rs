@@ -605,12 +605,14 @@ fn tcp_mode_sends_a_proxy_protocol_header_first() {
 }
 
 /// A bare HTTP/1.1 origin on a thread per connection that numbers its
-/// connections in each answer (`conn=N`) and can close every connection it
-/// holds, as an upstream's keep-alive timeout does.
+/// connections in each answer (`conn=N`), records the request lines it got,
+/// and can close every connection it holds, as an upstream's keep-alive
+/// timeout does.
 struct CountingOrigin {
     addr: std::net::SocketAddr,
     accepted: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     open: std::sync::Arc<std::sync::Mutex<Vec<TcpStream>>>,
+    lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl CountingOrigin {
@@ -620,18 +622,26 @@ impl CountingOrigin {
         let addr = listener.local_addr().unwrap();
         let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let open = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let (count, held) = (accepted.clone(), open.clone());
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (count, held, seen) = (accepted.clone(), open.clone(), lines.clone());
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(mut stream) = stream else { continue };
                 let n = count.fetch_add(1, Ordering::SeqCst) + 1;
                 held.lock().unwrap().push(stream.try_clone().unwrap());
+                let seen = seen.clone();
                 std::thread::spawn(move || {
                     let mut buf = Vec::new();
                     let mut chunk = [0u8; 4096];
                     loop {
                         while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                            buf.drain(..end + 4);
+                            let head: Vec<u8> = buf.drain(..end + 4).collect();
+                            let line = String::from_utf8_lossy(&head)
+                                .lines()
+                                .next()
+                                .unwrap_or_default()
+                                .to_owned();
+                            seen.lock().unwrap().push(line);
                             let body = format!("conn={n}\n");
                             let answer = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}", body.len());
                             if stream.write_all(answer.as_bytes()).is_err() {
@@ -646,7 +656,12 @@ impl CountingOrigin {
                 });
             }
         });
-        Self { addr, accepted, open }
+        Self {
+            addr,
+            accepted,
+            open,
+            lines,
+        }
     }
 
     fn connections(&self) -> usize {
@@ -680,6 +695,12 @@ fn reverse_mode_reuses_upstream_connections_and_survives_their_close() {
     assert_eq!(status, 200);
     assert_eq!(body.matches("conn=1\n").count(), 2, "{body}");
     assert_eq!(origin.connections(), 1);
+    // Origin-form request-targets (RFC 9112 3.2.1): some servers, busybox
+    // httpd among them, answer an absolute-form target with 400.
+    assert_eq!(
+        origin.lines.lock().unwrap().first().map(String::as_str),
+        Some("GET /0 HTTP/1.1")
+    );
 
     // The upstream closes its idle connection (its keep-alive timeout): the
     // next request notices before sending and goes over a new one; no 502.
