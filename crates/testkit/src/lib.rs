@@ -7,6 +7,10 @@
 //! - [`signal`]: sends SIGTERM/SIGINT to a child.
 //! - [`wait_until`]: polls a condition against a generous deadline, for state
 //!   that has no event to wait on.
+//! - [`pod`]: Kubernetes pods from `k8s/` run on a docker engine the way the
+//!   kubelet runs them (pause container, native sidecars, probes).
+
+pub mod pod;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
