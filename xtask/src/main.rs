@@ -8,6 +8,7 @@
 //!   an empty root.
 //! - `images`: builds the `FROM scratch` images `podkit/<name>:<version>`
 //!   (and, with `--busybox`, the test stand-in for the seed's busybox apps).
+//! - `pods`: runs the seed's pods from `k8s/` on the docker engine, narrated.
 //! - `build-release`: builds the release binaries (what the other commands use).
 
 // Printing to stdout is what a developer tool is for.
@@ -17,6 +18,7 @@ mod bench;
 mod build;
 mod demo;
 mod images;
+mod pods;
 mod proc;
 
 use anyhow::{Result, bail};
@@ -36,6 +38,8 @@ commands:
                             (--busybox: also the test stand-in podkit-test/busybox
                             from Debian's busybox-static; --ids: write
                             repository=image-id lines to FILE)
+  pods [NAME]               run the seed's pods from k8s/ on the docker engine, as
+                            the kubelet would (builds the images first)
   build-release             build the release binaries
 ";
 
@@ -50,6 +54,7 @@ fn main() -> Result<()> {
         "bench" => bench::run(rest),
         "check-static" => build::check_static(),
         "images" => images::run(rest),
+        "pods" => pods::run(rest),
         "build-release" => build::release().map(|_| ()),
         "help" | "--help" | "-h" => {
             print!("{USAGE}");
