@@ -766,8 +766,8 @@ impl<'n> Pod<'n> {
         // One container runs the whole probe loop. (`timeout`, since the
         // `-T` of Debian's static busybox 1.35 wget crashes it.)
         let script = format!(
-            "i=0; until timeout 1 wget -q -O /dev/null '{url}'; do i=$((i+1)); \
-             if [ $i -ge {attempts} ]; then echo \"{kind} probe {url} failed {attempts} times\"; exit 1; fi; \
+            "i=0; until last=$(timeout 1 wget -q -O /dev/null '{url}' 2>&1); do i=$((i+1)); \
+             if [ $i -ge {attempts} ]; then echo \"{kind} probe {url} failed {attempts} times, last: $last\"; exit 1; fi; \
              sleep {period}; done"
         );
         let network = format!("container:{}", self.prefix);
