@@ -6,7 +6,6 @@
 //! process's own `Via` token is a loop and gets 403 too.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -20,7 +19,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpStream;
 
 use crate::http::{
-    Body, answer, check_body_size, find_cause, handle_logged, limit_body, restore_upgrade, strip_hop_by_hop,
+    Body, ClientConn, answer, check_body_size, find_cause, handle_logged, limit_body, restore_upgrade, strip_hop_by_hop,
 };
 use crate::net::{AccessLogger, Drain};
 use crate::policy::{Denied, Policy};
@@ -167,8 +166,11 @@ fn fastrand_u64() -> u64 {
 
 impl ForwardProxy {
     /// Answers one request.
-    pub async fn handle(self: Arc<Self>, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
-        handle_logged(&self.name, &self.stats, &self.access, peer, req, |req| self.proxy(req)).await
+    pub async fn handle(self: Arc<Self>, req: Request<Incoming>, client: Arc<ClientConn>) -> Response<Body> {
+        handle_logged(&self.name, &self.stats, &self.access, client.peer, req, |req| {
+            self.proxy(req, &client)
+        })
+        .await
     }
 
     fn refuse(&self, err: &ForwardError) -> Response<Body> {
@@ -179,7 +181,7 @@ impl ForwardProxy {
         err.answer()
     }
 
-    async fn proxy(&self, mut req: Request<Incoming>) -> Response<Body> {
+    async fn proxy(&self, mut req: Request<Incoming>, client: &ClientConn) -> Response<Body> {
         if req
             .headers()
             .get_all(header::VIA)
@@ -190,7 +192,7 @@ impl ForwardProxy {
             return answer(StatusCode::FORBIDDEN, "request loops back to this proxy");
         }
         if req.method() == Method::CONNECT {
-            return self.connect(req).await;
+            return self.connect(req, client).await;
         }
         if let Some(refused) = check_body_size(&req, self.max_request_body) {
             self.stats.rejected_size.inc();
@@ -221,7 +223,7 @@ impl ForwardProxy {
         }
         let upgrade = strip_hop_by_hop(req.headers_mut());
         let client_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut req));
-        let slot = crate::http::ConnSlot::of(&req);
+        let slot = Some(client.slot.clone());
         let (mut parts, body) = req.into_parts();
         parts.version = Version::HTTP_11;
         if let Ok(host) = HeaderValue::from_str(authority.as_str()) {
@@ -260,7 +262,7 @@ impl ForwardProxy {
         )
     }
 
-    async fn connect(&self, mut req: Request<Incoming>) -> Response<Body> {
+    async fn connect(&self, mut req: Request<Incoming>, client: &ClientConn) -> Response<Body> {
         let Some(authority) = req.uri().authority().cloned() else {
             return answer(StatusCode::BAD_REQUEST, "CONNECT needs host:port");
         };
@@ -275,7 +277,7 @@ impl ForwardProxy {
         };
         self.stats.duration.observe(started.elapsed().as_secs_f64());
         let on_upgrade = hyper::upgrade::on(&mut req);
-        let slot = crate::http::ConnSlot::of(&req);
+        let slot = Some(client.slot.clone());
         let (idle, drain, stats) = (self.idle_timeout, self.drain.clone(), self.stats.clone());
         self.drain.tasks.spawn(async move {
             let _slot = slot;

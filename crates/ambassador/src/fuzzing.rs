@@ -77,8 +77,8 @@ pub async fn exchange(kind: Kind, input: &[u8]) -> Vec<u8> {
                         access: AccessLogger(crate::config::AccessLog::Off),
                         drain: drain.clone(),
                     });
-                    crate::http::serve_connection(server, peer, &options, &drain, &lstats, slot, move |req, peer| {
-                        Box::pin(Arc::clone(&proxy).handle(req, peer))
+                    crate::http::serve_connection(server, peer, &options, &drain, &lstats, slot, move |req, client| {
+                        Box::pin(Arc::clone(&proxy).handle(req, Arc::clone(client)))
                     })
                     .await;
                 }
@@ -105,6 +105,7 @@ pub async fn exchange(kind: Kind, input: &[u8]) -> Vec<u8> {
                         prefix: "/prefix".into(),
                         headers: vec![],
                         client: reverse::pool(Arc::clone(&up)),
+                        idle: crate::sticky::Idle::new(reverse::MAX_IDLE, reverse::IDLE_TIMEOUT),
                         upstream: up,
                         request_timeout: options.request_timeout,
                         max_request_body: options.max_request_body,
@@ -113,8 +114,8 @@ pub async fn exchange(kind: Kind, input: &[u8]) -> Vec<u8> {
                         access: AccessLogger(crate::config::AccessLog::Off),
                         drain: drain.clone(),
                     });
-                    crate::http::serve_connection(server, peer, &options, &drain, &lstats, slot, move |req, peer| {
-                        Box::pin(Arc::clone(&proxy).handle(req, peer))
+                    crate::http::serve_connection(server, peer, &options, &drain, &lstats, slot, move |req, client| {
+                        Box::pin(Arc::clone(&proxy).handle(req, Arc::clone(client)))
                     })
                     .await;
                 }

@@ -102,17 +102,40 @@ static HOP_BY_HOP: [HeaderName; 9] = [
 /// Removes hop-by-hop headers: the fixed set and every header the
 /// `Connection` header names. Returns the `Upgrade` value when the message
 /// asked for an upgrade (`Connection: upgrade`), for passthrough.
+///
+/// Called twice per proxied exchange, so it looks at each header name once
+/// and removes only what is there (no hashing of absent names).
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) -> Option<HeaderValue> {
-    let mut listed: Vec<HeaderName> = Vec::new();
+    let mut doomed: Vec<HeaderName> = Vec::new();
+    let mut connection_present = false;
+    let mut te_present = false;
+    for name in headers.keys() {
+        if HOP_BY_HOP.contains(name) {
+            connection_present |= name == header::CONNECTION;
+            te_present |= name == header::TE;
+            doomed.push(name.clone());
+        }
+    }
+    if doomed.is_empty() {
+        return None;
+    }
     let mut wants_upgrade = false;
-    for value in headers.get_all(header::CONNECTION) {
-        let Ok(text) = value.to_str() else { continue };
-        for token in text.split(',').map(str::trim).filter(|t| !t.is_empty()) {
-            if token.eq_ignore_ascii_case("upgrade") {
-                wants_upgrade = true;
-            }
-            if let Ok(name) = HeaderName::from_bytes(token.as_bytes()) {
-                listed.push(name);
+    if connection_present {
+        for value in headers.get_all(header::CONNECTION) {
+            let Ok(text) = value.to_str() else { continue };
+            for token in text.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+                if token.eq_ignore_ascii_case("upgrade") {
+                    wants_upgrade = true;
+                } else if token.eq_ignore_ascii_case("keep-alive") {
+                    // In the fixed set already (the usual token: skip the lookup).
+                    continue;
+                }
+                if let Ok(name) = HeaderName::from_bytes(token.as_bytes())
+                    && !doomed.contains(&name)
+                    && headers.contains_key(&name)
+                {
+                    doomed.push(name);
+                }
             }
         }
     }
@@ -123,11 +146,12 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) -> Option<HeaderValue> {
     };
     // gRPC and other trailer users say `TE: trailers`, which is end-to-end
     // in meaning: keep exactly that.
-    let te_trailers = headers
-        .get(header::TE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("trailers")));
-    for name in HOP_BY_HOP.iter().chain(listed.iter()) {
+    let te_trailers = te_present
+        && headers
+            .get(header::TE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("trailers")));
+    for name in &doomed {
         headers.remove(name);
     }
     if te_trailers {
@@ -223,8 +247,8 @@ pub fn find_cause<'a, E: std::error::Error + 'static>(err: &'a (dyn std::error::
 
 /// A client connection's slot under the listener's connection limit, and
 /// its place in the active-connections gauge. It is shared with the
-/// tunnels and upgrades the connection turns into (through the request
-/// extensions), so a CONNECT tunnel holds its slot until it closes.
+/// tunnels and upgrades the connection turns into (through
+/// [`ClientConn`]), so a CONNECT tunnel holds its slot until it closes.
 #[derive(Debug, Clone)]
 pub struct ConnSlot {
     _inner: Arc<SlotInner>,
@@ -248,11 +272,17 @@ impl ConnSlot {
             }),
         }
     }
+}
 
-    /// The slot of the connection a request came on.
-    pub fn of<B>(req: &Request<B>) -> Option<Self> {
-        req.extensions().get::<Self>().cloned()
-    }
+/// What a handler knows of the client connection a request came on.
+#[derive(Debug)]
+pub struct ClientConn {
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// The connection's slot, which tunnels and upgrades keep until they close.
+    pub slot: ConnSlot,
+    /// Its own upstream connection between requests (reverse mode).
+    pub sticky: crate::sticky::Home,
 }
 
 impl Drop for SlotInner {
@@ -288,22 +318,25 @@ pub async fn serve_connection<S, F>(
     handler: F,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    F: Fn(Request<Incoming>, SocketAddr) -> std::pin::Pin<Box<dyn Future<Output = Response<Body>> + Send>>
+    F: Fn(Request<Incoming>, &Arc<ClientConn>) -> std::pin::Pin<Box<dyn Future<Output = Response<Body>> + Send>>
         + Send
         + Sync
         + 'static,
 {
     let activity = Activity::new();
     let io = TokioIo::new(Tracked::new(stream, Arc::clone(&activity)));
-    let handler = Arc::new(handler);
+    let client = Arc::new(ClientConn {
+        peer,
+        slot,
+        sticky: crate::sticky::Home::default(),
+    });
     let service_activity = Arc::clone(&activity);
-    let service = service_fn(move |mut req: Request<Incoming>| {
-        let handler = Arc::clone(&handler);
+    let service = service_fn(move |req: Request<Incoming>| {
         let activity = Arc::clone(&service_activity);
-        req.extensions_mut().insert(slot.clone());
+        activity.in_flight.fetch_add(1, Ordering::Relaxed);
+        let response = handler(req, &client);
         async move {
-            activity.in_flight.fetch_add(1, Ordering::Relaxed);
-            let response = handler(req, peer).await;
+            let response = response.await;
             activity.in_flight.fetch_sub(1, Ordering::Relaxed);
             Ok::<_, Infallible>(response)
         }

@@ -37,6 +37,7 @@ pub mod policy;
 pub mod proxy_protocol;
 pub mod reverse;
 pub mod stats;
+pub mod sticky;
 pub mod tcp;
 pub mod tls;
 pub mod upstream;
@@ -491,6 +492,7 @@ pub async fn run(config: Config, ctx: Context) -> anyhow::Result<()> {
                     prefix: prefix.clone(),
                     headers: l.options.headers.clone(),
                     client: reverse::pool(Arc::clone(&upstream)),
+                    idle: sticky::Idle::new(reverse::MAX_IDLE, reverse::IDLE_TIMEOUT),
                     upstream,
                     request_timeout: l.options.request_timeout,
                     max_request_body: l.options.max_request_body,
@@ -524,6 +526,19 @@ pub async fn run(config: Config, ctx: Context) -> anyhow::Result<()> {
         let accept = accept_loop(b.listener, l.clone(), handler, lstats, drain.clone());
         tokio::spawn(accept);
     }
+
+    // Keeps the timer driver's next wake-up within a second. Without it,
+    // each per-request timer (header read, request timeout) that is due
+    // sooner than every other timer makes tokio wake its driver through an
+    // eventfd write: a syscall and an extra poll for about a quarter of
+    // all requests (measured with strace under wrk).
+    tokio::spawn(async {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+        }
+    });
 
     ctx.shutdown.cancelled().await;
     if !config.drain_delay.is_zero() {
@@ -624,7 +639,7 @@ async fn accept_loop(
                         &drain2,
                         &stats2,
                         slot.clone(),
-                        move |req, peer| Box::pin(Arc::clone(&proxy).handle(req, peer)),
+                        move |req, client| Box::pin(Arc::clone(&proxy).handle(req, Arc::clone(client))),
                     )
                     .await
                 }
@@ -637,7 +652,7 @@ async fn accept_loop(
                         &drain2,
                         &stats2,
                         slot.clone(),
-                        move |req, peer| Box::pin(Arc::clone(&proxy).handle(req, peer)),
+                        move |req, client| Box::pin(Arc::clone(&proxy).handle(req, Arc::clone(client))),
                     )
                     .await
                 }

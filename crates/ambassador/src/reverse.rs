@@ -8,7 +8,6 @@
 //! requests over the size limits.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -22,10 +21,11 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 
 use crate::http::{
-    Body, answer, check_body_size, find_cause, handle_logged, limit_body, restore_upgrade, strip_hop_by_hop,
+    Body, ClientConn, answer, check_body_size, find_cause, handle_logged, limit_body, restore_upgrade, strip_hop_by_hop,
 };
 use crate::net::{AccessLogger, Drain};
 use crate::stats::ListenerStats;
+use crate::sticky::StickyError;
 use crate::upstream::{Conn, Retired, Upstream, UpstreamError};
 
 /// Connects the client pool to the listener's upstream, whatever the URI.
@@ -65,8 +65,11 @@ pub struct ReverseProxy {
     pub headers: Vec<(HeaderName, HeaderValue)>,
     /// The upstream (its endpoints and their state).
     pub upstream: Arc<Upstream>,
-    /// The keep-alive pool to the upstream.
+    /// The keep-alive pool to the upstream (TLS upstreams, which may speak
+    /// HTTP/2, and upgrades).
     pub client: Client<UpstreamConnector, Body>,
+    /// Idle connections of the plain-HTTP/1 path ([`crate::sticky`]).
+    pub idle: Arc<crate::sticky::Idle>,
     /// See [`crate::config::Options::request_timeout`].
     pub request_timeout: Duration,
     /// See [`crate::config::Options::max_request_body`].
@@ -81,13 +84,19 @@ pub struct ReverseProxy {
     pub drain: Drain,
 }
 
+/// Idle upstream connections kept per listener.
+pub const MAX_IDLE: usize = 1024;
+
+/// How long an idle upstream connection is kept.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+
 /// Builds the keep-alive pool for an upstream.
 pub fn pool(upstream: Arc<Upstream>) -> Client<UpstreamConnector, Body> {
     Client::builder(TokioExecutor::new())
         .timer(TokioTimer::new())
         .pool_timer(TokioTimer::new())
-        .pool_idle_timeout(Duration::from_secs(90))
-        .pool_max_idle_per_host(1024)
+        .pool_idle_timeout(IDLE_TIMEOUT)
+        .pool_max_idle_per_host(MAX_IDLE)
         .retry_canceled_requests(true)
         .set_host(false)
         .build(UpstreamConnector(upstream))
@@ -95,8 +104,11 @@ pub fn pool(upstream: Arc<Upstream>) -> Client<UpstreamConnector, Body> {
 
 impl ReverseProxy {
     /// Answers one request.
-    pub async fn handle(self: Arc<Self>, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
-        handle_logged(&self.name, &self.stats, &self.access, peer, req, |req| self.proxy(req)).await
+    pub async fn handle(self: Arc<Self>, req: Request<Incoming>, client: Arc<ClientConn>) -> Response<Body> {
+        handle_logged(&self.name, &self.stats, &self.access, client.peer, req, |req| {
+            self.proxy(req, &client)
+        })
+        .await
     }
 
     /// The upstream URI of a request: the upstream's scheme and authority,
@@ -124,7 +136,7 @@ impl ReverseProxy {
         Uri::from_parts(parts).ok()
     }
 
-    async fn proxy(&self, mut req: Request<Incoming>) -> Response<Body> {
+    async fn proxy(&self, mut req: Request<Incoming>, client: &Arc<ClientConn>) -> Response<Body> {
         if let Some(refused) = check_body_size(&req, self.max_request_body) {
             self.stats.rejected_size.inc();
             return refused;
@@ -134,7 +146,7 @@ impl ReverseProxy {
         };
         let upgrade = strip_hop_by_hop(req.headers_mut());
         let client_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut req));
-        let slot = crate::http::ConnSlot::of(&req);
+        let slot = Some(client.slot.clone());
         let (mut parts, body) = req.into_parts();
         parts.uri = uri;
         parts.version = Version::HTTP_11;
@@ -146,6 +158,9 @@ impl ReverseProxy {
             restore_upgrade(&mut parts.headers, upgrade);
         }
         let mut outbound = Request::from_parts(parts, limit_body(body, self.max_request_body));
+        if self.scheme == "http" && client_upgrade.is_none() {
+            return self.exchange_sticky(client, outbound).await;
+        }
         let capture = self
             .upstream
             .any_retired()
@@ -182,6 +197,43 @@ impl ReverseProxy {
             &self.drain,
             &self.stats,
         )
+    }
+}
+
+impl ReverseProxy {
+    /// The exchange over the client connection's own HTTP/1 upstream
+    /// connection ([`crate::sticky`]).
+    async fn exchange_sticky(&self, client: &Arc<ClientConn>, outbound: Request<Body>) -> Response<Body> {
+        let sent = Instant::now();
+        let result = tokio::time::timeout(
+            self.request_timeout,
+            crate::sticky::exchange(&self.upstream, &self.idle, client, outbound),
+        )
+        .await;
+        self.stats.duration.observe(sent.elapsed().as_secs_f64());
+        match result {
+            Err(_) => answer(
+                StatusCode::GATEWAY_TIMEOUT,
+                &format!("upstream did not answer within {:?}", self.request_timeout),
+            ),
+            Ok(Err(StickyError::Upstream(cause))) => {
+                tracing::debug!(%cause, "Upstream unreachable.");
+                let status = if cause.is_timeout() {
+                    StatusCode::GATEWAY_TIMEOUT
+                } else {
+                    StatusCode::BAD_GATEWAY
+                };
+                answer(status, &cause.to_string())
+            }
+            Ok(Err(err)) => {
+                tracing::debug!(%err, "Upstream exchange failed.");
+                answer(StatusCode::BAD_GATEWAY, &err.to_string())
+            }
+            Ok(Ok(mut response)) => {
+                strip_hop_by_hop(response.headers_mut());
+                response
+            }
+        }
     }
 }
 

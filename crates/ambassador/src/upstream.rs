@@ -537,6 +537,11 @@ impl std::fmt::Debug for Conn {
 }
 
 impl Conn {
+    /// The flag set when DNS drops this connection's endpoint.
+    pub fn retired(&self) -> &Retired {
+        &self.retired
+    }
+
     /// Whether TLS negotiated HTTP/2 via ALPN.
     pub fn is_h2(&self) -> bool {
         self.h2

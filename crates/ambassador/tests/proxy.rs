@@ -603,3 +603,97 @@ fn tcp_mode_sends_a_proxy_protocol_header_first() {
         }
     }
 }
+
+/// A bare HTTP/1.1 origin on a thread per connection that numbers its
+/// connections in each answer (`conn=N`) and can close every connection it
+/// holds, as an upstream's keep-alive timeout does.
+struct CountingOrigin {
+    addr: std::net::SocketAddr,
+    accepted: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    open: std::sync::Arc<std::sync::Mutex<Vec<TcpStream>>>,
+}
+
+impl CountingOrigin {
+    fn start() -> Self {
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let open = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (count, held) = (accepted.clone(), open.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let n = count.fetch_add(1, Ordering::SeqCst) + 1;
+                held.lock().unwrap().push(stream.try_clone().unwrap());
+                std::thread::spawn(move || {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    loop {
+                        while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            buf.drain(..end + 4);
+                            let body = format!("conn={n}\n");
+                            let answer = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}", body.len());
+                            if stream.write_all(answer.as_bytes()).is_err() {
+                                return;
+                            }
+                        }
+                        match stream.read(&mut chunk) {
+                            Ok(0) | Err(_) => return,
+                            Ok(k) => buf.extend_from_slice(&chunk[..k]),
+                        }
+                    }
+                });
+            }
+        });
+        Self { addr, accepted, open }
+    }
+
+    fn connections(&self) -> usize {
+        self.accepted.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Closes every connection, without a `Connection: close` first.
+    fn close_all(&self) {
+        for stream in self.open.lock().unwrap().drain(..) {
+            let _ = stream.shutdown(std::net::Shutdown::Both);
+        }
+    }
+}
+
+#[test]
+fn reverse_mode_reuses_upstream_connections_and_survives_their_close() {
+    let origin = CountingOrigin::start();
+    let spec = format!("127.0.0.1:0=http://{}", origin.addr);
+    let mut amb = Amb::start(&["--reverse", &spec]);
+    let addr = amb.addr("reverse:127.0.0.1:0");
+
+    // One client connection after another (a curl each): the upstream
+    // connection outlives each of them and serves the next.
+    for i in 0..5 {
+        let (status, body) = curl(&[&format!("http://{addr}/{i}")]);
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body, "conn=1\n", "request {i} reused the first upstream connection");
+    }
+    // Several requests on one client connection, too.
+    let (status, body) = curl(&[&format!("http://{addr}/a"), &format!("http://{addr}/b")]);
+    assert_eq!(status, 200);
+    assert_eq!(body.matches("conn=1\n").count(), 2, "{body}");
+    assert_eq!(origin.connections(), 1);
+
+    // The upstream closes its idle connection (its keep-alive timeout): the
+    // next request notices before sending and goes over a new one; no 502.
+    origin.close_all();
+    let (status, body) = curl(&[&format!("http://{addr}/after-close")]);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body, "conn=2\n");
+
+    // A client that leaves mid-answer does not leave a half-read connection
+    // behind for the next one.
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.write_all(b"GET /gone HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    drop(s);
+    let (status, body) = curl(&[&format!("http://{addr}/next")]);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.starts_with("conn="), "{body}");
+}

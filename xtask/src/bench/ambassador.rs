@@ -25,6 +25,10 @@ use anyhow::{Context, Result, ensure};
 
 use super::{Contender, Env, Scenario, Server};
 
+/// What one load run did: units of work, the load generator's own CPU
+/// seconds, and the 99th-percentile latency when it measures one.
+type Load = (f64, f64, Option<Duration>);
+
 /// Length of one measured load run.
 const RUN: Duration = Duration::from_secs(4);
 
@@ -172,7 +176,7 @@ fn proxy(
     cmd: Command,
     port: u16,
     keep: Arc<dyn std::any::Any>,
-    load: fn(u16) -> Result<(f64, f64)>,
+    load: fn(u16) -> Result<Load>,
 ) -> Contender {
     let mut cmd = Some(cmd);
     let mut server: Option<Server> = None;
@@ -188,7 +192,7 @@ fn proxy(
                 load(port)?;
             }
             let server = server.as_mut().expect("started above");
-            server.measure(|| load(port))
+            server.measure_latency(|| load(port))
         }),
     }
 }
@@ -209,7 +213,7 @@ fn run_load(cmd: &mut Command) -> Result<(String, f64)> {
     Ok((String::from_utf8_lossy(&out.stdout).into_owned(), children_cpu() - cpu0))
 }
 
-fn iperf_load(port: u16) -> Result<(f64, f64)> {
+fn iperf_load(port: u16) -> Result<Load> {
     let secs = RUN.as_secs().to_string();
     let mut total_cpu = 0.0;
     // The iperf3 server runs one test at a time and needs a moment after the
@@ -237,14 +241,14 @@ fn iperf_load(port: u16) -> Result<(f64, f64)> {
             .and_then(|s| s.split([',', '}']).next())
             .and_then(|s| s.trim().parse().ok())
             .context("iperf3 JSON without bytes")?;
-        return Ok((bytes / 1e6, total_cpu));
+        return Ok((bytes / 1e6, total_cpu, None));
     }
     anyhow::bail!("iperf3 through port {port} kept failing")
 }
 
-fn wrk_load_with(port: u16, script: Option<&str>) -> Result<(f64, f64)> {
+fn wrk_load_with(port: u16, script: Option<&str>) -> Result<Load> {
     let mut cmd = Command::new("wrk");
-    cmd.args(["-t1", "-c16", &format!("-d{}s", RUN.as_secs())]);
+    cmd.args(["-t1", "-c16", "--latency", &format!("-d{}s", RUN.as_secs())]);
     if let Some(script) = script {
         cmd.args(["-s", script]);
     }
@@ -261,14 +265,35 @@ fn wrk_load_with(port: u16, script: Option<&str>) -> Result<(f64, f64)> {
         !out.contains("Non-2xx"),
         "wrk saw non-2xx answers through port {port}:\n{out}"
     );
-    Ok((requests, cpu))
+    let p99 = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("99%"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(wrk_duration)
+        .with_context(|| format!("no 99% latency in wrk output:\n{out}"))?;
+    Ok((requests, cpu, Some(p99)))
 }
 
-fn wrk_load(port: u16) -> Result<(f64, f64)> {
+/// A wrk duration (`812.00us`, `1.02ms`, `2.10s`).
+fn wrk_duration(text: &str) -> Option<Duration> {
+    let split = text.find(|c: char| c.is_ascii_alphabetic())?;
+    let (value, unit) = text.split_at(split);
+    let value: f64 = value.parse().ok()?;
+    let secs = match unit {
+        "us" => value / 1e6,
+        "ms" => value / 1e3,
+        "s" => value,
+        "m" => value * 60.0,
+        _ => return None,
+    };
+    Some(Duration::from_secs_f64(secs))
+}
+
+fn wrk_load(port: u16) -> Result<Load> {
     wrk_load_with(port, None)
 }
 
-fn wrk_forward_load(port: u16) -> Result<(f64, f64)> {
+fn wrk_forward_load(port: u16) -> Result<Load> {
     let script = std::env::temp_dir().join("podkit-bench-forward.lua");
     std::fs::write(
         &script,
@@ -283,7 +308,7 @@ fn tcp_contenders(
     env: &Env,
     keep: Arc<dyn std::any::Any>,
     upstream: u16,
-    load: fn(u16) -> Result<(f64, f64)>,
+    load: fn(u16) -> Result<Load>,
 ) -> Result<Vec<Contender>> {
     let up = format!("127.0.0.1:{upstream}");
     let mut out = vec![
@@ -491,7 +516,7 @@ fn self_cpu() -> f64 {
         .unwrap_or(0.0)
 }
 
-fn connect_load(port: u16) -> Result<(f64, f64)> {
+fn connect_load(port: u16) -> Result<Load> {
     let cpu0 = self_cpu();
     let mut s = TcpStream::connect(("127.0.0.1", port))?;
     s.set_nodelay(true)?;
@@ -517,7 +542,7 @@ fn connect_load(port: u16) -> Result<(f64, f64)> {
     s.shutdown(std::net::Shutdown::Write)?;
     let mut rest = Vec::new();
     let _ = s.read_to_end(&mut rest);
-    Ok((sent as f64 / 1e6, self_cpu() - cpu0))
+    Ok((sent as f64 / 1e6, self_cpu() - cpu0, None))
 }
 
 fn setup_connect(env: &Env) -> Result<Vec<Contender>> {

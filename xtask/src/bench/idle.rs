@@ -32,8 +32,19 @@ fn setup(env: &Env) -> Result<Vec<Contender>> {
     for bin in ["ambassador", "log-shipper", "tail-rewrite"] {
         let mut cmd = Command::new(env.bin(bin));
         cmd.args(["--admin-addr", "127.0.0.1:0"]);
-        if bin == "ambassador" {
-            cmd.args(super::ambassador::IDLE_ARGS);
+        match bin {
+            "ambassador" => {
+                cmd.args(super::ambassador::IDLE_ARGS);
+            }
+            "tail-rewrite" => {
+                // The seed's adapter, following a log nobody writes.
+                let log = env.work.join("idle-app.log");
+                std::fs::write(&log, "")?;
+                cmd.arg("--follow")
+                    .arg(&log)
+                    .args(["-e", "s/^/Date /", "--no-checkpoint"]);
+            }
+            _ => {}
         }
         contenders.push(idle(format!("podkit {bin}"), true, cmd));
     }
@@ -88,10 +99,12 @@ fn idle(name: String, podkit: bool, cmd: Command) -> Contender {
                 std::thread::sleep(Duration::from_millis(500));
             }
             let server = server.as_mut().expect("started above");
-            server.measure(|| {
+            let sample = server.measure(|| {
                 std::thread::sleep(WINDOW);
                 Ok((WINDOW.as_secs_f64(), 0.0))
-            })
+            })?;
+            anyhow::ensure!(server.running(), "it exited during the idle window");
+            Ok(sample)
         }),
     }
 }

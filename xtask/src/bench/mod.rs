@@ -36,6 +36,9 @@ pub struct Sample {
     pub peak_rss: u64,
     /// Cores kept busy by everything else on the machine during the window.
     pub other_cores: f64,
+    /// The 99th-percentile latency the load generator saw, when it measures
+    /// one (wrk).
+    pub p99: Option<Duration>,
 }
 
 /// A contender: a name and a closure that performs one measured run.
@@ -177,6 +180,7 @@ struct Summary {
     peak_rss: f64,
     wall: f64,
     other: f64,
+    p99: Option<f64>,
 }
 
 fn summarize(samples: &[Sample]) -> Summary {
@@ -191,6 +195,10 @@ fn summarize(samples: &[Sample]) -> Summary {
         peak_rss: median(samples.iter().map(|s| s.peak_rss as f64).collect()),
         wall: median(samples.iter().map(|s| s.wall.as_secs_f64()).collect()),
         other: samples.iter().map(|s| s.other_cores).fold(0.0, f64::max),
+        p99: {
+            let p99s: Vec<f64> = samples.iter().filter_map(|s| s.p99).map(|d| d.as_secs_f64()).collect();
+            (!p99s.is_empty()).then(|| median(p99s))
+        },
     }
 }
 
@@ -206,16 +214,26 @@ fn report(scenario: &Scenario, rounds: usize, contenders: &[Contender], samples:
         hostname(),
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)
     );
+    let latency = sums.iter().any(|s| s.p99.is_some());
+    let (lat_head, lat_rule) = if latency { (" p99 latency |", "---:|") } else { ("", "") };
     let _ = writeln!(
         out,
-        "| contender | {unit}/s | CPU-µs per {} | peak RSS | wall (s) | other load (cores) |",
+        "| contender | {unit}/s | CPU-µs per {} |{lat_head} peak RSS | wall (s) | other load (cores) |",
         unit.trim_end_matches('s')
     );
-    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|");
+    let _ = writeln!(out, "|---|---:|---:|{lat_rule}---:|---:|---:|");
     for (c, s) in contenders.iter().zip(&sums) {
+        let lat = if latency {
+            format!(
+                " {} |",
+                s.p99.map_or_else(|| "-".to_owned(), |v| format!("{:.2} ms", v * 1e3))
+            )
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             out,
-            "| {} | {} | {:.3} | {} | {:.3} | {:.2} |",
+            "| {} | {} | {:.3} |{lat} {} | {:.3} | {:.2} |",
             c.name,
             si(s.rate),
             s.cpu_per_unit * 1e6,
@@ -232,13 +250,22 @@ fn report(scenario: &Scenario, rounds: usize, contenders: &[Contender], samples:
                 "\nRatios, {} vs each anchor (> 1 means podkit is better):\n",
                 contenders[p].name
             );
-            let _ = writeln!(out, "| anchor | throughput × | CPU efficiency × | memory × |");
-            let _ = writeln!(out, "|---|---:|---:|---:|");
+            let _ = writeln!(
+                out,
+                "| anchor | throughput × | CPU efficiency × |{} memory × |",
+                if latency { " p99 latency × |" } else { "" }
+            );
+            let _ = writeln!(out, "|---|---:|---:|{lat_rule}---:|");
             for a in anchors {
                 let (ps, as_) = (&sums[p], &sums[a]);
+                let lat = match (latency, ps.p99, as_.p99) {
+                    (false, ..) => String::new(),
+                    (true, Some(ours), Some(theirs)) => format!(" {:.2} |", theirs / ours.max(1e-12)),
+                    (true, ..) => " - |".to_owned(),
+                };
                 let _ = writeln!(
                     out,
-                    "| {} | {:.2} | {:.2} | {:.2} |",
+                    "| {} | {:.2} | {:.2} |{lat} {:.2} |",
                     contenders[a].name,
                     ps.rate / as_.rate.max(1e-12),
                     as_.cpu_per_unit / ps.cpu_per_unit.max(1e-15),
@@ -326,6 +353,7 @@ pub fn run_to_completion(mut cmd: Command, units: f64) -> Result<Sample> {
         cpu,
         peak_rss,
         other_cores: other_cores(busy1 - busy0, cpu, wall),
+        p99: None,
     })
 }
 
@@ -343,16 +371,27 @@ impl Server {
         })
     }
 
+    /// Whether the server is still running.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
     /// Measures the server's tree while `load` runs; `load` returns the units
     /// of work done and the CPU seconds the load generator itself used (which
     /// is not counted as "other load").
     pub fn measure(&mut self, load: impl FnOnce() -> Result<(f64, f64)>) -> Result<Sample> {
+        self.measure_latency(|| load().map(|(units, cpu)| (units, cpu, None)))
+    }
+
+    /// [`Server::measure`] with a load generator that also reports its
+    /// 99th-percentile latency.
+    pub fn measure_latency(&mut self, load: impl FnOnce() -> Result<(f64, f64, Option<Duration>)>) -> Result<Sample> {
         let pid = self.child.id();
         let cpu0 = proc::tree_cpu_seconds(pid);
         let (busy0, _) = proc::machine_ticks();
         let sampler = proc::RssSampler::start(pid);
         let start = Instant::now();
-        let (units, load_cpu) = load()?;
+        let (units, load_cpu, p99) = load()?;
         let wall = start.elapsed();
         let cpu = proc::tree_cpu_seconds(pid) - cpu0;
         let peak_rss = sampler.stop();
@@ -363,6 +402,7 @@ impl Server {
             cpu,
             peak_rss,
             other_cores: other_cores(busy1 - busy0, cpu + load_cpu, wall),
+            p99,
         })
     }
 }

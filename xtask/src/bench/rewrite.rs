@@ -342,6 +342,7 @@ fn follow_once(work: &Path, script: &str) -> Result<(Sample, Vec<f64>)> {
             cpu,
             peak_rss,
             other_cores: other.max(0.0),
+            p99: None,
         },
         lat,
     ))

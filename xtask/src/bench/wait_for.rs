@@ -99,6 +99,7 @@ fn latency_contender(name: &str, podkit: bool, command: impl Fn(u16) -> Command 
                 cpu,
                 peak_rss,
                 other_cores: other_cores(busy1 - busy0, cpu, total),
+                p99: None,
             })
         }),
     }
@@ -196,6 +197,7 @@ fn pid1_contender(name: &str, podkit: bool, argv: Vec<String>) -> Contender {
                 cpu,
                 peak_rss,
                 other_cores: other_cores(busy1 - busy0, cpu, total),
+                p99: None,
             })
         }),
     }
