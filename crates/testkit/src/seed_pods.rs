@@ -57,10 +57,12 @@ fn text(out: &std::process::Output) -> String {
 }
 
 /// A busybox shell loop that retries `attempt` every 100 ms for up to 30 s
-/// (the test kit's patience), then runs `then`.
+/// (the test kit's patience), then runs `then`. Only the last failed
+/// attempt's stderr is reported, with the command (needs a writable /tmp).
 fn retry(attempt: &str, then: &str) -> String {
     format!(
-        "i=0; until {attempt}; do i=$((i+1)); if [ $i -ge 300 ]; then echo 'gave up waiting: {}' >&2; exit 1; fi; \
+        "i=0; until {{ {attempt} ; }} 2>/tmp/.retry-err; do i=$((i+1)); \
+         if [ $i -ge 300 ]; then echo 'gave up waiting: {}' >&2; cat /tmp/.retry-err >&2; exit 1; fi; \
          sleep 0.1; done; {then}",
         attempt.replace('\'', "")
     )
