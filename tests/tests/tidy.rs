@@ -1,6 +1,7 @@
 //! Tidy checks on the repository itself (the rust-analyzer habit): every Rust
-//! file opens with a `//!` doc saying what it is for, and the README's two
-//! commands are the ones CI runs.
+//! file opens with a `//!` doc saying what it is for, the README's two
+//! commands are the ones CI runs, and the k8s/ manifests name podkit images
+//! at the workspace version.
 
 use std::path::{Path, PathBuf};
 
@@ -61,4 +62,43 @@ fn ci_runs_the_readme_test_command() {
         ci.contains("cargo test --workspace"),
         ".ci/run must run the README's test command"
     );
+}
+
+#[test]
+fn k8s_manifests_name_podkit_images_at_the_workspace_version() {
+    let version = env!("CARGO_PKG_VERSION");
+    let mut manifests: Vec<_> = std::fs::read_dir(root().join("k8s"))
+        .expect("k8s/")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    manifests.sort();
+    assert!(manifests.len() >= 3, "expected the seed's pods in k8s/: {manifests:?}");
+    for path in manifests {
+        let text = std::fs::read_to_string(&path).expect("manifest");
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        let images: Vec<&str> = text.lines().filter_map(|l| l.trim().strip_prefix("image: ")).collect();
+        let policies = text
+            .lines()
+            .filter(|l| l.trim() == "imagePullPolicy: IfNotPresent")
+            .count();
+        assert!(
+            images.iter().any(|i| i.starts_with("podkit/")),
+            "{name} uses no podkit image"
+        );
+        for image in &images {
+            if let Some(rest) = image.strip_prefix("podkit/") {
+                assert!(
+                    rest.ends_with(&format!(":{version}")),
+                    "{name}: {image} is not at the workspace version {version}"
+                );
+            }
+        }
+        assert_eq!(
+            images.len(),
+            policies,
+            "{name}: every container needs imagePullPolicy: IfNotPresent"
+        );
+    }
 }

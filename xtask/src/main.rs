@@ -6,7 +6,9 @@
 //!   would pick instead, interleaved, and prints medians and ratios.
 //! - `check-static`: checks that the release binaries are static and run in
 //!   an empty root.
-//! - `images`: builds the `FROM scratch` images `podkit/<name>:<version>`.
+//! - `images`: builds the `FROM scratch` images `podkit/<name>:<version>`
+//!   (and, with `--busybox`, the test stand-in for the seed's busybox apps).
+//! - `pods`: runs the seed's pods from `k8s/` on the docker engine, narrated.
 //! - `build-release`: builds the release binaries (what the other commands use).
 
 // Printing to stdout is what a developer tool is for.
@@ -16,6 +18,7 @@ mod bench;
 mod build;
 mod demo;
 mod images;
+mod pods;
 mod proc;
 
 use anyhow::{Result, bail};
@@ -30,7 +33,13 @@ commands:
                             instead; `bench list` shows the scenarios
   check-static              check the release binaries are static and run in an
                             empty root (builds them first)
-  images                    build the FROM-scratch images podkit/<name>:<version>
+  images [--busybox] [--ids FILE]
+                            build the FROM-scratch images podkit/<name>:<version>
+                            (--busybox: also the test stand-in podkit-test/busybox
+                            from Debian's busybox-static; --ids: write
+                            repository=image-id lines to FILE)
+  pods [NAME]               run the seed's pods from k8s/ on the docker engine, as
+                            the kubelet would (builds the images first)
   build-release             build the release binaries
 ";
 
@@ -44,7 +53,8 @@ fn main() -> Result<()> {
         "demo" => demo::run(rest),
         "bench" => bench::run(rest),
         "check-static" => build::check_static(),
-        "images" => images::build().map(|_| ()),
+        "images" => images::run(rest),
+        "pods" => pods::run(rest),
         "build-release" => build::release().map(|_| ()),
         "help" | "--help" | "-h" => {
             print!("{USAGE}");

@@ -68,6 +68,8 @@ fn reverse_mode_rewrites_host_adds_prefix_and_headers() {
     ]);
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("path=/api/v1/items?q=1"), "{body}");
+    // Origin-form to an origin server (RFC 9112 3.2.1), never absolute-form.
+    assert!(body.contains("target=/api/v1/items?q=1\n"), "{body}");
     assert!(
         body.contains(&format!("host=upstream.test:{}", origin.addr.port())),
         "{body}"

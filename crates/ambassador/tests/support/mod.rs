@@ -116,9 +116,10 @@ async fn echo(
     release: Arc<Mutex<mpsc::Receiver<()>>>,
 ) -> Response<Full<Bytes>> {
     let mut text = format!(
-        "id={id}\nmethod={}\npath={}\nversion={:?}\n",
+        "id={id}\nmethod={}\npath={}\ntarget={}\nversion={:?}\n",
         req.method(),
         req.uri().path_and_query().map_or("", |p| p.as_str()),
+        req.uri(),
         req.version()
     );
     for (k, v) in req.headers() {

@@ -1,0 +1,523 @@
+//! The seed's pods, as rewritten in `k8s/`, run for real on a docker engine
+//! with [`crate::pod`], each as a scenario that prints its steps (with the
+//! time since it began) and returns what went wrong. `tests/tests/pods.rs`
+//! runs them as tests and `cargo xtask pods` for a human.
+//!
+//! - [`ambassador_pod`]: podkit's ambassador in place of nginx-forward-proxy;
+//!   a client of the pod's port 80 gets example.com's page (a busybox httpd
+//!   stand-in known as `example.com` on the private network), the upstream
+//!   sees `Host: example.com`, the ambassador runs as 65532 on a read-only
+//!   root without capabilities and no_new_privs, and stops with exit 0 after
+//!   the app containers (drain).
+//! - [`adapter_pod`]: tail-rewrite in place of `tail -f | sed`; every line of
+//!   app.log reaches out.log with the `Date ` prefix, the app's last ones too,
+//!   since the adapter stops after the app; its checkpoint is in the volume.
+//! - [`init_container_pod`]: wait-for holds the app back until both services
+//!   it needs accept connections, then exits 0 and the app starts.
+//! - [`init_container_timeout`]: with a 1 s timeout and no services, wait-for
+//!   exits 124 and the app container is never created.
+//!
+//! Stand-ins and probes use the busybox image mapped as `busybox` in the
+//! [`Images`].
+
+#![allow(clippy::print_stdout)] // Scenarios narrate their steps on stdout.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::pod::{self, Images, Network, Pod, PodSpec};
+
+/// A scenario: name, and the function running it against the images and the
+/// `k8s/` directory.
+pub type Scenario = (&'static str, fn(&Images, &Path) -> Result<(), String>);
+
+/// Every scenario, in the order they are best read.
+pub const SCENARIOS: [Scenario; 4] = [
+    ("ambassador_pod", ambassador_pod),
+    ("adapter_pod", adapter_pod),
+    ("init_container_pod", init_container_pod),
+    ("init_container_timeout", init_container_timeout),
+];
+
+/// Prints a step with the time since `t0`.
+fn step(t0: Instant, what: &str) {
+    println!("  [{:6.2}s] {what}", t0.elapsed().as_secs_f64());
+}
+
+fn check(condition: bool, what: impl FnOnce() -> String) -> Result<(), String> {
+    if condition { Ok(()) } else { Err(what()) }
+}
+
+fn text(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// A busybox shell loop that retries `attempt` every 100 ms for up to 30 s
+/// (the test kit's patience), then runs `then`. Only the last failed
+/// attempt's stderr is reported, with the command (needs a writable /tmp).
+fn retry(attempt: &str, then: &str) -> String {
+    format!(
+        "i=0; until {{ {attempt} ; }} 2>/tmp/.retry-err; do i=$((i+1)); \
+         if [ $i -ge 300 ]; then echo 'gave up waiting: {}' >&2; cat /tmp/.retry-err >&2; exit 1; fi; \
+         sleep 0.1; done; {then}",
+        attempt.replace('\'', "")
+    )
+}
+
+/// A busybox httpd stand-in for a remote service, known on the network as
+/// `alias`, with `files` (`(path, content, executable)`) under its web root.
+struct StandIn {
+    name: String,
+    alias: String,
+}
+
+impl StandIn {
+    /// Starts the container with its files in place, not listening yet: its
+    /// name resolves (like a Kubernetes Service that exists before its
+    /// endpoints are ready). Docker's DNS on an `--internal` network does not
+    /// answer names it does not know (a lookup waits ~5 s for a timeout,
+    /// where cluster DNS says NXDOMAIN at once), so names exist from the start.
+    fn create(net: &Network, images: &Images, alias: &str, files: &[(&str, &str, bool)]) -> Result<Self, String> {
+        let busybox = images.resolve("busybox").map_err(|e| e.to_string())?;
+        let mut script = String::from("set -e; mkdir -p /tmp/www/cgi-bin; ");
+        let mut env = Vec::new();
+        for (i, (path, content, executable)) in files.iter().enumerate() {
+            script.push_str(&format!("printf '%s' \"$FILE{i}\" > /tmp/www/{path}; "));
+            if *executable {
+                script.push_str(&format!("chmod +x /tmp/www/{path}; "));
+            }
+            env.push(format!("FILE{i}={content}"));
+        }
+        script.push_str("touch /tmp/prepared; exec sleep 2147483647");
+        let mut flags = Vec::new();
+        for e in &env {
+            flags.extend(["-e", e.as_str()]);
+        }
+        let name = net
+            .start_helper(alias, &[alias], &flags, busybox, &["sh", "-c", &script])
+            .map_err(|e| e.to_string())?;
+        Ok(Self {
+            name,
+            alias: alias.to_owned(),
+        })
+    }
+
+    /// Starts httpd on `port` in the stand-in and waits until it answers.
+    fn serve(&self, net: &Network, images: &Images, port: u16) -> Result<(), String> {
+        let busybox = images.resolve("busybox").map_err(|e| e.to_string())?;
+        let script = format!(
+            "{}; exec httpd -f -p {port} -h /tmp/www",
+            retry("[ -e /tmp/prepared ]", "true")
+        );
+        pod::docker(&["exec", "-d", &self.name, "sh", "-c", &script]).map_err(|e| e.to_string())?;
+        let alias = &self.alias;
+        let out = net
+            .run_once(
+                &[],
+                busybox,
+                &[
+                    "sh",
+                    "-c",
+                    &retry(&format!("wget -q -O /dev/null http://{alias}:{port}/"), "true"),
+                ],
+            )
+            .map_err(|e| e.to_string())?;
+        check(out.status.success(), || {
+            format!(
+                "stand-in {alias} never answered: {}\n{}",
+                text(&out),
+                pod::logs(&self.name)
+            )
+        })
+    }
+}
+
+fn load(k8s: &Path, manifest: &str) -> Result<PodSpec, String> {
+    PodSpec::load(&k8s.join(manifest)).map_err(|e| e.to_string())
+}
+
+fn start(pod: &Pod<'_>, t0: Instant) -> Result<(), String> {
+    pod.start(&mut |s| step(t0, s)).map_err(|e| e.to_string())
+}
+
+fn stop(pod: &Pod<'_>, t0: Instant) -> Result<Vec<pod::Stopped>, String> {
+    let stopped = pod.stop().map_err(|e| e.to_string())?;
+    for s in &stopped {
+        step(
+            t0,
+            &format!(
+                "{} exited {} ({:.2}s after SIGTERM)",
+                s.container,
+                s.exit_code,
+                s.took.as_secs_f64()
+            ),
+        );
+    }
+    let bad: Vec<_> = stopped.iter().filter(|s| s.exit_code != 0).collect();
+    check(bad.is_empty(), || format!("non-zero exits on stop: {bad:?}"))?;
+    Ok(stopped)
+}
+
+const CGI_HOST: &str = "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\n'\necho \"Host: $HTTP_HOST\"\n";
+
+/// The ambassador pod (see the module docs).
+pub fn ambassador_pod(images: &Images, k8s: &Path) -> Result<(), String> {
+    let t0 = Instant::now();
+    let spec = load(k8s, "ambassador-pod.yaml")?;
+    let net = Network::create(&pod::run_id("podkit-pods")).map_err(|e| e.to_string())?;
+    let busybox = images.resolve("busybox").map_err(|e| e.to_string())?;
+    let page = format!(
+        "<!doctype html>\n<html><head><title>Example Domain</title></head>\n\
+         <body><h1>Example Domain</h1><p>stand-in for example.com, run {}</p></body></html>\n",
+        net.name
+    );
+    StandIn::create(
+        &net,
+        images,
+        "example.com",
+        &[("index.html", &page, false), ("cgi-bin/host", CGI_HOST, true)],
+    )?
+    .serve(&net, images, 80)?;
+    step(t0, "example.com stand-in answers");
+    let pod = Pod::create(spec, &net, images.clone()).map_err(|e| e.to_string())?;
+    step(t0, &format!("pause container up, pod IP {}", pod.ip()));
+    start(&pod, t0)?;
+    step(t0, "pod ready");
+
+    // A client elsewhere on the network asks the pod's port 80 (by its IP),
+    // until the poller's first fetch has landed in the shared volume.
+    let url = format!("http://{}:80/index.html", pod.ip());
+    let out = net
+        .run_once(
+            &[],
+            busybox,
+            &[
+                "sh",
+                "-c",
+                &retry(
+                    &format!("wget -q -O /tmp/page {url} && grep -q 'Example Domain' /tmp/page"),
+                    "cat /tmp/page",
+                ),
+            ],
+        )
+        .map_err(|e| e.to_string())?;
+    let got = String::from_utf8_lossy(&out.stdout).into_owned();
+    step(t0, &format!("client GET {url} -> {} bytes", got.len()));
+    check(out.status.success() && got == page, || {
+        format!(
+            "client got {got:?} (stderr {:?}), expected example.com's page {page:?}; poller logs:\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            pod::logs(&pod.container_name("app-container-poller"))
+        )
+    })?;
+
+    // From inside the pod, as the app: the upstream saw the Host rewritten.
+    let in_pod = format!("container:{}", pod.pause_name());
+    let out = net
+        .run_once(
+            &["--network", &in_pod, "--user", "65532:65532"],
+            busybox,
+            &["wget", "-q", "-O", "-", "http://127.0.0.1:81/cgi-bin/host"],
+        )
+        .map_err(|e| e.to_string())?;
+    let host = text(&out);
+    step(
+        t0,
+        &format!("app GET http://127.0.0.1:81/cgi-bin/host -> {}", host.trim()),
+    );
+    check(host.trim() == "Host: example.com", || format!("upstream saw {host:?}"))?;
+
+    // The ambassador's process as the kernel sees it (from a container
+    // sharing its PID namespace, where it is PID 1).
+    let ambassador = pod.container_name("ambassador-container");
+    let pid_ns = format!("container:{ambassador}");
+    let out = net
+        .run_once(
+            &["--network", "none", "--pid", &pid_ns, "--cap-add", "SYS_PTRACE"],
+            busybox,
+            &[
+                "sh",
+                "-c",
+                "grep -E '^(Name|Uid|Gid|CapPrm|CapEff|CapBnd|NoNewPrivs):' /proc/1/status; \
+                 awk '$5 == \"/\" { print \"root mount options: \" $6 }' /proc/1/mountinfo; \
+                 touch /proc/1/root/probe 2>&1 && echo 'root filesystem: writable' || true",
+            ],
+        )
+        .map_err(|e| e.to_string())?;
+    let status = text(&out);
+    for line in status.lines() {
+        println!("    {line}");
+    }
+    let field = |name: &str| -> Vec<String> {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}:")))
+            .map(|v| v.split_whitespace().map(str::to_owned).collect())
+            .unwrap_or_default()
+    };
+    check(field("Name") == ["ambassador"], || {
+        format!("PID 1 is not the ambassador:\n{status}")
+    })?;
+    check(
+        field("Uid").iter().all(|u| u == "65532") && field("Uid").len() == 4,
+        || format!("not uid 65532:\n{status}"),
+    )?;
+    check(
+        field("Gid").iter().all(|g| g == "65532") && field("Gid").len() == 4,
+        || format!("not gid 65532:\n{status}"),
+    )?;
+    for caps in ["CapPrm", "CapEff", "CapBnd"] {
+        check(field(caps) == ["0000000000000000"], || {
+            format!("{caps} not empty:\n{status}")
+        })?;
+    }
+    check(field("NoNewPrivs") == ["1"], || {
+        format!("no_new_privs not set:\n{status}")
+    })?;
+    check(
+        status.contains("root mount options: ro,") || status.lines().any(|l| l == "root mount options: ro"),
+        || format!("root not mounted read-only:\n{status}"),
+    )?;
+    check(
+        status.contains("Read-only file system") && !status.contains("writable"),
+        || format!("writing the root filesystem did not fail as read-only:\n{status}"),
+    )?;
+
+    // kubelet order: the app containers first, then the ambassador, which
+    // drains (keeps serving for --drain-delay) and exits 0.
+    let stopped = stop(&pod, t0)?;
+    let amb = stopped
+        .iter()
+        .find(|s| s.container == "ambassador-container")
+        .ok_or("the ambassador was not stopped")?;
+    check(
+        stopped.last().is_some_and(|s| s.container == "ambassador-container"),
+        || format!("the ambassador must stop last: {stopped:?}"),
+    )?;
+    check(amb.took < Duration::from_secs(20), || {
+        format!("drain took {:?}, beyond the 20s grace period", amb.took)
+    })?;
+    let logs = pod::logs(&ambassador);
+    check(logs.contains("Draining.") && logs.contains("Stopped."), || {
+        format!("ambassador logs lack Draining./Stopped.:\n{logs}")
+    })?;
+    step(t0, "pod stopped");
+    Ok(())
+}
+
+/// The adapter pod (see the module docs).
+pub fn adapter_pod(images: &Images, k8s: &Path) -> Result<(), String> {
+    let t0 = Instant::now();
+    let spec = load(k8s, "adapter-pod.yaml")?;
+    let net = Network::create(&pod::run_id("podkit-pods")).map_err(|e| e.to_string())?;
+    let busybox = images.resolve("busybox").map_err(|e| e.to_string())?;
+    let pod = Pod::create(spec, &net, images.clone()).map_err(|e| e.to_string())?;
+    start(&pod, t0)?;
+    step(t0, "pod ready");
+    let logs_volume = format!("{}:/var/log:ro", pod.volume_name("logs"));
+    let read = |then: &str, attempt: &str| {
+        net.run_once(
+            &["--network", "none", "-v", &logs_volume],
+            busybox,
+            &["sh", "-c", &retry(attempt, then)],
+        )
+        .map_err(|e| e.to_string())
+    };
+    // Two of the app's lines (written every 2 s) rewritten.
+    let out = read(
+        "cat /var/log/out.log",
+        "[ \"$(grep -c '^Date ' /var/log/out.log 2>/dev/null)\" -ge 2 ]",
+    )?;
+    check(out.status.success(), || {
+        format!(
+            "out.log never held 2 lines: {}\nadapter logs:\n{}",
+            text(&out),
+            pod::logs(&pod.container_name("log-adapter"))
+        )
+    })?;
+    step(t0, "out.log holds 2 rewritten lines");
+    stop(&pod, t0)?;
+    // After the stop (app first, then the adapter's drain), every app line is
+    // in out.log, rewritten, in order, once.
+    let out = read(
+        "cat /var/log/app.log; echo ===; cat /var/log/out.log; echo ===; ls /var/log",
+        "true",
+    )?;
+    let all = text(&out);
+    let mut parts = all.split("===\n");
+    let (app, rewritten, files) = (
+        parts.next().unwrap_or_default(),
+        parts.next().unwrap_or_default(),
+        parts.next().unwrap_or_default(),
+    );
+    let expected: String = app.lines().map(|l| format!("Date {l}\n")).collect();
+    step(
+        t0,
+        &format!(
+            "app.log {} lines, out.log {} lines; volume: {}",
+            app.lines().count(),
+            rewritten.lines().count(),
+            files.split_whitespace().collect::<Vec<_>>().join(" ")
+        ),
+    );
+    check(app.lines().count() >= 2 && rewritten == expected, || {
+        format!("out.log is not app.log with `Date ` prefixes:\napp.log:\n{app}\nout.log:\n{rewritten}")
+    })?;
+    check(files.contains("tail-rewrite.checkpoint.json"), || {
+        format!("no checkpoint next to out.log: {files}")
+    })?;
+    Ok(())
+}
+
+/// The init-container pod (see the module docs).
+pub fn init_container_pod(images: &Images, k8s: &Path) -> Result<(), String> {
+    let t0 = Instant::now();
+    let spec = load(k8s, "init-container-pod.yaml")?;
+    let net = Network::create(&pod::run_id("podkit-pods")).map_err(|e| e.to_string())?;
+    let myservice = StandIn::create(&net, images, "myservice", &[("index.html", "myservice\n", false)])?;
+    let mydb = StandIn::create(&net, images, "mydb", &[("index.html", "mydb\n", false)])?;
+    step(t0, "myservice and mydb exist, nothing listens yet");
+    let pod = Pod::create(spec, &net, images.clone()).map_err(|e| e.to_string())?;
+    let init = pod.container_name("init-wait-for");
+    let app = pod.container_name("myapp-container");
+    let result = std::thread::scope(|scope| {
+        let starting = scope.spawn(|| start(&pod, t0));
+        // If this thread panics, removing the init container ends the start.
+        let _unblock = Unblock(&init);
+        let steps = || -> Result<(), String> {
+            let waiting = || {
+                let logs = pod::logs(&init);
+                ["tcp://myservice:80", "tcp://mydb:5432"]
+                    .iter()
+                    .all(|t| logs.lines().any(|l| l.contains("Still waiting.") && l.contains(t)))
+            };
+            wait(
+                || waiting() || starting.is_finished(),
+                "wait-for to report both targets pending",
+            )?;
+            check(!starting.is_finished(), || {
+                "the pod started without its services".into()
+            })?;
+            check(pod::exit_code(&app).is_err(), || {
+                "the app container exists too early".into()
+            })?;
+            step(t0, "wait-for reports both pending; no app container");
+            myservice.serve(&net, images, 80)?;
+            step(t0, "myservice listening (mydb still not)");
+            check(!starting.is_finished(), || {
+                "the pod started before mydb listened".into()
+            })?;
+            check(pod::exit_code(&app).is_err(), || {
+                "the app started before mydb listened".into()
+            })?;
+            step(t0, "mydb starts listening");
+            mydb.serve(&net, images, 5432)?;
+            step(t0, "mydb answers");
+            Ok(())
+        };
+        let outcome = steps();
+        if outcome.is_err() {
+            let _ = pod::docker_output(&["rm", "-f", &init]);
+        }
+        let started = starting.join().map_err(|_| "pod start panicked".to_owned())?;
+        outcome.and(started)
+    });
+    result?;
+    step(t0, "pod started: init container exited 0, app running");
+    wait(
+        || pod::logs(&app).contains("The app is running!"),
+        "the app's first line",
+    )?;
+    step(t0, "app: The app is running!");
+    let init_logs = pod::logs(&init);
+    for dependency in ["tcp://myservice:80", "tcp://mydb:5432"] {
+        let ready = init_logs
+            .lines()
+            .find(|l| l.contains("Ready.") && l.contains(dependency));
+        check(ready.is_some(), || {
+            format!("wait-for logs lack Ready. for {dependency}:\n{init_logs}")
+        })?;
+        if let Some(line) = ready {
+            println!("    wait-for: {}", line.split_once(" INFO ").map_or(line, |(_, l)| l));
+        }
+    }
+    stop(&pod, t0)?;
+    Ok(())
+}
+
+/// The init-container pod with nothing to wait for and a 1 s timeout:
+/// wait-for exits 124, the pod does not start, no app container exists.
+pub fn init_container_timeout(images: &Images, k8s: &Path) -> Result<(), String> {
+    let t0 = Instant::now();
+    let mut spec = load(k8s, "init-container-pod.yaml")?;
+    let init = spec
+        .spec
+        .init_containers
+        .first_mut()
+        .ok_or("the manifest has no init container")?;
+    let timeout = init
+        .args
+        .iter()
+        .position(|a| a == "--timeout")
+        .ok_or("wait-for has no --timeout in the manifest")?;
+    init.args[timeout + 1] = "1s".to_owned();
+    step(t0, &format!("wait-for {} (nothing listens)", init.args.join(" ")));
+    let net = Network::create(&pod::run_id("podkit-pods")).map_err(|e| e.to_string())?;
+    let pod = Pod::create(spec, &net, images.clone()).map_err(|e| e.to_string())?;
+    let outcome = pod.start(&mut |s| step(t0, s));
+    let init = pod.container_name("init-wait-for");
+    let code = pod::exit_code(&init).map_err(|e| e.to_string())?;
+    step(
+        t0,
+        &format!(
+            "init container exited {code:?}; pod start: {}",
+            match &outcome {
+                Ok(()) => "started".to_owned(),
+                Err(e) => e.to_string().lines().next().unwrap_or_default().to_owned(),
+            }
+        ),
+    );
+    check(outcome.is_err() && code == Some(124), || {
+        format!(
+            "expected wait-for to exit 124 and the pod not to start; logs:\n{}",
+            pod::logs(&init)
+        )
+    })?;
+    check(pod::exit_code(&pod.container_name("myapp-container")).is_err(), || {
+        "the app container was created after a failed wait".into()
+    })?;
+    let logs = pod::logs(&init);
+    check(
+        logs.contains("tcp://myservice:80") && logs.contains("tcp://mydb:5432"),
+        || format!("wait-for's timeout does not name the pending targets:\n{logs}"),
+    )?;
+    step(t0, "no app container: the app never ran");
+    Ok(())
+}
+
+/// Removes a container when dropped (unblocks a `docker wait` on it).
+struct Unblock<'a>(&'a str);
+
+impl Drop for Unblock<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let _ = pod::docker_output(&["rm", "-f", self.0]);
+        }
+    }
+}
+
+/// Polls `condition` (a docker query) until it holds, for up to 30 s.
+fn wait(mut condition: impl FnMut() -> bool, what: &str) -> Result<(), String> {
+    let deadline = Instant::now() + crate::PATIENCE;
+    while !condition() {
+        if Instant::now() > deadline {
+            return Err(format!("timed out waiting for {what}"));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(())
+}
