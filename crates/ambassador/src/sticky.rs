@@ -170,7 +170,9 @@ impl Drop for Home {
 }
 
 /// Sends `req` to the upstream on `home`'s connection (or an idle one, or
-/// a new one) and returns the answer. The answer's body drives the
+/// a new one) and returns the answer. The raw HTTP/1 sender writes the URI
+/// as given: `req` must carry an origin-form target (RFC 9112 3.2.1; some
+/// servers, busybox httpd among them, answer absolute-form with 400). The answer's body drives the
 /// connection and gives it back to `home` once complete.
 pub async fn exchange(
     upstream: &Upstream,
@@ -178,13 +180,6 @@ pub async fn exchange(
     home: &Arc<ClientConn>,
     mut req: Request<Body>,
 ) -> Result<Response<Body>, StickyError> {
-    // The raw HTTP/1 sender writes the URI as given; to an origin server the
-    // request-target must be origin-form (RFC 9112 section 3.2.1), which the
-    // pooled client did by itself. Some servers (busybox httpd) answer an
-    // absolute-form target with 400.
-    if let Ok(origin) = req.uri().path_and_query().map_or("/", |pq| pq.as_str()).parse() {
-        *req.uri_mut() = origin;
-    }
     let mut cached = home.sticky.take().or_else(|| idle.take());
     loop {
         let reused = cached.is_some();

@@ -356,7 +356,22 @@ impl Upstream {
             ));
             self.latch.set_ready(false);
         }
-        *self.errors.lock().unwrap_or_else(PoisonError::into_inner) = errors;
+        let mut last = self.errors.lock().unwrap_or_else(PoisonError::into_inner);
+        // Say it once when a name stops (or starts) resolving; the repeats
+        // stay at debug above.
+        for ((target, before), now) in self.targets.iter().zip(last.iter()).zip(errors.iter()) {
+            match (before, now) {
+                (None, Some(err)) => {
+                    tracing::warn!(upstream = %self.name, host = %target.host, %err, "Upstream name does not resolve; keeping the last answer and retrying.");
+                }
+                (Some(_), None) => {
+                    tracing::info!(upstream = %self.name, host = %target.host, "Upstream name resolves again.");
+                }
+                _ => {}
+            }
+        }
+        *last = errors;
+        drop(last);
         *self.endpoints.lock().unwrap_or_else(PoisonError::into_inner) = Arc::new(new);
         any
     }

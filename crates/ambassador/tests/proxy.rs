@@ -256,11 +256,15 @@ fn upstream_dns_changes_are_picked_up_without_restart() {
     });
     let (status, _) = curl(&[&format!("http://{addr}/")]);
     assert_eq!(status, 502);
+    // The log says so too, once, at the default level.
+    let line = amb.proc.wait_for_line("Upstream name does not resolve");
+    assert!(line.contains("WARN") && line.contains("db.invalid"), "{line}");
 
     std::fs::write(&hosts, "127.0.0.1 db.invalid\n").unwrap();
     wait_until("/readyz to turn 200", || {
         http_get(admin, "/readyz").is_ok_and(|r| r.status == 200)
     });
+    amb.proc.wait_for_line("Upstream name resolves again");
     let (status, body) = curl(&[&format!("http://{addr}/")]);
     assert_eq!(status, 200);
     assert!(body.starts_with("id=a"), "{body}");
