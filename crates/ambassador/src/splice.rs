@@ -210,6 +210,8 @@ mod zero_copy {
             if n < SMALL {
                 self.small += 1;
                 if self.small >= SMALL_STREAK {
+                    #[cfg(test)]
+                    super::tests::BACK_TO_COPY.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     self.pipe = None;
                     return Ok(Relayed::Copy);
                 }
@@ -290,6 +292,9 @@ mod tests {
     /// Bytes moved by splice in this test process.
     pub(super) static SPLICED: AtomicU64 = AtomicU64::new(0);
 
+    /// Directions that went back from splice to copying.
+    pub(super) static BACK_TO_COPY: AtomicU64 = AtomicU64::new(0);
+
     async fn pair() -> (TcpStream, TcpStream) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let near = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
@@ -338,8 +343,16 @@ mod tests {
             assert!(SPLICED.load(Ordering::Relaxed) > spliced, "bulk went through splice");
         }
 
-        // Small traffic again: answered one by one, in order, after the bulk.
+        // Small traffic again: answered one by one, in order, after the
+        // bulk, and copied again once a few small chunks went by.
+        let back = BACK_TO_COPY.load(Ordering::Relaxed);
         ping_pong(&mut app, &mut origin, 50).await;
+        if cfg!(target_os = "linux") {
+            assert!(
+                BACK_TO_COPY.load(Ordering::Relaxed) > back,
+                "small chunks go back to copying"
+            );
+        }
 
         // Half-close: the app is done sending; the origin sees EOF and may
         // still answer.
