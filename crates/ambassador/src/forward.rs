@@ -282,7 +282,7 @@ impl ForwardProxy {
         self.drain.tasks.spawn(async move {
             let _slot = slot;
             match on_upgrade.await {
-                Ok(client) => crate::http::tunnel(TokioIo::new(client), origin, idle, drain, stats).await,
+                Ok(client) => crate::http::tunnel_tcp(client, origin, idle, drain, stats).await,
                 Err(err) => tracing::debug!(%err, "CONNECT upgrade failed."),
             }
         });

@@ -17,10 +17,11 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 use crate::config::Options;
-use crate::net::{AccessEntry, AccessLogger, Activity, Drain, Tracked, pipe};
+use crate::net::{AccessEntry, AccessLogger, Activity, Drain, Tracked, pipe, pipe_tcp};
 use crate::stats::ListenerStats;
 
 /// Errors carried by proxied bodies.
@@ -301,6 +302,44 @@ where
     let activity = Activity::new();
     let mut client = Tracked::new(client, Arc::clone(&activity));
     pipe(&mut client, &mut upstream, &activity, idle, &drain).await;
+    activity.account(&stats);
+}
+
+/// A CONNECT tunnel from an upgraded client connection to a plain TCP
+/// origin. When the client connection is the plain socket
+/// [`serve_connection`] was given, the tunnel runs on the sockets
+/// themselves ([`pipe_tcp`]: splice for bulk); bytes hyper had read past
+/// the request head go to the origin first. Anything else pipes through
+/// the upgraded stream.
+pub async fn tunnel_tcp(
+    client: hyper::upgrade::Upgraded,
+    mut origin: TcpStream,
+    idle: Duration,
+    drain: Drain,
+    stats: ListenerStats,
+) {
+    let parts = match client.downcast::<TokioIo<Tracked<TcpStream>>>() {
+        Ok(parts) => parts,
+        Err(client) => return tunnel(TokioIo::new(client), origin, idle, drain, stats).await,
+    };
+    let activity = Activity::new();
+    let mut client = parts.io.into_inner().into_inner();
+    let early = async {
+        origin.write_all(&parts.read_buf).await?;
+        activity.add_read(parts.read_buf.len());
+        Ok::<_, std::io::Error>(())
+    };
+    let sent = tokio::select! {
+        sent = early => sent,
+        () = drain.hard_stop.cancelled() => Ok(()),
+    };
+    match sent {
+        Ok(()) if !drain.hard_stop.is_cancelled() => {
+            pipe_tcp(&mut client, &mut origin, &activity, idle, &drain).await;
+        }
+        Ok(()) => {}
+        Err(err) => tracing::debug!(%err, "Tunnel ended with an error."),
+    }
     activity.account(&stats);
 }
 

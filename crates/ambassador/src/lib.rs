@@ -36,6 +36,7 @@ pub mod net;
 pub mod policy;
 pub mod proxy_protocol;
 pub mod reverse;
+pub mod splice;
 pub mod stats;
 pub mod sticky;
 pub mod tcp;

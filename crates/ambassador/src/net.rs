@@ -11,6 +11,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -58,6 +59,19 @@ impl Activity {
     fn touch(&self) {
         let ms = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
         self.last_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// Counts `n` bytes read from the client (a pipe that bypasses
+    /// [`Tracked`]).
+    pub(crate) fn add_read(&self, n: usize) {
+        self.read.fetch_add(n as u64, Ordering::Relaxed);
+        self.touch();
+    }
+
+    /// Counts `n` bytes written to the client.
+    pub(crate) fn add_written(&self, n: usize) {
+        self.written.fetch_add(n as u64, Ordering::Relaxed);
+        self.touch();
     }
 
     /// Resolves once nothing moved for `idle` while no request was in
@@ -109,6 +123,11 @@ impl<S> Tracked<S> {
     /// Wraps `inner`.
     pub fn new(inner: S, activity: Arc<Activity>) -> Self {
         Self { inner, activity }
+    }
+
+    /// The wrapped stream.
+    pub fn into_inner(self) -> S {
+        self.inner
     }
 }
 
@@ -196,6 +215,31 @@ where
         result = tokio::io::copy_bidirectional_with_sizes(client, upstream, COPY_BUFFER, COPY_BUFFER) => {
             match result {
                 Ok(_) => PipeEnd::Done,
+                Err(err) => {
+                    tracing::debug!(%err, "Byte pipe ended with an error.");
+                    PipeEnd::Error
+                }
+            }
+        }
+        () = activity.idle(idle) => PipeEnd::Idle,
+        () = drain.hard_stop.cancelled() => PipeEnd::Drained,
+    }
+}
+
+/// [`pipe`] between two plain TCP sockets: the same ends, half-close and
+/// counts (bytes from and to `client` go to `activity`), but bulk traffic
+/// moves by splice(2) on Linux (see [`crate::splice`]).
+pub async fn pipe_tcp(
+    client: &mut TcpStream,
+    upstream: &mut TcpStream,
+    activity: &Activity,
+    idle: Duration,
+    drain: &Drain,
+) -> PipeEnd {
+    tokio::select! {
+        result = crate::splice::copy_bidirectional(client, upstream, activity) => {
+            match result {
+                Ok(()) => PipeEnd::Done,
                 Err(err) => {
                     tracing::debug!(%err, "Byte pipe ended with an error.");
                     PipeEnd::Error

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use tokio::net::TcpStream;
 
-use crate::net::{AccessEntry, AccessLogger, Activity, Drain, PipeEnd, Tracked, pipe};
+use crate::net::{AccessEntry, AccessLogger, Activity, Drain, PipeEnd, Tracked, pipe, pipe_tcp};
 use crate::stats::ListenerStats;
 use crate::upstream::Upstream;
 
@@ -55,8 +55,13 @@ impl TcpProxy {
         };
         self.stats.duration.observe(start.elapsed().as_secs_f64());
         let activity = Activity::new();
-        let mut client = Tracked::new(client, Arc::clone(&activity));
-        let end = pipe(&mut client, &mut upstream, &activity, self.idle_timeout, drain).await;
+        let end = if let Some(tcp) = upstream.plain_tcp() {
+            let mut client = client;
+            pipe_tcp(&mut client, tcp, &activity, self.idle_timeout, drain).await
+        } else {
+            let mut client = Tracked::new(client, Arc::clone(&activity));
+            pipe(&mut client, &mut upstream, &activity, self.idle_timeout, drain).await
+        };
         if end == PipeEnd::Idle {
             tracing::debug!(listener = %self.name, client = %peer, idle_timeout = ?self.idle_timeout, "Closing an idle connection.");
         }

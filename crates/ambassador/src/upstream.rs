@@ -561,6 +561,15 @@ impl Conn {
     pub fn is_h2(&self) -> bool {
         self.h2
     }
+
+    /// The socket itself when nothing (TLS) wraps it: a PROXY protocol
+    /// header, if any, went out before this connection was handed over.
+    pub fn plain_tcp(&mut self) -> Option<&mut TcpStream> {
+        match &mut self.stream {
+            Stream::Plain(tcp) => Some(tcp),
+            Stream::Tls(_) => None,
+        }
+    }
 }
 
 impl Connection for Conn {

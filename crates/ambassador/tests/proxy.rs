@@ -724,3 +724,172 @@ fn reverse_mode_reuses_upstream_connections_and_survives_their_close() {
     assert_eq!(status, 200, "{body}");
     assert!(body.starts_with("conn="), "{body}");
 }
+
+/// Deterministic bytes (xorshift) for integrity checks without a hash
+/// crate: the same seed gives the same stream however it is chunked.
+struct Noise {
+    state: u64,
+    word: [u8; 8],
+    used: usize,
+}
+
+impl Noise {
+    fn new(seed: u64) -> Self {
+        Self {
+            state: seed,
+            word: [0; 8],
+            used: 8,
+        }
+    }
+
+    fn next_word(&mut self) -> [u8; 8] {
+        self.state ^= self.state << 13;
+        self.state ^= self.state >> 7;
+        self.state ^= self.state << 17;
+        self.state.to_le_bytes()
+    }
+
+    fn fill(&mut self, mut buf: &mut [u8]) {
+        // The rest of the current word, whole words, then a partial one.
+        let head = (8 - self.used).min(buf.len());
+        buf[..head].copy_from_slice(&self.word[self.used..self.used + head]);
+        self.used += head;
+        buf = &mut buf[head..];
+        let mut words = buf.chunks_exact_mut(8);
+        for chunk in &mut words {
+            let word = self.next_word();
+            chunk.copy_from_slice(&word);
+        }
+        let tail = words.into_remainder();
+        if !tail.is_empty() {
+            self.word = self.next_word();
+            tail.copy_from_slice(&self.word[..tail.len()]);
+            self.used = tail.len();
+        }
+    }
+}
+
+/// Sends `total` bytes of `seed`'s noise.
+fn send_noise(mut to: &TcpStream, seed: u64, total: usize) {
+    let mut noise = Noise::new(seed);
+    let mut buf = vec![0u8; 256 << 10];
+    let mut left = total;
+    while left > 0 {
+        let n = left.min(buf.len());
+        noise.fill(&mut buf[..n]);
+        to.write_all(&buf[..n]).unwrap();
+        left -= n;
+    }
+}
+
+/// Reads until EOF and checks that exactly `seed`'s noise came, then
+/// `trailer`.
+fn expect_noise(mut from: &TcpStream, seed: u64, total: usize, trailer: &[u8]) {
+    let mut noise = Noise::new(seed);
+    let mut got = vec![0u8; 256 << 10];
+    let mut want = vec![0u8; 256 << 10];
+    let mut seen = 0usize;
+    while seen < total {
+        let n = from.read(&mut got[..(total - seen).min(256 << 10)]).unwrap();
+        assert!(n > 0, "EOF after {seen} of {total} bytes");
+        noise.fill(&mut want[..n]);
+        assert!(got[..n] == want[..n], "corrupt bytes in {seen}..{}", seen + n);
+        seen += n;
+    }
+    let mut rest = Vec::new();
+    from.read_to_end(&mut rest).unwrap();
+    assert_eq!(rest, trailer, "after the bulk bytes");
+}
+
+#[test]
+fn tcp_mode_carries_bulk_both_ways_intact_with_half_close_and_counts() {
+    const BULK: usize = 64 << 20;
+    let upstream = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let spec = format!("127.0.0.1:0={}", upstream.local_addr().unwrap());
+    let mut amb = Amb::start(&["--tcp", &spec]);
+    let addr = amb.addr("tcp:127.0.0.1:0");
+    let admin = amb.admin();
+
+    let client = TcpStream::connect(addr).unwrap();
+    let (up, _) = upstream.accept().unwrap();
+    client.set_read_timeout(Some(PATIENCE)).unwrap();
+    up.set_read_timeout(Some(PATIENCE)).unwrap();
+    std::thread::scope(|s| {
+        // Upstream: reads the client's bulk to EOF (the client's half-close
+        // arrives), then still answers after it: half-close both ways.
+        s.spawn(|| {
+            let reader = s.spawn(|| expect_noise(&up, 1, BULK, b""));
+            send_noise(&up, 2, BULK);
+            reader.join().unwrap();
+            (&up).write_all(b"after your EOF").unwrap();
+            up.shutdown(std::net::Shutdown::Write).unwrap();
+        });
+        s.spawn(|| {
+            send_noise(&client, 1, BULK);
+            client.shutdown(std::net::Shutdown::Write).unwrap();
+        });
+        expect_noise(&client, 2, BULK, b"after your EOF");
+    });
+    drop(client);
+    drop(up);
+
+    // The pipe counted what it moved.
+    let want_up =
+        format!("podkit_ambassador_bytes_total{{listener=\"tcp:127.0.0.1:0\",direction=\"to_upstream\"}} {BULK}");
+    let want_client = format!(
+        "podkit_ambassador_bytes_total{{listener=\"tcp:127.0.0.1:0\",direction=\"to_client\"}} {}",
+        BULK + b"after your EOF".len()
+    );
+    wait_until("the byte counts of the bulk connection", || {
+        http_get(admin, "/metrics").is_ok_and(|m| m.body.contains(&want_up) && m.body.contains(&want_client))
+    });
+}
+
+#[test]
+fn connect_tunnels_carry_bulk_intact_with_bytes_sent_along_the_request() {
+    const BULK: usize = 16 << 20;
+    let origin = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let origin_addr = origin.local_addr().unwrap();
+    let mut amb = Amb::start(&["--http-forward", "127.0.0.1:0"]);
+    let proxy = amb.addr("http-forward:127.0.0.1:0");
+    let mut client = TcpStream::connect(proxy).unwrap();
+    client.set_read_timeout(Some(PATIENCE)).unwrap();
+    // The first tunnel bytes ride in the same write as the request head:
+    // hyper reads them along, and the tunnel must pass them on first.
+    let mut first = vec![0u8; 4096];
+    Noise::new(3).fill(&mut first);
+    let mut head = format!("CONNECT {origin_addr} HTTP/1.1\r\nHost: {origin_addr}\r\n\r\n").into_bytes();
+    head.extend_from_slice(&first);
+    client.write_all(&head).unwrap();
+    let (up, _) = origin.accept().unwrap();
+    up.set_read_timeout(Some(PATIENCE)).unwrap();
+    let mut answer = Vec::new();
+    let mut byte = [0u8; 1];
+    while !answer.ends_with(b"\r\n\r\n") {
+        assert_eq!(client.read(&mut byte).unwrap(), 1, "proxy closed during CONNECT");
+        answer.push(byte[0]);
+    }
+    assert!(
+        answer.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let reader = s.spawn(|| {
+                let mut got = vec![0u8; first.len()];
+                (&up).read_exact(&mut got).unwrap();
+                assert!(got == first, "the bytes sent along the request head come first");
+                expect_noise(&up, 4, BULK, b"");
+            });
+            send_noise(&up, 5, BULK);
+            reader.join().unwrap();
+            up.shutdown(std::net::Shutdown::Write).unwrap();
+        });
+        s.spawn(|| {
+            send_noise(&client, 4, BULK);
+            client.shutdown(std::net::Shutdown::Write).unwrap();
+        });
+        expect_noise(&client, 5, BULK, b"");
+    });
+}

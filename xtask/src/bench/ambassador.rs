@@ -86,7 +86,18 @@ pub fn scenarios() -> Vec<Scenario> {
 }
 
 fn ambassador(env: &Env, args: &[&str]) -> Command {
-    let mut cmd = Command::new(env.bin("ambassador"));
+    ambassador_at(&env.bin("ambassador"), args)
+}
+
+/// Another ambassador binary to run side by side as "baseline" (an A/B
+/// against, say, the main branch's build, interleaved in the same run):
+/// `PODKIT_BENCH_BASELINE=/path/to/ambassador`.
+fn baseline() -> Option<std::path::PathBuf> {
+    std::env::var_os("PODKIT_BENCH_BASELINE").map(Into::into)
+}
+
+fn ambassador_at(bin: &std::path::Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(bin);
     cmd.args([
         "--admin-addr",
         "127.0.0.1:0",
@@ -329,6 +340,16 @@ fn tcp_contenders(
             load,
         ),
     ];
+    if let Some(bin) = baseline() {
+        out.push(proxy(
+            "baseline ambassador (tcp)",
+            false,
+            ambassador_at(&bin, &["--tcp", &format!("127.0.0.1:18926={up}")]),
+            18926,
+            Arc::clone(&keep),
+            load,
+        ));
+    }
     if std::path::Path::new("/usr/lib/nginx/modules/ngx_stream_module.so").exists() {
         out.push(proxy(
             "nginx stream",
@@ -556,17 +577,33 @@ fn setup_connect(env: &Env) -> Result<Vec<Contender>> {
     )?;
     let mut tinyproxy = Command::new("tinyproxy");
     tinyproxy.arg("-d").arg("-c").arg(&tiny);
-    Ok(vec![
-        proxy(
-            "podkit ambassador (CONNECT)",
-            true,
-            ambassador(env, &["--http-forward", "127.0.0.1:18950"]),
-            18950,
+    let mut out = vec![proxy(
+        "podkit ambassador (CONNECT)",
+        true,
+        ambassador(env, &["--http-forward", "127.0.0.1:18950"]),
+        18950,
+        Arc::clone(&sink),
+        connect_load,
+    )];
+    if let Some(bin) = baseline() {
+        out.push(proxy(
+            "baseline ambassador (CONNECT)",
+            false,
+            ambassador_at(&bin, &["--http-forward", "127.0.0.1:18952"]),
+            18952,
             Arc::clone(&sink),
             connect_load,
-        ),
-        proxy("tinyproxy (CONNECT)", false, tinyproxy, 18951, sink, connect_load),
-    ])
+        ));
+    }
+    out.push(proxy(
+        "tinyproxy (CONNECT)",
+        false,
+        tinyproxy,
+        18951,
+        sink,
+        connect_load,
+    ));
+    Ok(out)
 }
 
 /// Keeps one ambassador contender honest: the idle scenario needs a
