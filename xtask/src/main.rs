@@ -10,6 +10,7 @@
 //!   (and, with `--busybox`, the test stand-in for the seed's busybox apps).
 //! - `pods`: runs the seed's pods from `k8s/` on the docker engine, narrated.
 //! - `build-release`: builds the release binaries (what the other commands use).
+//! - `wait-for-order`: regenerates wait-for's link order from a profiling run.
 
 // Printing to stdout is what a developer tool is for.
 #![allow(clippy::print_stdout)]
@@ -18,6 +19,7 @@ mod bench;
 mod build;
 mod demo;
 mod images;
+mod order;
 mod pods;
 mod proc;
 
@@ -41,6 +43,8 @@ commands:
   pods [NAME]               run the seed's pods from k8s/ on the docker engine, as
                             the kubelet would (builds the images first)
   build-release             build the release binaries
+  wait-for-order            regenerate crates/wait-for/symbol-order.txt (wait-for's
+                            hot functions, linked first) from callgrind runs
 ";
 
 fn main() -> Result<()> {
@@ -56,6 +60,7 @@ fn main() -> Result<()> {
         "images" => images::run(rest),
         "pods" => pods::run(rest),
         "build-release" => build::release().map(|_| ()),
+        "wait-for-order" => order::run(rest),
         "help" | "--help" | "-h" => {
             print!("{USAGE}");
             Ok(())
