@@ -10,7 +10,7 @@
 //!   (and, with `--busybox`, the test stand-in for the seed's busybox apps).
 //! - `pods`: runs the seed's pods from `k8s/` on the docker engine, narrated.
 //! - `build-release`: builds the release binaries (what the other commands use).
-//! - `wait-for-order`: regenerates wait-for's link order from a profiling run.
+//! - `symbol-order BIN` (`wait-for-order`): regenerates a binary's link order from a profiling run.
 
 // Printing to stdout is what a developer tool is for.
 #![allow(clippy::print_stdout)]
@@ -43,8 +43,9 @@ commands:
   pods [NAME]               run the seed's pods from k8s/ on the docker engine, as
                             the kubelet would (builds the images first)
   build-release             build the release binaries
-  wait-for-order            regenerate crates/wait-for/symbol-order.txt (wait-for's
-                            hot functions, linked first) from callgrind runs
+  symbol-order BIN          regenerate crates/BIN/symbol-order.txt (wait-for or
+                            ambassador: the functions it runs, linked first) from
+                            callgrind runs; wait-for-order = symbol-order wait-for
 ";
 
 fn main() -> Result<()> {
@@ -60,7 +61,8 @@ fn main() -> Result<()> {
         "images" => images::run(rest),
         "pods" => pods::run(rest),
         "build-release" => build::release().map(|_| ()),
-        "wait-for-order" => order::run(rest),
+        "symbol-order" => order::run(rest),
+        "wait-for-order" => order::run(&["wait-for".to_owned()]),
         "help" | "--help" | "-h" => {
             print!("{USAGE}");
             Ok(())
