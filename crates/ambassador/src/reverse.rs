@@ -166,24 +166,28 @@ impl ReverseProxy {
         }
         let mut outbound = Request::from_parts(parts, limit_body(body, self.max_request_body));
         if sticky {
-            return self.exchange_sticky(client, outbound).await;
+            let exchange = crate::sticky::exchange(&self.upstream, &self.idle, client, outbound);
+            return match self.timed(exchange).await {
+                None => self.timed_out(),
+                Some(Err(StickyError::Upstream(cause))) => unreachable(&cause),
+                Some(Err(err)) => {
+                    tracing::debug!(%err, "Upstream exchange failed.");
+                    answer(StatusCode::BAD_GATEWAY, &err.to_string())
+                }
+                Some(Ok(mut response)) => {
+                    strip_hop_by_hop(response.headers_mut());
+                    response
+                }
+            };
         }
         let capture = self
             .upstream
             .any_retired()
             .then(|| hyper_util::client::legacy::connect::capture_connection(&mut outbound));
-        let sent = Instant::now();
-        let result = tokio::time::timeout(self.request_timeout, self.client.request(outbound)).await;
-        self.stats.duration.observe(sent.elapsed().as_secs_f64());
-        let response = match result {
-            Err(_) => {
-                return answer(
-                    StatusCode::GATEWAY_TIMEOUT,
-                    &format!("upstream did not answer within {:?}", self.request_timeout),
-                );
-            }
-            Ok(Err(err)) => return upstream_failure(&err),
-            Ok(Ok(response)) => response,
+        let response = match self.timed(self.client.request(outbound)).await {
+            None => return self.timed_out(),
+            Some(Err(err)) => return upstream_failure(&err),
+            Some(Ok(response)) => response,
         };
         if let Some(capture) = &capture
             && let Some(connected) = capture.connection_metadata().as_ref()
@@ -208,53 +212,40 @@ impl ReverseProxy {
 }
 
 impl ReverseProxy {
-    /// The exchange over the client connection's own HTTP/1 upstream
-    /// connection ([`crate::sticky`]).
-    async fn exchange_sticky(&self, client: &Arc<ClientConn>, outbound: Request<Body>) -> Response<Body> {
+    /// Runs an upstream exchange under the request timeout, recording its
+    /// duration; `None` when it timed out.
+    async fn timed<T>(&self, exchange: impl Future<Output = T>) -> Option<T> {
         let sent = Instant::now();
-        let result = tokio::time::timeout(
-            self.request_timeout,
-            crate::sticky::exchange(&self.upstream, &self.idle, client, outbound),
-        )
-        .await;
+        let result = tokio::time::timeout(self.request_timeout, exchange).await;
         self.stats.duration.observe(sent.elapsed().as_secs_f64());
-        match result {
-            Err(_) => answer(
-                StatusCode::GATEWAY_TIMEOUT,
-                &format!("upstream did not answer within {:?}", self.request_timeout),
-            ),
-            Ok(Err(StickyError::Upstream(cause))) => {
-                tracing::debug!(%cause, "Upstream unreachable.");
-                let status = if cause.is_timeout() {
-                    StatusCode::GATEWAY_TIMEOUT
-                } else {
-                    StatusCode::BAD_GATEWAY
-                };
-                answer(status, &cause.to_string())
-            }
-            Ok(Err(err)) => {
-                tracing::debug!(%err, "Upstream exchange failed.");
-                answer(StatusCode::BAD_GATEWAY, &err.to_string())
-            }
-            Ok(Ok(mut response)) => {
-                strip_hop_by_hop(response.headers_mut());
-                response
-            }
-        }
+        result.ok()
     }
+
+    fn timed_out(&self) -> Response<Body> {
+        answer(
+            StatusCode::GATEWAY_TIMEOUT,
+            &format!("upstream did not answer within {:?}", self.request_timeout),
+        )
+    }
+}
+
+/// The answer when no upstream connection could be made: 504 for a connect
+/// timeout, 502 otherwise, with the reason in the body.
+fn unreachable(cause: &UpstreamError) -> Response<Body> {
+    tracing::debug!(%cause, "Upstream unreachable.");
+    let status = if cause.is_timeout() {
+        StatusCode::GATEWAY_TIMEOUT
+    } else {
+        StatusCode::BAD_GATEWAY
+    };
+    answer(status, &cause.to_string())
 }
 
 /// The answer to a failed upstream exchange: 504 for a connect timeout,
 /// 502 otherwise, with the reason in the body.
 pub fn upstream_failure(err: &hyper_util::client::legacy::Error) -> Response<Body> {
     if let Some(cause) = find_cause::<UpstreamError>(err) {
-        let status = if cause.is_timeout() {
-            StatusCode::GATEWAY_TIMEOUT
-        } else {
-            StatusCode::BAD_GATEWAY
-        };
-        tracing::debug!(%cause, "Upstream unreachable.");
-        return answer(status, &cause.to_string());
+        return unreachable(cause);
     }
     let mut text = err.to_string();
     let mut source = std::error::Error::source(err);

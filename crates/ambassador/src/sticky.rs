@@ -40,6 +40,10 @@ pub enum StickyError {
     /// The connection failed during the exchange.
     #[error("upstream failed: {0}")]
     Http(#[from] hyper::Error),
+    /// A new connection was closed by the upstream before the request
+    /// could be sent.
+    #[error("upstream closed a new connection before the request was sent")]
+    Closed,
 }
 
 /// One HTTP/1 connection to the upstream, with its driver.
@@ -126,16 +130,6 @@ impl Idle {
         }
         list.push(sticky);
     }
-
-    /// How many connections wait now.
-    pub fn len(&self) -> usize {
-        self.list.lock().unwrap_or_else(PoisonError::into_inner).len()
-    }
-
-    /// Whether none waits.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 /// A client connection's own upstream connection, between its requests.
@@ -201,7 +195,9 @@ pub async fn exchange(
             Ok(()) => {}
             Err(_) if reused => continue,
             Err(Some(err)) => return Err(err.into()),
-            Err(None) => continue,
+            // A fresh connection the upstream closed at once: an answer,
+            // not another connect.
+            Err(None) => return Err(StickyError::Closed),
         }
         let mut sent = pin!(sticky.sender.try_send_request(req));
         let result = poll_fn(|cx| {
