@@ -2,6 +2,8 @@
 //!
 //! The binary is a thin `main.rs` over [`run`], which tests call in-process.
 
+pub mod serve;
+
 use clap::Parser;
 use podkit_runtime::{Binary, CommonArgs, Context};
 
@@ -12,6 +14,10 @@ pub const BINARY: Binary = Binary::new("log-shipper", "0.0.0.0:9701").multi_thre
 #[derive(Debug, Parser)]
 #[command(name = "log-shipper", version = podkit_runtime::VERSION, about = "the sidecar that follows an app's log files and ships every line onward.")]
 pub struct Args {
+    /// Serve mode (provisional wiring until the shipping side is merged).
+    #[command(flatten)]
+    pub serve: serve::ServeArgs,
+
     /// Flags shared by every podkit binary.
     #[command(flatten)]
     pub common: CommonArgs,
@@ -25,17 +31,27 @@ impl podkit_runtime::cli::Cli for Args {
 
 /// The validated configuration [`run`] works from.
 #[derive(Debug, Clone, Default)]
-pub struct Config {}
+pub struct Config {
+    /// Serve mode, when `--serve` is given.
+    pub serve: Option<serve::ServeConfig>,
+}
 
 impl Config {
     /// Validates the arguments; an error here exits 64.
-    pub fn from_args(_args: Args) -> anyhow::Result<Self> {
-        Ok(Self {})
+    pub fn from_args(args: Args) -> anyhow::Result<Self> {
+        Ok(Self {
+            serve: serve::ServeConfig::from_args(args.serve)?,
+        })
     }
 }
 
 /// Runs until shutdown is signalled.
-pub async fn run(_config: Config, ctx: Context) -> anyhow::Result<()> {
-    ctx.shutdown.cancelled().await;
-    Ok(())
+pub async fn run(config: Config, ctx: Context) -> anyhow::Result<()> {
+    match config.serve {
+        Some(serve) => serve::run(serve, ctx).await,
+        None => {
+            ctx.shutdown.cancelled().await;
+            Ok(())
+        }
+    }
 }
