@@ -603,3 +603,80 @@ fn connections_beyond_the_limit_get_503() {
     );
     drop(b);
 }
+
+#[test]
+fn bad_serve_flags_exit_64_naming_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("file");
+    std::fs::write(&file, "").unwrap();
+    let missing = dir.path().join("missing");
+    let cases: [(&[&str], &str); 5] = [
+        (&["--serve", "127.0.0.1:0"], "--serve-root"),
+        (
+            &["--serve", "127.0.0.1:0", "--serve-root", missing.to_str().unwrap()],
+            "--serve-root",
+        ),
+        (
+            &["--serve", "127.0.0.1:0", "--serve-root", file.to_str().unwrap()],
+            "not a directory",
+        ),
+        (&["--serve", "here", "--serve-root", "/"], "--serve"),
+        (
+            &[
+                "--serve",
+                "127.0.0.1:0",
+                "--serve-root",
+                "/",
+                "--serve-max-connections",
+                "0",
+            ],
+            "--serve-max-connections",
+        ),
+    ];
+    for (args, needle) in cases {
+        let mut all = vec!["--admin-addr", "off"];
+        all.extend_from_slice(args);
+        let (status, _, err) = Proc::spawn(BIN, &all, &[]).finish();
+        assert_eq!(status.code(), Some(64), "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?} should name {needle}: {err}");
+    }
+}
+
+#[test]
+fn env_twins_configure_serve_mode_and_metrics_count_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("index.html"), "hello\n").unwrap();
+    let root = dir.path().to_str().unwrap();
+    let mut proc = Proc::spawn(
+        BIN,
+        &["--admin-addr", "127.0.0.1:0"],
+        &[
+            ("LOG_SHIPPER_SERVE", "127.0.0.1:0"),
+            ("LOG_SHIPPER_SERVE_ROOT", root),
+            ("LOG_SHIPPER_SERVE_ACCESS_LOG", "true"),
+        ],
+    );
+    let admin = proc.admin_addr();
+    let line = proc.wait_for_line("Serving.");
+    let addr: SocketAddr = line
+        .split_whitespace()
+        .find_map(|f| f.strip_prefix("addr="))
+        .unwrap()
+        .parse()
+        .unwrap();
+    podkit_testkit::wait_until("/readyz to answer 200", || {
+        http_get(admin, "/readyz").is_ok_and(|r| r.status == 200)
+    });
+    assert_eq!(http_get(addr, "/").unwrap().body, "hello\n");
+    assert_eq!(http_get(addr, "/missing").unwrap().status, 404);
+    proc.wait_for_line("status=404");
+    let metrics = http_get(admin, "/metrics").unwrap().body;
+    for want in [
+        "podkit_log_shipper_serve_requests_total{status=\"200\"} 1",
+        "podkit_log_shipper_serve_requests_total{status=\"404\"} 1",
+        "podkit_log_shipper_serve_sent_bytes_total 16",
+        "podkit_log_shipper_serve_connections_active",
+    ] {
+        assert!(metrics.contains(want), "{want} in:\n{metrics}");
+    }
+}

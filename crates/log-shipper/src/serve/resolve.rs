@@ -320,7 +320,10 @@ impl Root {
             }
             let dir: BorrowedFd<'_> = current.as_ref().map_or(self.dir.as_fd(), AsFd::as_fd);
             let last = parts.peek().is_none();
-            let flags = if last {
+            let flags = if last && (rel.ends_with(b"/") || rel.ends_with(b"/.")) {
+                // `file/` names a directory, as the kernel has it.
+                last_flags | OFlags::NOFOLLOW | OFlags::DIRECTORY
+            } else if last {
                 last_flags | OFlags::NOFOLLOW
             } else {
                 OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC

@@ -129,6 +129,10 @@ impl Handler {
     pub fn handle<B>(&self, req: &Request<B>) -> Answer {
         let response = self.answer(req);
         self.stats.count(response.status());
+        if let ServeBody::Bytes(Some(bytes)) = response.body() {
+            // Streamed bodies count as they go.
+            self.stats.sent.inc_by(bytes.len() as u64);
+        }
         if self.access_log {
             tracing::info!(
                 method = %req.method(),
@@ -246,7 +250,7 @@ impl Handler {
         } else {
             "text/plain; charset=utf-8"
         };
-        let mut r = self.bytes_answer(StatusCode::OK, Bytes::from(body), head);
+        let mut r = Self::bytes_answer(StatusCode::OK, Bytes::from(body), head);
         let h = r.headers_mut();
         h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
         h.insert(header::VARY, HeaderValue::from_static("Accept"));
@@ -271,10 +275,11 @@ impl Handler {
                 .is_some_and(|since| mtime <= since.as_secs()),
         };
         let validators = |h: &mut HeaderMap| {
-            if let Ok(v) = HeaderValue::from_bytes(&etag) {
+            // One allocation each: the formatted bytes become the value.
+            if let Ok(v) = HeaderValue::from_maybe_shared(etag.clone()) {
                 h.insert(header::ETAG, v);
             }
-            if let Ok(v) = HeaderValue::from_str(&last_modified.to_string()) {
+            if let Ok(v) = HeaderValue::from_maybe_shared(Bytes::from(last_modified.to_string())) {
                 h.insert(header::LAST_MODIFIED, v);
             }
         };
@@ -335,7 +340,7 @@ impl Handler {
                     "file truncated while being read",
                 ));
             }
-            return Ok(self.bytes_answer(StatusCode::OK, bytes, false));
+            return Ok(Self::bytes_answer(StatusCode::OK, bytes, false));
         }
         Ok(Response::new(ServeBody::File(FileRange::new(
             file,
@@ -396,11 +401,10 @@ impl Handler {
         r
     }
 
-    fn bytes_answer(&self, status: StatusCode, bytes: Bytes, head: bool) -> Answer {
+    fn bytes_answer(status: StatusCode, bytes: Bytes, head: bool) -> Answer {
         let mut r = if head {
             head_answer(bytes.len() as u64)
         } else {
-            self.stats.sent.inc_by(bytes.len() as u64);
             Response::new(ServeBody::bytes(bytes))
         };
         *r.status_mut() = status;
@@ -435,8 +439,8 @@ fn text(status: StatusCode, message: &'static str, head: bool) -> Answer {
 }
 
 /// nginx's ETag: `"<mtime seconds hex>-<size hex>"`.
-fn etag(mtime: u64, len: u64) -> Vec<u8> {
-    format!("\"{mtime:x}-{len:x}\"").into_bytes()
+fn etag(mtime: u64, len: u64) -> Bytes {
+    Bytes::from(format!("\"{mtime:x}-{len:x}\""))
 }
 
 /// Whether an `If-None-Match` list matches `etag` (weak comparison).
@@ -587,7 +591,7 @@ mod tests {
     #[test]
     fn etags_compare_weakly_for_if_none_match() {
         let etag = etag(0x6752_1234, 0x1000);
-        assert_eq!(etag, b"\"67521234-1000\"");
+        assert_eq!(etag, &b"\"67521234-1000\""[..]);
         assert!(etag_matches(b"\"67521234-1000\"", &etag));
         assert!(etag_matches(b"\"x\", W/\"67521234-1000\"", &etag));
         assert!(etag_matches(b"*", &etag));
