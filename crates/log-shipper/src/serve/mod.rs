@@ -3,7 +3,7 @@
 //! --serve-root /usr/share/nginx/html`).
 //!
 //! It answers like nginx where users meet it (index file, HEAD, ranges,
-//! conditional requests, content types, 301/403/404/416; see [`respond`]),
+//! conditional requests, content types, 301/403/404/416; see `respond.rs`),
 //! adds what nginx cannot (directory listings, `?tail=N`, `?follow=1`),
 //! and is read-only and confined to the directory ([`resolve`]).
 //!

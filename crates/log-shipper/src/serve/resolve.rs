@@ -198,11 +198,18 @@ impl Root {
 
     /// Never serves `path` nor anything beneath it, if it lies under the
     /// root (a path elsewhere is not reachable anyway). A path that does not
-    /// exist yet is taken as written (made absolute).
+    /// exist yet is taken as written (made absolute). Hiding the root itself
+    /// would serve nothing: that is refused with a warning, and the caller
+    /// should hide the state files one by one instead.
     pub fn hide(mut self, path: &Path) -> Self {
         let absolute = std::fs::canonicalize(path).unwrap_or_else(|_| std::path::absolute(path).unwrap_or_default());
-        if let Ok(rel) = absolute.strip_prefix(&self.path) {
-            self.hidden.push(rel.to_path_buf());
+        match absolute.strip_prefix(&self.path) {
+            Ok(rel) if rel.as_os_str().is_empty() => tracing::warn!(
+                path = %absolute.display(),
+                "Serve mode cannot hide its whole root; the state files in it are served."
+            ),
+            Ok(rel) => self.hidden.push(rel.to_path_buf()),
+            Err(_) => {}
         }
         self
     }
