@@ -39,9 +39,11 @@ pub struct Config {
 impl Config {
     /// Validates the arguments; an error here exits 64.
     pub fn from_args(args: Args) -> anyhow::Result<Self> {
-        Ok(Self {
-            serve: serve::ServeConfig::from_args(args.serve)?,
-        })
+        let mut serve = serve::ServeConfig::from_args(args.serve)?;
+        if let Some(serve) = &mut serve {
+            serve.set_grace_period(args.common.grace_period);
+        }
+        Ok(Self { serve })
     }
 }
 

@@ -680,3 +680,47 @@ fn env_twins_configure_serve_mode_and_metrics_count_answers() {
         assert!(metrics.contains(want), "{want} in:\n{metrics}");
     }
 }
+
+#[test]
+fn a_client_that_stops_reading_does_not_hold_the_drain() {
+    let dir = tempfile::tempdir().unwrap();
+    let big = vec![b'x'; 64 << 20];
+    std::fs::write(dir.path().join("big.log"), &big).unwrap();
+    let root = dir.path().to_str().unwrap();
+    let mut proc = Proc::spawn(
+        BIN,
+        &[
+            "--admin-addr",
+            "off",
+            "--grace-period",
+            "3s",
+            "--serve",
+            "127.0.0.1:0",
+            "--serve-root",
+            root,
+        ],
+        &[],
+    );
+    let line = proc.wait_for_line("Serving.");
+    let addr: SocketAddr = line
+        .split_whitespace()
+        .find_map(|f| f.strip_prefix("addr="))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let stream = connect(addr);
+    let mut reader = BufReader::new(stream);
+    write!(reader.get_mut(), "GET /big.log HTTP/1.1\r\nHost: test\r\n\r\n").unwrap();
+    let head = read_head(&mut reader);
+    assert_eq!(head.status, 200);
+    // The answer is in flight and the client reads no more of it.
+    proc.signal(libc::SIGTERM);
+    let (status, _) = proc.wait_exit(PATIENCE);
+    assert_eq!(status.code(), Some(0), "{}", proc.stderr());
+    assert!(
+        proc.stderr().contains("still busy at the drain deadline"),
+        "{}",
+        proc.stderr()
+    );
+    drop(reader);
+}

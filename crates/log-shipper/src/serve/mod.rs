@@ -166,6 +166,11 @@ pub struct ServeConfig {
     /// Paths never served (the shipper's state directory), see
     /// [`ServeConfig::hide`].
     pub hidden_paths: Vec<PathBuf>,
+    /// After shutdown, how long requests in flight may take to finish
+    /// before their connections are closed. The binary sets it a little
+    /// below `--grace-period`, so the process still exits 0 when a client
+    /// stopped reading.
+    pub drain_timeout: Duration,
 }
 
 impl ServeConfig {
@@ -212,6 +217,7 @@ impl ServeConfig {
             max_tail_lines: args.serve_max_tail_lines,
             access_log: args.serve_access_log,
             hidden_paths: Vec::new(),
+            drain_timeout: Duration::from_secs(10),
         }))
     }
 
@@ -221,6 +227,12 @@ impl ServeConfig {
     /// request opens, so a symbolic link to it is refused too.
     pub fn hide(&mut self, path: impl Into<PathBuf>) {
         self.hidden_paths.push(path.into());
+    }
+
+    /// Sets [`ServeConfig::drain_timeout`] from the process's grace period:
+    /// 90% of it, less 200 ms, so closing what is left still fits.
+    pub fn set_grace_period(&mut self, grace: Duration) {
+        self.drain_timeout = grace.saturating_sub(grace / 10 + Duration::from_millis(200));
     }
 }
 
@@ -297,6 +309,8 @@ pub async fn run(config: ServeConfig, ctx: Context) -> anyhow::Result<()> {
             Some(config.header_read_timeout)
         });
     let graceful = GracefulShutdown::new();
+    // Cancelled when the drain timeout passes: connections still open close.
+    let hard_stop = tokio_util::sync::CancellationToken::new();
     let limit = Arc::new(Semaphore::new(config.max_connections));
     loop {
         let accepted = tokio::select! {
@@ -325,9 +339,13 @@ pub async fn run(config: ServeConfig, ctx: Context) -> anyhow::Result<()> {
         let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
         let active = conns.active.clone();
         active.inc();
+        let hard_stop = hard_stop.clone();
         ctx.shutdown.spawn(async move {
-            if let Err(err) = conn.await {
-                tracing::debug!(%err, "Serve-mode connection ended with an error.");
+            tokio::select! {
+                result = conn => if let Err(err) = result {
+                    tracing::debug!(%err, "Serve-mode connection ended with an error.");
+                },
+                () = hard_stop.cancelled() => {}
             }
             active.dec();
             drop(permit);
@@ -339,7 +357,16 @@ pub async fn run(config: ServeConfig, ctx: Context) -> anyhow::Result<()> {
         open = graceful.count(),
         "Serve mode stopped accepting; finishing open requests."
     );
-    graceful.shutdown().await;
+    if tokio::time::timeout(config.drain_timeout, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            open = conns.active.get(),
+            "Closing serve-mode connections still busy at the drain deadline."
+        );
+        hard_stop.cancel();
+    }
     Ok(())
 }
 
