@@ -593,14 +593,11 @@ fn connections_beyond_the_limit_get_503() {
     // Once a stream's connection is gone, its slot is free again.
     podkit_testkit::wait_until("a free connection slot", || s.get("/").status == 200);
     let admin = http_get(s.admin, "/metrics").unwrap().body;
-    assert!(
-        admin.contains("podkit_log_shipper_serve_requests_total{status=\"503\"}"),
-        "{admin}"
-    );
-    assert!(
-        admin.contains("podkit_log_shipper_serve_connections_refused_total"),
-        "{admin}"
-    );
+    let refused = admin
+        .lines()
+        .find_map(|l| l.strip_prefix("podkit_log_shipper_serve_connections_refused_total "))
+        .and_then(|v| v.parse::<u64>().ok());
+    assert!(refused.is_some_and(|n| n >= 1), "{admin}");
     drop(b);
 }
 
