@@ -16,7 +16,9 @@
 //! and in time (`--serve-header-read-timeout`, covering the wait for the
 //! next request on a kept-alive connection too): a client that trickles
 //! its headers (slowloris) is cut. On shutdown serve mode stops accepting,
-//! idle connections close, requests in flight finish, follow streams end.
+//! idle connections close, requests in flight finish, follow streams end;
+//! what is still busy at the drain deadline (a little before the grace
+//! period ends) is closed.
 //!
 //! Files are read with positioned reads on the runtime threads (no
 //! blocking-pool hop per request); hyper writes `Date` from its per-second
