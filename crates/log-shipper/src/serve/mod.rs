@@ -300,8 +300,8 @@ pub async fn run(config: ServeConfig, ctx: Context) -> anyhow::Result<()> {
     );
     latch.release();
 
-    let mut http = hyper::server::conn::http1::Builder::new();
-    http.timer(TokioTimer::new())
+    let mut h1 = hyper::server::conn::http1::Builder::new();
+    h1.timer(TokioTimer::new())
         .keep_alive(true)
         .half_close(false)
         .max_header_size(config.max_header_bytes)
@@ -338,7 +338,7 @@ pub async fn run(config: ServeConfig, ctx: Context) -> anyhow::Result<()> {
         let _ = stream.set_nodelay(true);
         let h = Arc::clone(&handler);
         let service = service_fn(move |req| std::future::ready(Ok::<_, Infallible>(h.handle(&req))));
-        let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        let conn = graceful.watch(h1.serve_connection(TokioIo::new(stream), service));
         let active = conns.active.clone();
         active.inc();
         let hard_stop = hard_stop.clone();

@@ -395,8 +395,11 @@ impl Handler {
         h.insert(header::CONTENT_TYPE, HeaderValue::from_static(mime::content_type(rel)));
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
         if query.follow {
-            // Proxies in front (nginx) must pass chunks on as they come.
+            // Proxies in front (nginx) must pass chunks on as they come,
+            // and browsers show text as it arrives only when they need not
+            // sniff its type first.
             h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+            h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
         }
         r
     }
