@@ -366,6 +366,7 @@ fn directories_are_listed_for_browsers_and_curl() {
     assert_eq!(r.status, 301);
     assert_eq!(r.header("location"), Some("/logs/"));
     assert_eq!(s.get("/logs?tail=1").header("location"), Some("/logs/?tail=1"));
+    assert_eq!(s.get("//logs").header("location"), Some("/logs/"), "never //host/");
 
     let text = s.get("/logs/");
     assert_eq!(text.status, 200);

@@ -205,8 +205,11 @@ impl Handler {
 
     fn directory<B>(&self, req: &Request<B>, raw: &str, rel: &[u8], dir: Opened, head: bool) -> Answer {
         if !raw.ends_with('/') {
+            // One leading slash only: `//host/dir` must not become a
+            // protocol-relative redirect to another site.
             let mut location = String::with_capacity(raw.len() + 2 + req.uri().query().map_or(0, str::len));
-            location.push_str(raw);
+            location.push('/');
+            location.push_str(raw.trim_start_matches('/'));
             location.push('/');
             if let Some(q) = req.uri().query() {
                 location.push('?');
