@@ -21,8 +21,10 @@
 //!   by a regrowth past the old size within one poll goes unnoticed.
 //! - Rotation by rename: once the old file has been read to its end and the
 //!   path leads to another file, the stream goes on with the new file from
-//!   its start. Lines written to the old file after that switch are not
-//!   sent. While the path leads nowhere, the old file is still read.
+//!   its start. The old file is read once more after the new one is seen,
+//!   so what a writer put there before creating the new file is sent; what
+//!   it writes to the old file after the switch is not. While the path
+//!   leads nowhere, the old file is still read.
 //! - Shutdown: the stream ends cleanly (the chunked terminator is sent).
 
 use std::fs::File;
@@ -276,31 +278,47 @@ impl Follow {
     /// there is nothing to send yet.
     fn step(&mut self) -> std::io::Result<Option<Bytes>> {
         for _ in 0..2 {
-            let size = u64::try_from(rustix::fs::fstat(&self.file)?.st_size).unwrap_or(0);
-            if size < self.offset {
-                tracing::debug!(offset = self.offset, size, "Followed file truncated; from its start.");
-                self.offset = 0;
-            }
-            if size > self.offset {
-                let want = usize::try_from(size - self.offset).unwrap_or(CHUNK).min(CHUNK);
-                let bytes = read_at(&self.file, self.offset, want)?;
-                self.offset += bytes.len() as u64;
-                return Ok((!bytes.is_empty()).then_some(bytes));
+            if let Some(bytes) = self.read_new()? {
+                return Ok(Some(bytes));
             }
             // Caught up: does the path lead to another file now?
             match self.root.identity(&self.rel) {
-                Ok(id) if id != self.id => match self.root.open(&self.rel) {
-                    Ok(opened) if !opened.is_dir() => {
-                        tracing::debug!("Followed file rotated; following the new one from its start.");
-                        self.id = opened.id();
-                        self.file = opened.into_file();
-                        self.offset = 0;
+                Ok(id) if id != self.id => {
+                    // What the writer put in the old file before it made the
+                    // new one is visible now: send it before switching.
+                    if let Some(bytes) = self.read_new()? {
+                        return Ok(Some(bytes));
                     }
-                    _ => return Ok(None),
-                },
+                    match self.root.open(&self.rel) {
+                        Ok(opened) if !opened.is_dir() => {
+                            tracing::debug!("Followed file rotated; following the new one from its start.");
+                            self.id = opened.id();
+                            self.file = opened.into_file();
+                            self.offset = 0;
+                        }
+                        _ => return Ok(None),
+                    }
+                }
                 _ => return Ok(None),
             }
         }
         Ok(None)
+    }
+
+    /// Reads what the current file holds past `offset` (from its start
+    /// again if it was truncated).
+    fn read_new(&mut self) -> std::io::Result<Option<Bytes>> {
+        let size = u64::try_from(rustix::fs::fstat(&self.file)?.st_size).unwrap_or(0);
+        if size < self.offset {
+            tracing::debug!(offset = self.offset, size, "Followed file truncated; from its start.");
+            self.offset = 0;
+        }
+        if size == self.offset {
+            return Ok(None);
+        }
+        let want = usize::try_from(size - self.offset).unwrap_or(CHUNK).min(CHUNK);
+        let bytes = read_at(&self.file, self.offset, want)?;
+        self.offset += bytes.len() as u64;
+        Ok((!bytes.is_empty()).then_some(bytes))
     }
 }
