@@ -7,12 +7,15 @@
 //! - [`signal`]: sends SIGTERM/SIGINT to a child.
 //! - [`wait_until`]: polls a condition against a generous deadline, for state
 //!   that has no event to wait on.
+//! - [`sink`]: a scriptable HTTP sink on `127.0.0.1:0` that counts the
+//!   records log shippers POST to it (NDJSON or JSON arrays, gzip or not).
 //! - [`pod`]: Kubernetes pods from `k8s/` run on a docker engine the way the
 //!   kubelet runs them (pause container, native sidecars, probes), and
 //!   [`seed_pods`], the scenarios that check the seed's pods with it.
 
 pub mod pod;
 pub mod seed_pods;
+pub mod sink;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
