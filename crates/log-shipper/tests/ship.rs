@@ -1,0 +1,275 @@
+//! Shipping with the real binary: what each sink receives, what the
+//! checkpoint holds afterwards, rejected batches, and configuration errors.
+
+mod support;
+
+use std::fs;
+
+use podkit_testkit::sink::Sink;
+use podkit_testkit::{Proc, wait_until};
+use support::*;
+
+#[test]
+fn ships_ndjson_over_http_and_a_restart_sends_only_new_lines() {
+    let d = Dirs::new();
+    let log = d.app_log();
+    append(&log, (0..500).map(line));
+    // One line with bytes that are not UTF-8.
+    fs::OpenOptions::new()
+        .append(true)
+        .open(&log)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, b"bad \xff byte\n"))
+        .unwrap();
+    let sink = Sink::keeping_bodies();
+    let url = sink.url("/ingest?x=1");
+    let pattern = format!("{}/*.log", d.logs.display());
+    let state = Dirs::s(&d.state);
+    let args = [
+        "--follow",
+        &pattern,
+        "--state-dir",
+        &state,
+        "--sink",
+        &url,
+        "--label",
+        "pod=web-1",
+        "--label-from-env",
+        "ns=POD_NAMESPACE",
+        "--header",
+        "X-Scope: team-a",
+    ];
+    let shipper = Shipper::start(&args, &[("POD_NAMESPACE", "prod")]);
+    sink.wait_records(501);
+    let records: Vec<serde_json::Value> = sink
+        .received_records()
+        .iter()
+        .map(|r| serde_json::from_slice(r).unwrap())
+        .collect();
+    assert_eq!(records[0]["message"], line(0));
+    assert_eq!(records[0]["file"], log.display().to_string());
+    assert_eq!(records[0]["pod"], "web-1");
+    assert_eq!(records[0]["ns"], "prod");
+    assert!(records[0]["timestamp"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(records[500]["message"], "bad \u{FFFD} byte");
+    let request = &sink.requests()[0];
+    assert_eq!(request.path, "/ingest?x=1");
+    assert_eq!(request.header("content-type"), Some("application/x-ndjson"));
+    assert_eq!(request.header("x-scope"), Some("team-a"));
+    wait_until("the metrics to count the lines", || {
+        shipper.metric("podkit_log_shipper_lines_sent_total{sink=\"http\"}") == Some(501.0)
+    });
+    assert_eq!(shipper.metric("podkit_log_shipper_invalid_utf8_lines_total"), Some(1.0));
+    assert_eq!(
+        shipper.metric("podkit_log_shipper_lines_read_total{source=\"default\"}"),
+        Some(501.0)
+    );
+
+    let (status, stderr) = shipper.stop();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    let size = fs::metadata(&log).unwrap().len();
+    assert_eq!(checkpoint_offset(&d.state, "log-shipper", &log), size);
+
+    // A restart resumes after what was delivered.
+    append(&log, (500..600).map(line));
+    let shipper = Shipper::start(&args, &[("POD_NAMESPACE", "prod")]);
+    sink.wait_records(601);
+    let got = Received::from_sink(&sink);
+    assert!(got.missing(0..600).is_empty());
+    assert!(got.duplicated().is_empty(), "{:?}", got.duplicated());
+    let (status, stderr) = shipper.stop();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert_eq!(sink.records(), 601);
+}
+
+#[test]
+fn stdout_raw_and_file_ndjson_sinks() {
+    let d = Dirs::new();
+    let log = d.app_log();
+    append(&log, (0..300).map(line));
+    let out = d.logs.join("../out/shipped.ndjson");
+    fs::create_dir_all(out.parent().unwrap()).unwrap();
+    let out = fs::canonicalize(out.parent().unwrap()).unwrap().join("shipped.ndjson");
+    let file_sink = format!("file://{}", out.display());
+    let pattern = Dirs::s(&log);
+    let mut shipper = Shipper::start(
+        &[
+            "--follow",
+            &pattern,
+            "--no-checkpoint",
+            "--sink",
+            "stdout",
+            "--format",
+            "raw",
+        ],
+        &[],
+    );
+    let stdout = shipper.proc.stdout().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut lines = Vec::new();
+        for l in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
+            lines.push(l.unwrap());
+            if lines.len() == 300 {
+                break;
+            }
+        }
+        lines
+    });
+    let lines = reader.join().unwrap();
+    assert_eq!(lines, (0..300).map(line).collect::<Vec<_>>());
+    let (status, stderr) = shipper.stop();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+
+    // Through a config file: a file sink, NDJSON, and a source section.
+    let config = d.logs.join("../shipper.toml");
+    fs::write(
+        &config,
+        format!(
+            "no-checkpoint = true\n[[source]]\nname = \"app\"\nfollow = \"{}\"\nlabels = {{ app = \"demo\" }}\n\
+             [[sink]]\nurl = \"{file_sink}\"\nname = \"archive\"\n",
+            log.display()
+        ),
+    )
+    .unwrap();
+    let cfg = Dirs::s(&config);
+    let shipper = Shipper::start(&["--config", &cfg], &[]);
+    wait_until("300 records in the file sink", || {
+        fs::read_to_string(&out).is_ok_and(|t| t.lines().count() == 300)
+    });
+    let text = fs::read_to_string(&out).unwrap();
+    let first: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    assert_eq!(first["message"], line(0));
+    assert_eq!(first["app"], "demo");
+    let (status, stderr) = shipper.stop();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+}
+
+#[test]
+fn json_array_gzip_and_bearer_token() {
+    let d = Dirs::new();
+    let log = d.app_log();
+    append(&log, (0..1000).map(line));
+    let token = d.logs.join("../token");
+    fs::write(&token, "s3cret\n").unwrap();
+    let sink = Sink::keeping_bodies();
+    let (pattern, url, token) = (Dirs::s(&log), sink.url("/bulk"), Dirs::s(&token));
+    let shipper = Shipper::start(
+        &[
+            "--follow",
+            &pattern,
+            "--no-checkpoint",
+            "--sink",
+            &url,
+            "--format",
+            "json-array",
+            "--compression",
+            "gzip",
+            "--bearer-token-file",
+            &token,
+            "--batch-max-lines",
+            "400",
+            "--on-reject",
+            "drop",
+        ],
+        &[],
+    );
+    sink.wait_records(1000);
+    let requests = sink.requests();
+    assert!(
+        requests.len() >= 3,
+        "at most 400 records per request: {}",
+        requests.len()
+    );
+    for r in &requests {
+        assert_eq!(r.header("content-type"), Some("application/json"));
+        assert_eq!(r.header("content-encoding"), Some("gzip"));
+        assert_eq!(r.header("authorization"), Some("Bearer s3cret"));
+        assert!(r.records <= 400 && r.wire_bytes < r.bytes);
+    }
+    let got = Received::from_sink(&sink);
+    assert!(got.missing(0..1000).is_empty() && got.duplicated().is_empty());
+    let (status, stderr) = shipper.stop();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+}
+
+#[test]
+fn a_rejected_batch_is_dead_lettered_and_the_rest_flows() {
+    let d = Dirs::new();
+    let log = d.app_log();
+    let sink = Sink::keeping_bodies();
+    sink.reject_containing(Some(b"POISON"));
+    let (pattern, url, state) = (Dirs::s(&log), sink.url("/"), Dirs::s(&d.state));
+    let shipper = Shipper::start(&["--follow", &pattern, "--state-dir", &state, "--sink", &url], &[]);
+    append(&log, (0..100).map(line));
+    sink.wait_records(100);
+    append(&log, ["POISON pill".to_owned()]);
+    sink.wait_until("the poisoned batch to be rejected", |s| s.rejected == 1);
+    let dead = d.state.join("dead-letter/http.ndjson");
+    wait_until("the dead-letter file", || {
+        fs::read_to_string(&dead).is_ok_and(|t| t.contains("POISON pill"))
+    });
+    append(&log, (100..200).map(line));
+    sink.wait_records(200);
+    let got = Received::from_sink(&sink);
+    assert!(got.missing(0..200).is_empty() && got.duplicated().is_empty());
+    wait_until("the dead-letter metric", || {
+        shipper.metric("podkit_log_shipper_lines_dead_lettered_total{sink=\"http\"}") == Some(1.0)
+    });
+    let (status, stderr) = shipper.stop();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("dead-letter"), "{stderr}");
+    // Everything is acknowledged, the poisoned line included.
+    assert_eq!(
+        checkpoint_offset(&d.state, "log-shipper", &log),
+        fs::metadata(&log).unwrap().len()
+    );
+}
+
+#[test]
+fn configuration_mistakes_exit_64_naming_the_flag_or_key() {
+    let d = Dirs::new();
+    let pattern = format!("{}/*.log", d.logs.display());
+    let state = Dirs::s(&d.state);
+    // A path under a regular file can never be a directory (even for root).
+    let not_a_dir = d.logs.join("../plain-file");
+    fs::write(&not_a_dir, "").unwrap();
+    let unwritable = format!("{}/state", not_a_dir.display());
+    let bad_config = d.logs.join("../bad.toml");
+    fs::write(&bad_config, "[[sink]]\nurl = \"stdout\"\nbatch_size = 5\n").unwrap();
+    let bad_config = Dirs::s(&bad_config);
+    let base = ["--follow", pattern.as_str(), "--state-dir", state.as_str()];
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["--sink", "kafka://broker:9092"], "--sink"),
+        (vec!["--sink", "http://"], "--sink"),
+        (vec!["--sink", "file://relative/path"], "--sink"),
+        (vec!["--sink", "stdout", "--parse", "regex:(?P<x"], "--parse"),
+        (vec!["--sink", "stdout", "--parse", "yaml"], "--parse"),
+        (
+            vec!["--sink", "stdout", "--label-from-env", "pod=NO_SUCH_VAR"],
+            "NO_SUCH_VAR",
+        ),
+        (vec!["--sink", "stdout", "--format", "json-array"], "--format"),
+        (vec![], "--sink"),
+        (vec!["--config", &bad_config], "batch_size"),
+    ];
+    for (extra, needle) in cases {
+        let mut args = base.to_vec();
+        args.extend(extra.iter().copied());
+        let (status, _, stderr) = Proc::spawn(BIN, &args, &[]).finish();
+        assert_eq!(status.code(), Some(64), "{args:?}: {stderr}");
+        assert!(stderr.contains(needle), "{args:?} should name {needle}: {stderr}");
+    }
+    let (status, _, stderr) = Proc::spawn(
+        BIN,
+        &["--follow", &pattern, "--state-dir", &unwritable, "--sink", "stdout"],
+        &[],
+    )
+    .finish();
+    assert_eq!(status.code(), Some(64), "{stderr}");
+    assert!(
+        stderr.contains("--state-dir") && stderr.contains("plain-file"),
+        "{stderr}"
+    );
+    let (status, _, stderr) = Proc::spawn(BIN, &["--follow", &pattern, "--sink", "stdout"], &[]).finish();
+    assert_eq!(status.code(), Some(64), "{stderr}");
+    assert!(stderr.contains("--state-dir"), "{stderr}");
+}
