@@ -4,7 +4,7 @@
 //!   `long_lines_total`, `files_rotated_total`, `files_truncated_total`,
 //!   `file_errors_total`, `checkpoint_age_seconds` (since the checkpoint
 //!   was last written);
-//! - per followed file (`source`, `file`): `bytes_behind` (the file's size
+//! - per followed file (`source`, `file`): `behind_bytes` (the file's size
 //!   minus the offset every sink has accepted), read from disk at scrape time;
 //! - per sink (`sink`): `lines_sent_total`, `bytes_sent_total` (on the
 //!   wire), `requests_failed_total` (attempts), `retries_total`,
@@ -388,7 +388,7 @@ impl Collector for FilesCollector {
             (files, ages)
         };
         let mut metric = encoder.encode_descriptor(
-            "podkit_log_shipper_bytes_behind",
+            "podkit_log_shipper_behind",
             "Bytes of a followed file not yet accepted by every sink",
             Some(&Unit::Bytes),
             MetricType::Gauge,

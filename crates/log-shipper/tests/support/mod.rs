@@ -115,6 +115,7 @@ impl App {
             let open = || OpenOptions::new().create(true).append(true).open(&path).unwrap();
             let mut f: File = open();
             let start = Instant::now();
+            let rotate_every = rotate_every.min(Duration::from_secs(1 << 30));
             let mut next_rotation = start + rotate_every;
             let mut rotations = 0;
             let mut buf = String::new();
