@@ -38,7 +38,7 @@ use tokio_util::sync::CancellationToken;
 pub use crate::args::Args;
 pub use crate::config::Config;
 use crate::config::SinkKind;
-use crate::delivery::{SinkEncoder, SinkSender};
+use crate::delivery::{SinkEncoder, SinkSender, Spares};
 use crate::encode::Encoder;
 use crate::metrics::Metrics;
 use crate::record::Parser;
@@ -89,6 +89,7 @@ pub async fn run(config: Config, ctx: Context) -> anyhow::Result<()> {
         let sink_metrics = metrics.sink(&sink.name);
         let (tx, rx) = mpsc::channel(SINK_QUEUE);
         let (sealed_tx, sealed_rx) = mpsc::channel(1);
+        let spares = Spares::default();
         let encoder = SinkEncoder {
             config: sink.clone(),
             parsers: config.sources.iter().map(Parser::new).collect(),
@@ -97,6 +98,7 @@ pub async fn run(config: Config, ctx: Context) -> anyhow::Result<()> {
             flush_when_idle: !matches!(sink.kind, SinkKind::Http(_)),
             metrics: Arc::clone(&sink_metrics),
             reports_parse_stats: i == 0,
+            spares: spares.clone(),
         };
         let sender = SinkSender {
             config: sink.clone(),
@@ -104,6 +106,7 @@ pub async fn run(config: Config, ctx: Context) -> anyhow::Result<()> {
             metrics: sink_metrics,
             give_up: give_up.clone(),
             fatal: fatal_tx.clone(),
+            spares,
         };
         ctx.shutdown.spawn(encoder.run(rx, sealed_tx));
         ctx.shutdown.spawn(sender.run(sealed_rx));
