@@ -26,14 +26,14 @@
 //! Every channel is bounded, so a slow or unreachable sink stops the
 //! fan-out, which stops the tailer: the file on disk is the buffer.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
 use jiff::Timestamp;
 use podkit_runtime::backoff::Backoff;
-use podkit_tailer::{Batch, Line};
+use podkit_tailer::{AckToken, Batch, FileInfo};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -46,18 +46,28 @@ use crate::record::{Parser, Record};
 use crate::sink::{SendError, Transport};
 
 /// One tailer batch on its way to every sink.
+///
+/// Its lines are kept only until every sink's encoder has encoded them;
+/// after that only the acknowledgement is kept, so a body waiting to be
+/// sent does not also pin the file data it was encoded from.
 pub struct Delivery {
-    /// The batch; taken (and acknowledged or not) on drop.
-    batch: Option<Batch>,
+    /// The batch, until every encoder is done with its lines.
+    batch: Mutex<Option<Batch>>,
+    /// Its acknowledgement, once the lines are gone.
+    ack: Mutex<Option<AckToken>>,
     /// Index of the source it came from.
     pub source: usize,
     /// The file's path, as text.
     pub file: Box<str>,
     /// When it was read (the time of records without an event time).
     pub read_time: Timestamp,
+    /// Encoders that have not encoded its lines yet.
+    encoders: AtomicUsize,
     /// Sinks that have not finished with it yet.
     pending: AtomicUsize,
-    /// Told when the batch is acknowledged (bytes-behind gauge).
+    /// The file and the offset its acknowledgement reaches (bytes-behind gauge).
+    file_info: FileInfo,
+    end: u64,
     metrics: Arc<SourceMetrics>,
 }
 
@@ -66,17 +76,31 @@ impl Delivery {
     pub fn new(batch: Batch, source: usize, sinks: usize, metrics: Arc<SourceMetrics>) -> Self {
         Self {
             file: batch.path().to_string_lossy().into(),
-            batch: Some(batch),
+            file_info: batch.file().clone(),
+            end: batch.byte_range().end,
+            batch: Mutex::new(Some(batch)),
+            ack: Mutex::new(None),
             source,
             read_time: Timestamp::now(),
+            encoders: AtomicUsize::new(sinks),
             pending: AtomicUsize::new(sinks),
             metrics,
         }
     }
 
-    /// The lines.
-    pub fn lines(&self) -> impl ExactSizeIterator<Item = Line<'_>> + '_ {
-        self.batch.as_ref().expect("present until drop").lines()
+    /// The batch, while some encoder has not encoded it yet.
+    pub fn batch(&self) -> MutexGuard<'_, Option<Batch>> {
+        self.batch.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// One sink's encoder has encoded the lines; after the last one, only
+    /// the acknowledgement is kept.
+    pub fn encoded(&self) {
+        if self.encoders.fetch_sub(1, Ordering::AcqRel) == 1
+            && let Some(batch) = self.batch().take()
+        {
+            *self.ack.lock().unwrap_or_else(PoisonError::into_inner) = Some(batch.into_ack());
+        }
     }
 
     /// One sink is done with the lines (accepted, dead-lettered or dropped
@@ -88,13 +112,19 @@ impl Delivery {
 
 impl Drop for Delivery {
     fn drop(&mut self) {
-        if let Some(batch) = self.batch.take()
-            && self.pending.load(Ordering::Acquire) == 0
-        {
-            self.metrics.acked(batch.file(), batch.byte_range().end);
-            batch.ack();
+        if self.pending.load(Ordering::Acquire) != 0 {
+            // Not every sink accepted it: it drops unacknowledged and is
+            // read again after a restart.
+            return;
         }
-        // Otherwise the batch drops unacknowledged: read again after a restart.
+        let batch = self.batch.get_mut().unwrap_or_else(PoisonError::into_inner).take();
+        let ack = self.ack.get_mut().unwrap_or_else(PoisonError::into_inner).take();
+        self.metrics.acked(&self.file_info, self.end);
+        match (batch, ack) {
+            (Some(batch), _) => batch.ack(),
+            (None, Some(ack)) => ack.ack(),
+            (None, None) => {}
+        }
     }
 }
 
@@ -282,7 +312,9 @@ impl SinkEncoder {
         encoder.begin_group(&delivery.file, labels);
         let limits = config.batch;
         let mut sealed_here: Vec<Sealed> = Vec::new();
-        for line in delivery.lines() {
+        let guard = delivery.batch();
+        let Some(batch) = guard.as_ref() else { return };
+        for line in batch.lines() {
             if open.lines == 0 {
                 encoder.open(&mut open.buf);
                 open.since.get_or_insert_with(Instant::now);
@@ -328,6 +360,8 @@ impl SinkEncoder {
                 }
             }
         }
+        drop(guard);
+        delivery.encoded();
         ready.append(&mut sealed_here);
         if self.reports_parse_stats {
             let stats = self.parsers[delivery.source].take_stats();

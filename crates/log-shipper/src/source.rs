@@ -54,6 +54,8 @@ pub fn open(config: &Config, index: usize, metrics: Arc<SourceMetrics>) -> Resul
         StartAt::End => podkit_tailer::StartAt::Tail,
     };
     t.max_line_bytes = source.max_line_bytes;
+    // Four reads of 256 KiB ahead of the sinks are plenty to keep them busy.
+    t.channel_capacity = 4;
     t.long_lines = match source.long_lines {
         LongLines::Split => podkit_tailer::LongLines::Split,
         LongLines::Truncate => podkit_tailer::LongLines::Truncate,
