@@ -273,3 +273,70 @@ fn configuration_mistakes_exit_64_naming_the_flag_or_key() {
     assert_eq!(status.code(), Some(64), "{stderr}");
     assert!(stderr.contains("--state-dir"), "{stderr}");
 }
+
+#[test]
+fn on_reject_stop_exits_1_without_acknowledging_the_batch() {
+    let d = Dirs::new();
+    let log = d.app_log();
+    let sink = Sink::keeping_bodies();
+    sink.reject_containing(Some(b"POISON"));
+    let (pattern, url, state) = (Dirs::s(&log), sink.url("/"), Dirs::s(&d.state));
+    let mut shipper = Shipper::start(
+        &[
+            "--follow",
+            &pattern,
+            "--state-dir",
+            &state,
+            "--sink",
+            &url,
+            "--on-reject",
+            "stop",
+        ],
+        &[],
+    );
+    append(&log, (0..50).map(line));
+    sink.wait_records(50);
+    let acked = fs::metadata(&log).unwrap().len();
+    append(&log, ["POISON pill".to_owned()]);
+    let (status, _) = shipper.proc.wait_exit(podkit_testkit::PATIENCE);
+    let stderr = shipper.proc.stderr();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("--on-reject stop"), "{stderr}");
+    // The rejected line is read again after a restart.
+    assert_eq!(checkpoint_offset(&d.state, "log-shipper", &log), acked);
+}
+
+#[test]
+fn sigterm_with_a_sink_down_ends_within_the_grace_period_and_keeps_the_lines() {
+    let d = Dirs::new();
+    let log = d.app_log();
+    let sink = Sink::keeping_bodies();
+    let (pattern, url, state) = (Dirs::s(&log), sink.url("/"), Dirs::s(&d.state));
+    let args = ["--follow", &pattern, "--state-dir", &state, "--sink", &url];
+    let shipper = Shipper::start(&args, &[]);
+    append(&log, (0..50).map(line));
+    sink.wait_records(50);
+    let acked = fs::metadata(&log).unwrap().len();
+    sink.set_mode(podkit_testkit::sink::Mode::Fail {
+        status: 503,
+        retry_after: None,
+    });
+    append(&log, (50..100).map(line));
+    sink.wait_until("a failed attempt", |s| s.failed >= 1);
+    // The 10 s grace period: the sink gives up retrying shortly before it ends.
+    let started = std::time::Instant::now();
+    let (status, stderr) = shipper.stop();
+    let took = started.elapsed();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(took < std::time::Duration::from_secs(10), "took {took:?}");
+    assert!(stderr.contains("shipped again after a restart"), "{stderr}");
+    assert_eq!(checkpoint_offset(&d.state, "log-shipper", &log), acked);
+    // After a restart the undelivered lines arrive, once.
+    sink.set_mode(podkit_testkit::sink::Mode::Accept);
+    let shipper = Shipper::start(&args, &[]);
+    sink.wait_records(100);
+    let got = Received::from_sink(&sink);
+    assert!(got.missing(0..100).is_empty() && got.duplicated().is_empty());
+    let (status, stderr) = shipper.stop();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+}
