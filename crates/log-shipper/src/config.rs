@@ -188,6 +188,10 @@ impl Config {
             None => Sections::default(),
         };
         let file = args.config.clone().unwrap_or_default();
+        let in_file = match &args.config {
+            Some(path) => format!(" (in config file {})", path.display()),
+            None => String::new(),
+        };
 
         let mut labels = Vec::new();
         for l in &args.labels {
@@ -228,9 +232,11 @@ impl Config {
         }
         for (i, s) in sources.iter().enumerate() {
             if sources[..i].iter().any(|o| o.name == s.name) {
-                return Err(
-                    ConfigError::new(format!("two sources are named `{}`: give each its own `name`", s.name)).into(),
-                );
+                return Err(ConfigError::new(format!(
+                    "two sources are named `{}`: give each its own `name`{in_file}",
+                    s.name
+                ))
+                .into());
             }
         }
 
@@ -290,9 +296,11 @@ impl Config {
         }
         for (i, s) in sinks.iter().enumerate() {
             if sinks[..i].iter().any(|o| o.name == s.name) {
-                return Err(
-                    ConfigError::new(format!("two sinks are named `{}`: give each its own `name`", s.name)).into(),
-                );
+                return Err(ConfigError::new(format!(
+                    "two sinks are named `{}`: give each its own `name`{in_file}",
+                    s.name
+                ))
+                .into());
             }
         }
 
@@ -881,4 +889,154 @@ fn read_secret(origin: &Origin<'_>, flag: &str, path: &Path) -> Result<String, C
     std::fs::read_to_string(path)
         .map(|s| s.trim().to_owned())
         .map_err(|e| origin.error(flag, format!("cannot read {}: {e}", path.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str], env: &[(&str, &str)]) -> anyhow::Result<Config> {
+        let argv = std::iter::once("log-shipper").chain(args.iter().copied());
+        let args: Args = podkit_runtime::cli::parse_from(argv, "127.0.0.1:0").expect("flags parse");
+        let env: BTreeMap<String, String> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_args_with_env(args, |name| env.get(name).cloned())
+    }
+
+    fn err(args: &[&str]) -> String {
+        format!("{:#}", parse(args, &[]).expect_err("should fail"))
+    }
+
+    #[test]
+    fn flags_make_one_source_and_named_sinks() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        let c = parse(
+            &[
+                "--follow",
+                "/var/log/*.log",
+                "--state-dir",
+                state.to_str().unwrap(),
+                "--sink",
+                "http://a:8080/x",
+                "--sink",
+                "http://b/y",
+                "--sink",
+                "file:///tmp/out.ndjson",
+                "--label",
+                "pod=web",
+                "--label-from-env",
+                "ns=NS",
+                "--basic-auth-user",
+                "u",
+                "--basic-auth-password",
+                "p",
+            ],
+            &[("NS", "prod")],
+        )
+        .unwrap();
+        assert_eq!(c.sources.len(), 1);
+        assert_eq!(
+            c.sources[0].labels,
+            [("pod".into(), "web".into()), ("ns".into(), "prod".into())]
+        );
+        let names: Vec<&str> = c.sinks.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["http", "http-2", "file"]);
+        let SinkKind::Http(http) = &c.sinks[0].kind else {
+            panic!()
+        };
+        assert_eq!(http.headers["authorization"], "Basic dTpw");
+        assert_eq!(
+            c.sinks[0].dead_letter.as_deref(),
+            Some(&*state.join("dead-letter/http.ndjson"))
+        );
+        assert_eq!(c.sinks[0].batch.timeout, Duration::from_millis(200));
+        assert!(state.join("dead-letter").is_dir());
+    }
+
+    #[test]
+    fn sections_inherit_top_level_options_and_override_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.yaml");
+        std::fs::write(
+            &file,
+            "no-checkpoint: true\nbatch-timeout: 1s\nlabel: [cluster=eu]\nsource:\n  - name: web\n    follow: /a/*.log\n    \
+             parse: json\n    labels: {app: web}\n  - follow: [/b/x.log, /b/y.log]\nsink:\n  - url: stdout\n    format: raw\n  \
+             - url: http://c/ingest\n    name: collector\n    batch-timeout: 50ms\n    on-reject: drop\n    \
+             headers: {X-A: b}\n",
+        )
+        .unwrap();
+        let c = parse(&["--config", file.to_str().unwrap()], &[]).unwrap();
+        assert_eq!(c.sources.len(), 2);
+        assert_eq!(c.sources[0].name, "web");
+        assert!(matches!(c.sources[0].parse, Parse::Json));
+        assert_eq!(c.sources[0].timestamp_field.as_deref(), Some("timestamp"));
+        assert_eq!(
+            c.sources[0].labels,
+            [("cluster".into(), "eu".into()), ("app".into(), "web".into())]
+        );
+        assert_eq!(c.sources[1].name, "source-2");
+        assert_eq!(c.sources[1].include, ["/b/x.log", "/b/y.log"]);
+        assert_eq!(c.sinks[0].name, "stdout");
+        assert_eq!(c.sinks[0].format, Format::Raw);
+        assert_eq!(c.sinks[0].batch.timeout, Duration::from_secs(1), "inherited");
+        assert_eq!(c.sinks[1].name, "collector");
+        assert_eq!(c.sinks[1].batch.timeout, Duration::from_millis(50), "overridden");
+        let SinkKind::Http(http) = &c.sinks[1].kind else {
+            panic!()
+        };
+        assert_eq!(http.headers["x-a"], "b");
+    }
+
+    #[test]
+    fn mistakes_name_the_flag_or_key() {
+        let base = ["--follow", "/x/*.log", "--no-checkpoint"];
+        let with = |extra: &[&str]| {
+            let mut v = base.to_vec();
+            v.extend_from_slice(extra);
+            err(&v)
+        };
+        assert!(with(&["--sink", "ftp://x"]).starts_with("--sink: unknown sink `ftp://x`"));
+        assert!(with(&["--sink", "http://x", "--header", "nocolon"]).starts_with("--header:"));
+        assert!(
+            with(&["--sink", "http://x"]).starts_with("--on-reject:"),
+            "dead letters need a state dir"
+        );
+        assert!(with(&["--sink", "stdout", "--label", "file=x"]).starts_with("--label: `file`"));
+        assert!(with(&["--sink", "stdout", "--timestamp-field", "t"]).starts_with("--timestamp-field:"));
+        assert!(with(&["--sink", "stdout", "--batch-max-bytes", "10"]).starts_with("--batch-max-bytes:"));
+        assert!(
+            with(&[
+                "--sink",
+                "http://x",
+                "--on-reject",
+                "drop",
+                "--bearer-token",
+                "t",
+                "--basic-auth-user",
+                "u"
+            ])
+            .contains("not both")
+        );
+        assert!(err(&["--sink", "stdout", "--no-checkpoint"]).starts_with("nothing to follow"));
+        let dir = tempfile::tempdir().unwrap();
+        for (body, needle) in [
+            ("[[sink]]\nurl = \"stdout\"\nsize = 1\n", "unknown field `size`"),
+            ("[[sinks]]\nurl = \"stdout\"\n", "unknown section `sinks`"),
+            ("[[sink]]\nname = \"x\"\n", "needs `url`"),
+            (
+                "[[sink]]\nname = \"x\"\nurl = \"stdout\"\n[[sink]]\nname = \"x\"\nurl = \"stdout\"\n",
+                "two sinks are named `x`",
+            ),
+            ("[[source]]\nname = \"a\"\n", "needs `follow`"),
+            (
+                "[[sink]]\nurl = \"stdout\"\nbatch_timeout = \"soon\"\n",
+                "`batch_timeout` in [[sink]] #1",
+            ),
+        ] {
+            let file = dir.path().join("c.toml");
+            std::fs::write(&file, body).unwrap();
+            let e = err(&["--config", file.to_str().unwrap(), "--follow", "/x", "--no-checkpoint"]);
+            assert!(e.contains(needle) && e.contains("c.toml"), "{body:?}: {e}");
+        }
+    }
 }
