@@ -16,6 +16,8 @@
 //!   closed without an answer (they were never accepted);
 //! - [`Sink::reject_containing`]: answer 400 to bodies holding a marker.
 //!
+//! With [`SinkOptions::tls`] it serves HTTPS instead.
+//!
 //! Tests wait on what the sink received with [`Sink::wait_until`] (a condition
 //! variable, bounded by [`PATIENCE`](crate::PATIENCE)), never on sleeps.
 //!
@@ -77,6 +79,8 @@ pub enum Keep {
 pub struct SinkOptions {
     /// What to keep of accepted bodies.
     pub keep: Keep,
+    /// Serve HTTPS with this config (HTTP/1.1) instead of plain HTTP.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// One request the sink saw.
@@ -156,6 +160,7 @@ impl Shared {
 #[derive(Debug)]
 pub struct Sink {
     addr: SocketAddr,
+    scheme: &'static str,
     shared: Arc<Shared>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
@@ -168,7 +173,10 @@ impl Sink {
 
     /// A sink that keeps every accepted body (for tests that check records).
     pub fn keeping_bodies() -> Self {
-        Self::start_with(SinkOptions { keep: Keep::Bodies })
+        Self::start_with(SinkOptions {
+            keep: Keep::Bodies,
+            ..SinkOptions::default()
+        })
     }
 
     /// A sink with `options`, serving on its own thread.
@@ -180,6 +188,8 @@ impl Sink {
         shared.lock().keep = options.keep;
         let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
         let server = Arc::clone(&shared);
+        let scheme = if options.tls.is_some() { "https" } else { "http" };
+        let tls = options.tls.map(tokio_rustls::TlsAcceptor::from);
         std::thread::Builder::new()
             .name("testkit-sink".into())
             .spawn(move || {
@@ -197,14 +207,25 @@ impl Sink {
                         let Ok((stream, _)) = accepted else { continue };
                         let _ = stream.set_nodelay(true);
                         let shared = Arc::clone(&server);
+                        let tls = tls.clone();
                         tokio::spawn(async move {
                             let service = service_fn(move |req| {
                                 let shared = Arc::clone(&shared);
                                 async move { handle(&shared, req).await }
                             });
-                            let _ = hyper::server::conn::http1::Builder::new()
-                                .serve_connection(TokioIo::new(stream), service)
-                                .await;
+                            let http = hyper::server::conn::http1::Builder::new();
+                            match tls {
+                                Some(acceptor) => {
+                                    // A client that fails the handshake sees a closed connection.
+                                    let Ok(stream) = acceptor.accept(stream).await else {
+                                        return;
+                                    };
+                                    let _ = http.serve_connection(TokioIo::new(stream), service).await;
+                                }
+                                None => {
+                                    let _ = http.serve_connection(TokioIo::new(stream), service).await;
+                                }
+                            }
                         });
                     }
                 });
@@ -212,6 +233,7 @@ impl Sink {
             .expect("spawn the sink thread");
         Self {
             addr,
+            scheme,
             shared,
             stop: Some(stop),
         }
@@ -222,9 +244,9 @@ impl Sink {
         self.addr
     }
 
-    /// `http://127.0.0.1:PORT` followed by `path`.
+    /// `http://127.0.0.1:PORT` (or `https://`) followed by `path`.
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
+        format!("{}://{}{path}", self.scheme, self.addr)
     }
 
     /// Changes how the following requests (and requests stalled now) are
