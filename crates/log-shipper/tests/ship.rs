@@ -340,3 +340,36 @@ fn sigterm_with_a_sink_down_ends_within_the_grace_period_and_keeps_the_lines() {
     let (status, stderr) = shipper.stop();
     assert_eq!(status.code(), Some(0), "{stderr}");
 }
+
+#[test]
+fn start_at_end_skips_what_the_file_held_at_the_first_start() {
+    let d = Dirs::new();
+    let log = d.app_log();
+    append(&log, (0..10).map(line));
+    let sink = Sink::keeping_bodies();
+    let (pattern, url, state) = (Dirs::s(&log), sink.url("/"), Dirs::s(&d.state));
+    let args = [
+        "--follow",
+        &pattern,
+        "--state-dir",
+        &state,
+        "--sink",
+        &url,
+        "--start-at",
+        "end",
+    ];
+    let shipper = Shipper::start(&args, &[]);
+    append(&log, (10..15).map(line));
+    sink.wait_records(5);
+    let (status, stderr) = shipper.stop();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    // The checkpoint wins at the next start: what came meanwhile is shipped.
+    append(&log, (15..20).map(line));
+    let shipper = Shipper::start(&args, &[]);
+    sink.wait_records(10);
+    let got = Received::from_sink(&sink);
+    assert_eq!(got.missing(10..20), Vec::<u64>::new());
+    assert_eq!(got.counts.len(), 10, "nothing before the first start");
+    let (status, stderr) = shipper.stop();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+}
