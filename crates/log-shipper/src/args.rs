@@ -79,7 +79,7 @@ pub struct Args {
     // === parsing ===
     /// How to parse each line: `none`, `json` (an object's keys become the
     /// record's; other lines are kept whole under "message" and counted), or
-    /// `regex:PATTERN` with named captures, e.g. 'regex:^(?P<level>\w+) (?P<msg>.*)$'.
+    /// `regex:PATTERN` with named captures, e.g. `regex:^(?P<level>\w+) (?P<msg>.*)$`.
     #[arg(
         long,
         env = "LOG_SHIPPER_PARSE",
@@ -135,7 +135,7 @@ pub struct Args {
     // === sinks ===
     /// Where to ship (repeatable): `stdout`, `file:///ABS/PATH`, `http://…`
     /// or `https://…`. The options below apply to these sinks; give several
-    /// differently configured sinks as [[sink]] sections of --config.
+    /// differently configured sinks as `[[sink]]` sections of --config.
     #[arg(
         long = "sink",
         env = "LOG_SHIPPER_SINK",
@@ -271,7 +271,7 @@ pub struct Args {
     pub request_timeout: Duration,
 
     /// What to do with a batch the sink rejects as invalid (4xx other than
-    /// 408/429): append it to <state-dir>/dead-letter/<sink>.ndjson, drop
+    /// 408/429): append it to `STATE_DIR/dead-letter/SINK.ndjson`, drop
     /// it, or stop the shipper (exit 1). All are counted and logged.
     #[arg(long, env = "LOG_SHIPPER_ON_REJECT", value_enum, default_value_t = OnReject::DeadLetter, help_heading = "Sinks")]
     pub on_reject: OnReject,
@@ -295,7 +295,7 @@ pub struct Args {
 
     // serve mode: wired at merge (`#[command(flatten)] serve: serve::ServeArgs`).
     /// A TOML or YAML file: any long flag as a key (lists for repeatable
-    /// flags), plus [[source]] and [[sink]] sections for several sources and
+    /// flags), plus `[[source]]` and `[[sink]]` sections for several sources and
     /// differently configured sinks. Flags and environment win over its keys.
     #[arg(long, env = "LOG_SHIPPER_CONFIG", value_name = "PATH")]
     pub config: Option<PathBuf>,

@@ -63,7 +63,7 @@ pub enum Fields<'a> {
     Message,
     /// A JSON object's members: key and raw JSON value, in order.
     Json(&'a [(Cow<'a, str>, &'a RawValue)]),
-    /// A regex's named captures (use [`Fields::captures`]).
+    /// A regex's named captures, read from the matcher (last match).
     Captures(&'a Matcher),
 }
 

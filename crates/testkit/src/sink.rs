@@ -19,7 +19,7 @@
 //! With [`SinkOptions::tls`] it serves HTTPS instead.
 //!
 //! Tests wait on what the sink received with [`Sink::wait_until`] (a condition
-//! variable, bounded by [`PATIENCE`](crate::PATIENCE)), never on sleeps.
+//! variable, bounded by [`PATIENCE`]), never on sleeps.
 //!
 //! ```no_run
 //! use podkit_testkit::sink::{Mode, Sink};
@@ -296,7 +296,7 @@ impl Sink {
     }
 
     /// Waits until `condition` holds for the counters, at most
-    /// [`PATIENCE`](crate::PATIENCE); panics with `what` otherwise.
+    /// [`PATIENCE`]; panics with `what` otherwise.
     pub fn wait_until(&self, what: &str, mut condition: impl FnMut(&Stats) -> bool) -> Stats {
         let deadline = Instant::now() + PATIENCE;
         let mut state = self.shared.lock();
