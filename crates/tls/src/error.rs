@@ -153,6 +153,15 @@ impl TlsError {
             PemFile::ClientKey => TlsOption::ClientKey,
         })
     }
+
+    /// The message with the flag it is about in front, as a binary reports
+    /// a bad flag: `--tls-ca-file: the CA file /etc/ca.pem is empty`.
+    pub fn with_flag(&self) -> String {
+        match self.option() {
+            Some(option) => format!("{option}: {self}"),
+            None => self.to_string(),
+        }
+    }
 }
 
 /// "No such file or directory (os error 2)" → "no such file or directory".

@@ -45,7 +45,7 @@
 //! let args = Args::try_parse_from(["log-shipper", "--ca-file", "/no/such/ca.pem"])?;
 //! let err = args.tls.options.load().unwrap_err();
 //! assert_eq!(
-//!     format!("{}: {err}", err.option().unwrap()),
+//!     err.with_flag(),
 //!     "--tls-ca-file: cannot read the CA file /no/such/ca.pem: no such file or directory"
 //! );
 //!
