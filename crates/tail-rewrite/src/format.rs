@@ -1,6 +1,8 @@
 //! Structured output: a line (after the rules) becomes one JSON object or one
 //! logfmt record, optionally split into fields by a `--parse` regex with named
-//! captures, with a timestamp and static fields added.
+//! captures, with a timestamp and static fields added. The capture engines,
+//! escaping and timestamp parsing are `podkit-record`'s; this module is the
+//! record's layout and these policies.
 //!
 //! Policies, so that the output is always well-formed:
 //! - JSON strings are always escaped correctly; bytes that are not valid
