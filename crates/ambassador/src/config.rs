@@ -96,17 +96,7 @@ pub enum AccessLog {
 }
 
 /// TLS origination settings for `tls://` and `https://` upstreams.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TlsOptions {
-    /// PEM bundle of CAs to trust instead of the compiled-in web roots.
-    pub ca_file: Option<PathBuf>,
-    /// PEM client certificate chain for mutual TLS.
-    pub client_cert: Option<PathBuf>,
-    /// PEM private key of the client certificate.
-    pub client_key: Option<PathBuf>,
-    /// Skips certificate verification (tests only).
-    pub insecure: bool,
-}
+pub use podkit_tls::TlsOptions;
 
 /// The effective options of one listener, after the merge.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -226,6 +216,8 @@ pub struct PartialOptions {
     pub client_key: Option<PathBuf>,
     /// See [`TlsOptions::insecure`].
     pub insecure: Option<bool>,
+    /// See [`TlsOptions::server_name`].
+    pub server_name: Option<String>,
     /// See [`Options::proxy_protocol`].
     pub proxy_protocol: Option<ProxyProtocol>,
 }
@@ -253,6 +245,7 @@ impl PartialOptions {
             client_cert: self.client_cert.or_else(|| lower.client_cert.clone()),
             client_key: self.client_key.or_else(|| lower.client_key.clone()),
             insecure: self.insecure.or(lower.insecure),
+            server_name: self.server_name.or_else(|| lower.server_name.clone()),
             proxy_protocol: self.proxy_protocol.or(lower.proxy_protocol),
         }
     }
@@ -280,6 +273,7 @@ impl PartialOptions {
                 client_cert: self.client_cert,
                 client_key: self.client_key,
                 insecure: self.insecure.unwrap_or(false),
+                server_name: self.server_name,
             },
             proxy_protocol: self.proxy_protocol.unwrap_or_default(),
         };
@@ -295,9 +289,7 @@ impl PartialOptions {
         if options.max_header_size < 1024 {
             return Err("max_header_size must be at least 1KiB".into());
         }
-        if options.tls.client_cert.is_some() != options.tls.client_key.is_some() {
-            return Err("client_cert and client_key go together".into());
-        }
+        options.tls.check().map_err(|e| e.with_flag())?;
         Ok(options)
     }
 }
@@ -495,6 +487,11 @@ const OPTION_KEYS: &[&str] = &[
     "max_request_body",
     "allow",
     "add_header",
+    "tls_ca_file",
+    "tls_client_cert",
+    "tls_client_key",
+    "tls_insecure",
+    "tls_server_name",
     "ca_file",
     "client_cert",
     "client_key",
@@ -599,6 +596,7 @@ pub fn section_options(flags: &PartialOptions, top: &PartialOptions, own: &Parti
         client_cert,
         client_key,
         insecure,
+        server_name,
         proxy_protocol
     )
 }
@@ -615,7 +613,20 @@ fn duration(key: &str, s: &str) -> Result<Duration, String> {
     podkit_runtime::cli::parse_duration(s).map_err(|e| format!("{key}: {e}"))
 }
 
+/// Older names of TLS keys, accepted in config files (one name per key).
+const OLD_TLS_KEYS: &[(&str, &str)] = &[
+    ("ca_file", "tls_ca_file"),
+    ("client_cert", "tls_client_cert"),
+    ("client_key", "tls_client_key"),
+    ("insecure", "tls_insecure"),
+];
+
 fn parse_options(mut t: toml::Table) -> Result<PartialOptions, String> {
+    for (old, new) in OLD_TLS_KEYS {
+        if t.contains_key(*old) && t.contains_key(*new) {
+            return Err(format!("`{old}` and `{new}` are the same setting: keep `{new}` only"));
+        }
+    }
     let mut o = PartialOptions::default();
     let keys: Vec<String> = t.keys().cloned().collect();
     for key in keys {
@@ -701,10 +712,18 @@ fn parse_options(mut t: toml::Table) -> Result<PartialOptions, String> {
                         .map_err(|e| format!("add_header: {e}"))?,
                 )
             }
-            "ca_file" => o.ca_file = Some(PathBuf::from(as_str()?)),
-            "client_cert" => o.client_cert = Some(PathBuf::from(as_str()?)),
-            "client_key" => o.client_key = Some(PathBuf::from(as_str()?)),
-            "insecure" => o.insecure = Some(value.as_bool().ok_or("`insecure` must be true or false")?),
+            // The TLS keys, each with its older name (one or the other).
+            "tls_ca_file" | "ca_file" => o.ca_file = Some(PathBuf::from(as_str()?)),
+            "tls_client_cert" | "client_cert" => o.client_cert = Some(PathBuf::from(as_str()?)),
+            "tls_client_key" | "client_key" => o.client_key = Some(PathBuf::from(as_str()?)),
+            "tls_insecure" | "insecure" => {
+                o.insecure = Some(
+                    value
+                        .as_bool()
+                        .ok_or_else(|| format!("`{key}` must be true or false"))?,
+                )
+            }
+            "tls_server_name" => o.server_name = Some(as_str()?),
             "proxy_protocol" => {
                 let s = as_str()?;
                 o.proxy_protocol = Some(
@@ -800,6 +819,55 @@ mod tests {
         assert_eq!(file.listeners[0].options.balance, Some(Balance::LeastConn));
         assert_eq!(file.listeners[2].options.max_header_size, Some(16 << 10));
         assert_eq!(file.listeners[2].options.allow.as_ref().map(Vec::len), Some(2));
+    }
+
+    #[test]
+    fn tls_keys_new_and_old_names() {
+        let file = parse_file(
+            r#"
+            tls_ca_file = "/ca.pem"
+            insecure = true
+            [[listener]]
+            mode = "tcp"
+            listen = "81"
+            upstreams = "tls://db:5432"
+            client-cert = "/c.pem"
+            tls_client_key = "/k.pem"
+            tls_server_name = "db.internal"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(file.top.ca_file, Some(PathBuf::from("/ca.pem")));
+        assert_eq!(file.top.insecure, Some(true));
+        let own = &file.listeners[0].options;
+        assert_eq!(own.client_cert, Some(PathBuf::from("/c.pem")));
+        assert_eq!(own.client_key, Some(PathBuf::from("/k.pem")));
+        assert_eq!(own.server_name.as_deref(), Some("db.internal"));
+        let tls = own.clone().or(&file.top).resolve().unwrap().tls;
+        assert_eq!(
+            tls,
+            TlsOptions {
+                ca_file: Some("/ca.pem".into()),
+                client_cert: Some("/c.pem".into()),
+                client_key: Some("/k.pem".into()),
+                insecure: true,
+                server_name: Some("db.internal".into()),
+            }
+        );
+        let err = parse_file("ca_file = \"/a\"\ntls-ca-file = \"/b\"").unwrap_err();
+        assert!(
+            err.contains("`ca_file` and `tls_ca_file` are the same setting"),
+            "{err}"
+        );
+        let lone = PartialOptions {
+            client_key: Some("/k.pem".into()),
+            ..Default::default()
+        };
+        let err = lone.resolve().unwrap_err();
+        assert!(
+            err.starts_with("--tls-client-cert: the client key /k.pem was given without"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! - [`config`]: listener specs, the TOML file, precedence flag > env > file
 //!   > default.
 //! - [`upstream`]: re-resolved names, balancing, passive health, connects
-//!   with retries and TLS ([`tls`]).
+//!   with retries and TLS (set up by `podkit-tls`).
 //! - [`tcp`], [`reverse`], [`forward`]: the three modes; [`http`] what the
 //!   HTTP ones share; [`policy`] the forward proxy's destination rules.
 //! - [`net`]: drain tokens, byte pipes, idle timeouts, access log; [`stats`]
@@ -23,6 +23,7 @@ use anyhow::Context as _;
 use clap::Parser;
 use podkit_runtime::cli::{AdminAddr, parse_duration, parse_size};
 use podkit_runtime::{Binary, CommonArgs, ConfigError, Context};
+use podkit_tls::{Legacy, TlsArgs, TlsFlags, TlsOption};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsConnector;
@@ -40,7 +41,6 @@ pub mod splice;
 pub mod stats;
 pub mod sticky;
 pub mod tcp;
-pub mod tls;
 pub mod upstream;
 
 use config::{AccessLog, Balance, ListenerConfig, Mode, PartialOptions};
@@ -196,37 +196,11 @@ pub struct Args {
     #[arg(long, env = "AMBASSADOR_MAX_REQUEST_BODY", value_name = "SIZE", value_parser = parse_size, help_heading = "Limits")]
     pub max_request_body: Option<u64>,
 
-    /// PEM CA bundle trusted for TLS upstreams instead of the compiled-in
-    /// web roots.
-    #[arg(
-        long,
-        env = "AMBASSADOR_CA_FILE",
-        value_name = "PATH",
-        help_heading = "TLS origination"
-    )]
-    pub ca_file: Option<PathBuf>,
-
-    /// PEM client certificate chain for mutual TLS.
-    #[arg(
-        long,
-        env = "AMBASSADOR_CLIENT_CERT",
-        value_name = "PATH",
-        help_heading = "TLS origination"
-    )]
-    pub client_cert: Option<PathBuf>,
-
-    /// PEM private key of --client-cert.
-    #[arg(
-        long,
-        env = "AMBASSADOR_CLIENT_KEY",
-        value_name = "PATH",
-        help_heading = "TLS origination"
-    )]
-    pub client_key: Option<PathBuf>,
-
-    /// Do not verify upstream certificates. For tests only.
-    #[arg(long, env = "AMBASSADOR_INSECURE", help_heading = "TLS origination")]
-    pub insecure: bool,
+    /// TLS origination for `tls://` and `https://` upstreams:
+    /// `--tls-ca-file`, `--tls-client-cert`, `--tls-client-key`,
+    /// `--tls-insecure`, `--tls-server-name`.
+    #[command(flatten)]
+    pub tls: TlsArgs<AmbassadorTls>,
 
     /// After SIGTERM, keep accepting for this long (the app's last calls
     /// still work), then drain; at most half the grace period [default: 2s].
@@ -257,6 +231,41 @@ pub struct Args {
     /// Flags shared by every podkit binary.
     #[command(flatten)]
     pub common: CommonArgs,
+}
+
+/// The ambassador's TLS flags: env twins `AMBASSADOR_TLS_*`, an SNI
+/// override, and the older `--ca-file`, `--client-cert`, `--client-key`,
+/// `--insecure` (and their `AMBASSADOR_*` env names and config keys) still
+/// working, hidden.
+#[derive(Debug)]
+pub struct AmbassadorTls;
+
+impl TlsFlags for AmbassadorTls {
+    const ENV_PREFIX: &'static str = "AMBASSADOR_";
+    const HELP_HEADING: &'static str = "TLS origination";
+    const SERVER_NAME: bool = true;
+    const LEGACY: &'static [Legacy] = &[
+        Legacy {
+            option: TlsOption::CaFile,
+            long: "ca-file",
+            env: "AMBASSADOR_CA_FILE",
+        },
+        Legacy {
+            option: TlsOption::ClientCert,
+            long: "client-cert",
+            env: "AMBASSADOR_CLIENT_CERT",
+        },
+        Legacy {
+            option: TlsOption::ClientKey,
+            long: "client-key",
+            env: "AMBASSADOR_CLIENT_KEY",
+        },
+        Legacy {
+            option: TlsOption::Insecure,
+            long: "insecure",
+            env: "AMBASSADOR_INSECURE",
+        },
+    ];
 }
 
 impl podkit_runtime::cli::Cli for Args {
@@ -331,10 +340,11 @@ impl Config {
                         .collect::<Result<_, String>>()?,
                 )
             },
-            ca_file: args.ca_file,
-            client_cert: args.client_cert,
-            client_key: args.client_key,
-            insecure: args.insecure.then_some(true),
+            ca_file: args.tls.options.ca_file.clone(),
+            client_cert: args.tls.options.client_cert.clone(),
+            client_key: args.tls.options.client_key.clone(),
+            insecure: args.tls.options.insecure.then_some(true),
+            server_name: args.tls.options.server_name.clone(),
             proxy_protocol: args.proxy_protocol,
         };
         let mut listeners: Vec<ListenerConfig> = Vec::new();
@@ -378,7 +388,10 @@ impl Config {
             // Fail on unreadable TLS files now, not at the first request.
             if matches!(&l.mode, Mode::Tcp { upstreams } | Mode::Reverse { upstreams, .. } if upstreams.iter().any(|t| t.tls))
             {
-                tls::client_config(&l.options.tls, &[]).map_err(|e| format!("{}: {e}", l.name))?;
+                l.options
+                    .tls
+                    .load()
+                    .map_err(|e| format!("{}: {}", l.name, e.with_flag()))?;
             }
         }
         let grace_period = args.common.grace_period;
@@ -576,9 +589,12 @@ fn make_upstream(
     alpn: &[&[u8]],
 ) -> anyhow::Result<Arc<upstream::Upstream>> {
     let tls = if targets.iter().any(|t| t.tls) {
-        let config =
-            tls::client_config(&l.options.tls, alpn).map_err(|e| ConfigError::new(format!("{}: {e}", l.name)))?;
-        Some(TlsConnector::from(config))
+        let error = |e: podkit_tls::TlsError| ConfigError::new(format!("{}: {}", l.name, e.with_flag()));
+        let tls = l.options.tls.load().map_err(error)?;
+        Some(upstream::TlsOrigin {
+            connector: TlsConnector::from(tls.client_config(alpn).map_err(error)?),
+            server_name: tls.server_name,
+        })
     } else {
         None
     };

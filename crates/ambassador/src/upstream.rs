@@ -186,6 +186,16 @@ impl Retired {
     }
 }
 
+/// How an upstream speaks TLS: the connector (its rustls config) and the
+/// name to send as SNI and verify when it is not the target's host.
+#[derive(Clone)]
+pub struct TlsOrigin {
+    /// Connects with the listener's TLS options.
+    pub connector: TlsConnector,
+    /// `--tls-server-name`, when given.
+    pub server_name: Option<rustls::pki_types::ServerName<'static>>,
+}
+
 /// A set of endpoints behind one listener.
 pub struct Upstream {
     /// A name for logs, metrics and `/readyz` (the first target, plus a
@@ -194,7 +204,7 @@ pub struct Upstream {
     targets: Vec<Target>,
     options: ConnectOptions,
     resolver: Resolver,
-    tls: Option<TlsConnector>,
+    tls: Option<TlsOrigin>,
     /// The endpoints now known; replaced whole on each resolution.
     endpoints: Mutex<Arc<Vec<Arc<Endpoint>>>>,
     /// Why the last resolution failed, per target.
@@ -244,14 +254,14 @@ impl std::fmt::Debug for Upstream {
 }
 
 impl Upstream {
-    /// An upstream over `targets`; `tls` is the connector for `tls` targets.
+    /// An upstream over `targets`; `tls` is how `tls` targets are spoken to.
     /// Nothing is resolved yet: call [`Upstream::refresh`] or
     /// [`Upstream::spawn_refresh`].
     pub fn new(
         targets: Vec<Target>,
         options: ConnectOptions,
         resolver: Resolver,
-        tls: Option<TlsConnector>,
+        tls: Option<TlsOrigin>,
         readiness: &Readiness,
         stats: UpstreamStats,
         name: String,
@@ -489,8 +499,11 @@ impl Upstream {
             let guard = ActiveGuard(Arc::clone(&endpoint.active));
             match (&self.tls, target.tls) {
                 (Some(tls), true) => {
-                    let name = crate::tls::server_name(&target.host).map_err(io::Error::other)?;
-                    let stream = tls.connect(name, tcp).await?;
+                    let name = match &tls.server_name {
+                        Some(name) => name.clone(),
+                        None => podkit_tls::server_name(&target.host).map_err(io::Error::other)?,
+                    };
+                    let stream = tls.connector.connect(name, tcp).await?;
                     let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
                     Ok(Conn {
                         stream: Stream::Tls(Box::new(stream)),

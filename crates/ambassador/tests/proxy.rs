@@ -110,7 +110,7 @@ fn reverse_mode_originates_tls_with_sni_verification_and_h2() {
     let ca = TestCa::new(dir.path());
     let origin = Origin::start_with("tls", "127.0.0.1:0", Some(ca.server.clone()));
     let spec = format!("127.0.0.1:0=https://localhost:{}", origin.addr.port());
-    let mut amb = Amb::start(&["--reverse", &spec, "--ca-file", ca.ca_pem.to_str().unwrap()]);
+    let mut amb = Amb::start(&["--reverse", &spec, "--tls-ca-file", ca.ca_pem.to_str().unwrap()]);
     let addr = amb.addr("reverse:127.0.0.1:0");
     let (status, body) = curl(&[&format!("http://{addr}/secure")]);
     assert_eq!(status, 200, "{body}");
@@ -467,11 +467,11 @@ fn tcp_mode_originates_tls_and_reverse_mode_does_mutual_tls() {
         &tcp_spec,
         "--reverse",
         &rev_spec,
-        "--ca-file",
+        "--tls-ca-file",
         ca.ca_pem.to_str().unwrap(),
-        "--client-cert",
+        "--tls-client-cert",
         ca.client_cert.to_str().unwrap(),
-        "--client-key",
+        "--tls-client-key",
         ca.client_key.to_str().unwrap(),
     ]);
     let tcp = amb.addr("tcp:127.0.0.1:0");
@@ -483,7 +483,8 @@ fn tcp_mode_originates_tls_and_reverse_mode_does_mutual_tls() {
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("id=mtls"), "{body}");
 
-    // Without the client certificate the origin refuses the handshake.
+    // Without the client certificate the origin refuses the handshake (the
+    // old `--ca-file` spelling still works).
     let mut anonymous = Amb::start(&["--reverse", &rev_spec, "--ca-file", ca.ca_pem.to_str().unwrap()]);
     let rev = anonymous.addr("reverse:127.0.0.1:0");
     assert_eq!(curl(&[&format!("http://{rev}/")]).0, 502);
@@ -892,4 +893,81 @@ fn connect_tunnels_carry_bulk_intact_with_bytes_sent_along_the_request() {
         });
         expect_noise(&client, 5, BULK, b"");
     });
+}
+
+#[test]
+fn tls_flags_old_spellings_env_twins_config_keys_and_server_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new(dir.path());
+    let origin = Origin::start_with("tls", "127.0.0.1:0", Some(ca.server.clone()));
+    let ca_pem = ca.ca_pem.to_str().unwrap();
+    let spec = format!("127.0.0.1:0=https://localhost:{}", origin.addr.port());
+    let serves = |args: &[&str], env: &[(&str, &str)]| {
+        let mut all = vec!["--admin-addr", "127.0.0.1:0", "--reverse", &spec];
+        all.extend_from_slice(args);
+        let mut amb = Amb {
+            proc: podkit_testkit::Proc::spawn(support::BIN, &all, env),
+        };
+        let addr = amb.addr("reverse:127.0.0.1:0");
+        curl(&[&format!("http://{addr}/")])
+    };
+    for env in [[("AMBASSADOR_TLS_CA_FILE", ca_pem)], [("AMBASSADOR_CA_FILE", ca_pem)]] {
+        let (status, body) = serves(&[], &env);
+        assert_eq!(status, 200, "{env:?}: {body}");
+    }
+    assert_eq!(serves(&["--insecure"], &[]).0, 200);
+    assert_eq!(serves(&[], &[("AMBASSADOR_TLS_INSECURE", "true")]).0, 200);
+
+    // Config file keys, new and old, at the top and in a listener section.
+    for key in ["tls_ca_file", "ca_file"] {
+        let file = dir.path().join(format!("{key}.toml"));
+        std::fs::write(&file, format!("{key} = {ca_pem:?}\n")).unwrap();
+        let (status, body) = serves(&["--config", file.to_str().unwrap()], &[]);
+        assert_eq!(status, 200, "top-level {key}: {body}");
+        let sectioned = format!(
+            "[[listener]]\nmode = \"reverse\"\nlisten = \"127.0.0.9:0\"\nupstreams = \"https://localhost:{}\"\n{key} = {ca_pem:?}\n",
+            origin.addr.port()
+        );
+        std::fs::write(&file, sectioned).unwrap();
+        let mut amb = Amb::start(&["--config", file.to_str().unwrap()]);
+        let addr = amb.addr("reverse:127.0.0.9:0");
+        assert_eq!(curl(&[&format!("http://{addr}/")]).0, 200, "[[listener]] {key}");
+    }
+
+    // The SNI override: the name verified is the flag's, not the IP address
+    // connected to (which the certificate also names).
+    let by_ip = format!("127.0.0.1:0=https://127.0.0.1:{}", origin.addr.port());
+    let verified = |name: &str| {
+        let mut amb = Amb::start(&["--reverse", &by_ip, "--tls-ca-file", ca_pem, "--tls-server-name", name]);
+        let addr = amb.addr("reverse:127.0.0.1:0");
+        curl(&[&format!("http://{addr}/")]).0
+    };
+    assert_eq!(verified("localhost"), 200);
+    assert_eq!(verified("someone-else.test"), 502);
+
+    // A bad file, or a certificate without its key, exits 64 naming both.
+    let empty = dir.path().join("empty.pem");
+    std::fs::write(&empty, "").unwrap();
+    let exit = |args: &[&str]| {
+        let mut all = vec!["--reverse", spec.as_str()];
+        all.extend_from_slice(args);
+        podkit_testkit::Proc::spawn(support::BIN, &all, &[]).finish()
+    };
+    let (status, _, err) = exit(&["--ca-file", empty.to_str().unwrap()]);
+    assert_eq!(status.code(), Some(64), "{err}");
+    assert!(
+        err.contains(&format!("--tls-ca-file: the CA file {} is empty", empty.display())),
+        "{err}"
+    );
+    let (status, _, err) = exit(&["--tls-client-cert", ca.client_cert.to_str().unwrap()]);
+    assert_eq!(status.code(), Some(64), "{err}");
+    assert!(err.contains("--tls-client-key: the client certificate"), "{err}");
+    let both = dir.path().join("both.toml");
+    std::fs::write(&both, format!("ca_file = {ca_pem:?}\ntls_ca_file = {ca_pem:?}\n")).unwrap();
+    let (status, _, err) = exit(&["--config", both.to_str().unwrap()]);
+    assert_eq!(status.code(), Some(64), "{err}");
+    assert!(
+        err.contains("`ca_file` and `tls_ca_file` are the same setting"),
+        "{err}"
+    );
 }

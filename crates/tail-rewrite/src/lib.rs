@@ -16,10 +16,8 @@
 
 pub mod follow;
 pub mod format;
-pub mod output;
 pub mod pipe;
 pub mod pipeline;
-pub mod scanner;
 pub mod sed;
 
 use std::path::PathBuf;
@@ -30,9 +28,9 @@ use clap::Parser;
 use podkit_runtime::{Binary, CommonArgs, ConfigError, Context};
 
 use crate::format::{Format, Structurer, TimestampSource, TimestampSpec, Unparsed};
-use crate::output::Target;
 use crate::pipeline::Processor;
 use crate::sed::{ParseOptions, Program, ScriptSource, Syntax};
+use podkit_record::Target;
 
 /// This binary's identity: name, default admin address, runtime threads.
 pub const BINARY: Binary = Binary::new("tail-rewrite", "0.0.0.0:9702");

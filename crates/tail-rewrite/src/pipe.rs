@@ -20,8 +20,8 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 
-use crate::output::Output;
 use crate::{Args, Config, LongLines};
+use podkit_record::Output;
 
 /// Size of each read.
 pub const CHUNK: usize = 256 * 1024;

@@ -40,7 +40,9 @@ use podkit_runtime::cli::{AdminAddr, parse_duration};
 use podkit_runtime::shutdown::Signals;
 use podkit_runtime::{Binary, CommonArgs, ConfigError, Context, admin, logging};
 
-use crate::net::{Resolver, Trust};
+use podkit_tls::{ClientTls, Legacy, TlsArgs, TlsFlags, TlsOption, Trust};
+
+use crate::net::Resolver;
 use crate::probe::Env;
 use crate::probe::http::{HttpCheck, StatusSet};
 use crate::probe::k8s::{K8sEnv, SERVICE_ACCOUNT_DIR};
@@ -175,14 +177,10 @@ pub struct Args {
     )]
     pub http_expect_headers: Vec<String>,
 
-    /// TLS: trust the CA certificates in this PEM file instead of the
-    /// built-in public roots (https, rediss, grpcs).
-    #[arg(long, env = "WAIT_FOR_TLS_CA", value_name = "FILE", help_heading = "HTTP checks")]
-    pub tls_ca: Option<PathBuf>,
-
-    /// TLS: do not verify server certificates.
-    #[arg(long, env = "WAIT_FOR_TLS_INSECURE", help_heading = "HTTP checks")]
-    pub tls_insecure: bool,
+    /// TLS for https, rediss and grpcs targets: `--tls-ca-file`,
+    /// `--tls-client-cert`, `--tls-client-key`, `--tls-insecure`.
+    #[command(flatten)]
+    pub tls: TlsArgs<WaitForTls>,
 
     /// Kubernetes: the API server URL [default: from KUBERNETES_SERVICE_HOST/PORT in a pod].
     #[arg(
@@ -232,6 +230,21 @@ pub struct Args {
     /// Flags shared by every podkit binary.
     #[command(flatten)]
     pub common: CommonArgs,
+}
+
+/// wait-for's TLS flags: env twins `WAIT_FOR_TLS_*`; the older
+/// `--tls-ca` / `WAIT_FOR_TLS_CA` still work, hidden.
+#[derive(Debug)]
+pub struct WaitForTls;
+
+impl TlsFlags for WaitForTls {
+    const ENV_PREFIX: &'static str = "WAIT_FOR_";
+    const HELP_HEADING: &'static str = "TLS (https, rediss, grpcs targets)";
+    const LEGACY: &'static [Legacy] = &[Legacy {
+        option: TlsOption::CaFile,
+        long: "tls-ca",
+        env: "WAIT_FOR_TLS_CA",
+    }];
 }
 
 impl podkit_runtime::cli::Cli for Args {
@@ -307,20 +320,15 @@ impl Config {
             ..Env::default()
         };
         let needs = |pred: fn(&Kind) -> bool| targets.iter().any(|t| pred(&t.kind));
-        // A CA file is read even when no target needs TLS, so a wrong path
+        // TLS files are read even when no target needs TLS, so a wrong path
         // is reported rather than ignored.
-        let trust = if args.tls_insecure {
-            Trust::Insecure
-        } else if let Some(ca) = &args.tls_ca {
-            Trust::from_pem_file(ca).map_err(|e| ConfigError::new(format!("--tls-ca: {e}")))?
-        } else {
-            Trust::WebPki
-        };
+        let tls = args.tls.options.load().map_err(|e| ConfigError::new(e.with_flag()))?;
+        let config = |alpn: &[&[u8]]| tls.client_config(alpn).map_err(|e| ConfigError::new(e.with_flag()));
         if needs(|k| matches!(k, Kind::Http { tls: true, .. } | Kind::Redis { tls: true, .. })) {
-            env.tls = Some(trust.client_config(&[b"http/1.1"]).map_err(ConfigError::new)?);
+            env.tls = Some(config(&[b"http/1.1"])?);
         }
         if needs(|k| matches!(k, Kind::Grpc { tls: true, .. })) {
-            env.tls_h2 = Some(trust.client_config(&[b"h2"]).map_err(ConfigError::new)?);
+            env.tls_h2 = Some(config(&[b"h2"])?);
         }
         if needs(|k| matches!(k, Kind::K8s(_))) {
             env.k8s = Some(k8s_env(&args)?);
@@ -449,12 +457,13 @@ fn k8s_env(args: &Args) -> anyhow::Result<K8sEnv> {
         None => Some(sa.join("token")).filter(|f| f.exists()),
     };
     let tls = if tls {
+        let k8s_error = |e: podkit_tls::TlsError| ConfigError::new(format!("--k8s-ca-file: {e}"));
         let trust = match &args.k8s_ca_file {
-            Some(file) => Trust::from_pem_file(file).map_err(|e| ConfigError::new(format!("--k8s-ca-file: {e}")))?,
-            None if sa.join("ca.crt").exists() => Trust::from_pem_file(&sa.join("ca.crt")).map_err(ConfigError::new)?,
-            None => Trust::WebPki,
+            Some(file) => Trust::from_pem_file(file).map_err(k8s_error)?,
+            None if sa.join("ca.crt").exists() => Trust::from_pem_file(&sa.join("ca.crt")).map_err(k8s_error)?,
+            None => Trust::WebRoots,
         };
-        Some(trust.client_config(&[b"http/1.1"]).map_err(ConfigError::new)?)
+        Some(ClientTls::new(trust).client_config(&[b"http/1.1"]).map_err(k8s_error)?)
     } else {
         None
     };

@@ -439,7 +439,7 @@ fn https() -> Outcome {
     );
     let url = format!("https://localhost:{port}/");
     let ca = dir.path().join("ca.pem");
-    let (status, _, err) = spawn(&["--tls-ca", ca.to_str().unwrap(), &url], &[]).finish();
+    let (status, _, err) = spawn(&["--tls-ca-file", ca.to_str().unwrap(), &url], &[]).finish();
     assert_eq!(status.code(), Some(0), "{err}");
     let (status, _, err) = spawn(&["-t", "500ms", &url], &[]).finish();
     assert_eq!(status.code(), Some(124), "public roots do not trust the test CA: {err}");

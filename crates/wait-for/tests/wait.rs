@@ -7,6 +7,7 @@
 mod common;
 
 use std::net::TcpListener;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use common::*;
@@ -477,4 +478,98 @@ fn a_lone_command_runs_with_no_targets() {
     let (status, out, err) = spawn(&["--", "echo", "hello"], &[]).finish();
     assert_eq!(status.code(), Some(0), "{err}");
     assert_eq!(out, "hello\n");
+}
+
+/// A CA (PEM file in `dir`) and an HTTPS server on loopback with a
+/// certificate it issued for `localhost`, answering 200 to every request.
+fn https_server(dir: &std::path::Path) -> (std::path::PathBuf, std::net::SocketAddr) {
+    use std::io::{BufRead, BufReader, Write};
+
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .signed_by(&key, &rcgen::Issuer::new(ca_params, ca_key))
+        .unwrap();
+    let ca_pem = dir.join("ca.pem");
+    std::fs::write(&ca_pem, ca.pem()).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        )
+        .unwrap();
+    let config = Arc::new(config);
+    let (listener, addr) = listen();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { continue };
+            let config = Arc::clone(&config);
+            std::thread::spawn(move || {
+                let conn = rustls::ServerConnection::new(config).unwrap();
+                let mut tls = BufReader::new(rustls::StreamOwned::new(conn, stream));
+                let mut line = String::new();
+                // Untrusting clients abort the handshake here: nothing to answer.
+                while tls.read_line(&mut line).unwrap_or(0) > 0 && line.trim() != "" {
+                    line.clear();
+                }
+                let tls = tls.get_mut();
+                let _ = tls.write_all(response(200, &[], "ok").as_bytes());
+                let _ = tls.flush();
+            });
+        }
+    });
+    (ca_pem, addr)
+}
+
+#[test]
+fn tls_flags_new_spellings_old_spellings_and_env_twins() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, addr) = https_server(dir.path());
+    let ca = ca.to_str().unwrap();
+    let url = format!("https://localhost:{}/", addr.port());
+    type Flags<'a> = &'a [&'a str];
+    type Env<'a> = &'a [(&'a str, &'a str)];
+    let ways: [(Flags<'_>, Env<'_>); 4] = [
+        (&["--tls-ca-file", ca], &[]),
+        (&["--tls-ca", ca], &[]),
+        (&[], &[("WAIT_FOR_TLS_CA_FILE", ca)]),
+        (&[], &[("WAIT_FOR_TLS_CA", ca)]),
+    ];
+    for (flags, env) in ways {
+        let args: Vec<&str> = flags.iter().copied().chain([url.as_str()]).collect();
+        let (status, _, err) = spawn(&args, env).finish();
+        assert_eq!(status.code(), Some(0), "{flags:?} {env:?}: {err}");
+    }
+    let (status, _, err) = spawn(&["-t", "300ms", &url], &[]).finish();
+    assert_eq!(status.code(), Some(124), "public roots do not trust the test CA: {err}");
+    assert!(err.contains("UnknownIssuer"), "{err}");
+    let (status, _, err) = spawn(&["--tls-insecure", &url], &[]).finish();
+    assert_eq!(status.code(), Some(0), "{err}");
+
+    // A bad file is a usage error naming the flag and the file.
+    let empty = dir.path().join("empty.pem");
+    std::fs::write(&empty, "").unwrap();
+    let (status, _, err) = spawn(&["--tls-ca", empty.to_str().unwrap(), &url], &[]).finish();
+    assert_eq!(status.code(), Some(64), "{err}");
+    assert!(
+        err.contains(&format!("--tls-ca-file: the CA file {} is empty", empty.display())),
+        "{err}"
+    );
+    let (status, _, err) = spawn(&["--tls-client-cert", ca, &url], &[]).finish();
+    assert_eq!(status.code(), Some(64), "{err}");
+    assert!(err.contains("--tls-client-key: the client certificate"), "{err}");
+    let help = spawn(&["--help"], &[]).finish().1;
+    assert!(
+        help.contains("--tls-ca-file <FILE>") && help.contains("WAIT_FOR_TLS_CLIENT_KEY"),
+        "{help}"
+    );
+    assert!(!help.contains("--tls-ca "), "old spellings stay hidden: {help}");
 }
