@@ -22,13 +22,16 @@ pub mod config;
 pub mod delivery;
 pub mod encode;
 pub mod metrics;
-pub mod rec;
 pub mod record;
 pub mod sink;
 pub mod source;
 
 use std::sync::Arc;
 use std::time::Duration;
+
+/// The record pieces shared with tail-rewrite: the regex matcher, JSON
+/// escaping, timestamp parsing and formatting, the rotated output file.
+pub(crate) use podkit_record as rec;
 
 use anyhow::Context as _;
 use podkit_runtime::{Binary, ConfigError, Context};
