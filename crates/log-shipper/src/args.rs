@@ -290,8 +290,9 @@ pub struct Args {
     )]
     pub file_keep: usize,
 
-    // TLS flags (--tls-ca-file, --tls-client-cert, --tls-client-key,
-    // --tls-insecure, --tls-server-name): wired when podkit-tls is merged.
+    /// TLS of https sinks: trust, client certificate, server name.
+    #[command(flatten)]
+    pub tls: podkit_tls::TlsArgs<ShipperTls>,
 
     // serve mode: wired at merge (`#[command(flatten)] serve: serve::ServeArgs`).
     /// A TOML or YAML file: any long flag as a key (lists for repeatable
@@ -303,6 +304,17 @@ pub struct Args {
     /// Flags shared by every podkit binary.
     #[command(flatten)]
     pub common: CommonArgs,
+}
+
+/// The TLS flags' env twins: `LOG_SHIPPER_TLS_CA_FILE` and so on, with
+/// `--tls-server-name` (one name for the sinks' certificates).
+#[derive(Debug)]
+pub struct ShipperTls;
+
+impl podkit_tls::TlsFlags for ShipperTls {
+    const ENV_PREFIX: &'static str = "LOG_SHIPPER_";
+    const HELP_HEADING: &'static str = "TLS (https sinks)";
+    const SERVER_NAME: bool = true;
 }
 
 impl podkit_runtime::cli::Cli for Args {

@@ -115,12 +115,23 @@ pub enum SinkKind {
 pub struct HttpConfig {
     /// The URL POSTed to.
     pub uri: Uri,
+    /// For `https`: the client config and the name to verify.
+    pub tls: Option<HttpsConfig>,
     /// Headers sent with every request (custom, auth), content type excluded.
     pub headers: HeaderMap,
     /// Body compression.
     pub compression: Compression,
     /// Longest time for one request, connecting included.
     pub request_timeout: Duration,
+}
+
+/// TLS of an https sink, loaded and checked at start.
+#[derive(Debug, Clone)]
+pub struct HttpsConfig {
+    /// Trust, client certificate, ALPN `http/1.1`.
+    pub client: std::sync::Arc<podkit_tls::rustls::ClientConfig>,
+    /// The name sent as SNI and verified.
+    pub server_name: podkit_tls::rustls::pki_types::ServerName<'static>,
 }
 
 /// When a sink's batch is sent.
@@ -377,6 +388,34 @@ struct SinkSection {
     on_reject: Option<OnReject>,
     file_max_size: Option<Size>,
     file_keep: Option<usize>,
+    tls_ca_file: Option<PathBuf>,
+    tls_client_cert: Option<PathBuf>,
+    tls_client_key: Option<PathBuf>,
+    tls_insecure: Option<bool>,
+    tls_server_name: Option<String>,
+}
+
+impl SinkSection {
+    /// The TLS options: the top-level ones, overridden key by key.
+    fn tls(&self, top: &podkit_tls::TlsOptions) -> podkit_tls::TlsOptions {
+        let mut o = top.clone();
+        if let Some(v) = &self.tls_ca_file {
+            o.ca_file = Some(v.clone());
+        }
+        if let Some(v) = &self.tls_client_cert {
+            o.client_cert = Some(v.clone());
+        }
+        if let Some(v) = &self.tls_client_key {
+            o.client_key = Some(v.clone());
+        }
+        if let Some(v) = self.tls_insecure {
+            o.insecure = v;
+        }
+        if let Some(v) = &self.tls_server_name {
+            o.server_name = Some(v.clone());
+        }
+        o
+    }
 }
 
 /// A string or a list of strings.
@@ -672,16 +711,23 @@ fn sink(
         if uri.host().is_none_or(str::is_empty) {
             return Err(origin.error(flag, format!("`{url}` has no host")));
         }
-        if uri.scheme_str() == Some("https") {
-            // TLS: wired when podkit-tls is merged.
-            return Err(origin.error(
-                flag,
-                format!("`{url}`: https sinks are not available in this build yet"),
-            ));
-        }
+        let tls = if uri.scheme_str() == Some("https") {
+            let options = s.tls(&args.tls.options);
+            let tls_error = |e: podkit_tls::TlsError| {
+                let option = e.option().map_or("tls-ca-file", |o| o.long());
+                origin.error(option, e)
+            };
+            let loaded = options.load().map_err(tls_error)?;
+            let client = loaded.client_config(&[b"http/1.1"]).map_err(tls_error)?;
+            let server_name = loaded.server_name(uri.host().unwrap_or_default()).map_err(tls_error)?;
+            Some(HttpsConfig { client, server_name })
+        } else {
+            None
+        };
         (
             "http",
             SinkKind::Http(Box::new(HttpConfig {
+                tls,
                 uri,
                 headers: headers(args, s, origin, env)?,
                 compression: s.compression.unwrap_or(args.compression),

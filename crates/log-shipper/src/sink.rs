@@ -104,6 +104,7 @@ pub struct HttpTransport {
     content_type: HeaderValue,
     gzip: bool,
     timeout: Duration,
+    tls: Option<crate::config::HttpsConfig>,
     conn: Option<SendRequest<Full<Bytes>>>,
 }
 
@@ -146,6 +147,7 @@ impl HttpTransport {
             content_type,
             gzip: config.compression == Compression::Gzip,
             timeout: config.request_timeout,
+            tls: config.tls.clone(),
             conn: None,
         }
     }
@@ -155,12 +157,22 @@ impl HttpTransport {
             .await
             .map_err(|e| format!("cannot connect to {}: {e}", self.authority))?;
         let _ = stream.set_nodelay(true);
+        let handshake_failed = |e: hyper::Error| format!("HTTP handshake with {} failed: {e}", self.authority);
+        let Some(tls) = &self.tls else {
+            let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                .await
+                .map_err(handshake_failed)?;
+            tokio::spawn(conn);
+            return Ok(sender);
+        };
+        let stream = tokio_rustls::TlsConnector::from(std::sync::Arc::clone(&tls.client))
+            .connect(tls.server_name.clone(), stream)
+            .await
+            .map_err(|e| format!("TLS handshake with {} failed: {e}", self.authority))?;
         let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
-            .map_err(|e| format!("HTTP handshake with {} failed: {e}", self.authority))?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
+            .map_err(handshake_failed)?;
+        tokio::spawn(conn);
         Ok(sender)
     }
 

@@ -55,6 +55,12 @@ fn ships_ndjson_over_http_and_a_restart_sends_only_new_lines() {
     assert_eq!(request.path, "/ingest?x=1");
     assert_eq!(request.header("content-type"), Some("application/x-ndjson"));
     assert_eq!(request.header("x-scope"), Some("team-a"));
+    // The whole body with its length, never chunked (simple collectors, CGI).
+    assert_eq!(
+        request.header("content-length"),
+        Some(request.wire_bytes.to_string().as_str())
+    );
+    assert_eq!(request.header("transfer-encoding"), None);
     wait_until("the metrics to count the lines", || {
         shipper.metric("podkit_log_shipper_lines_sent_total{sink=\"http\"}") == Some(501.0)
     });
@@ -370,6 +376,142 @@ fn start_at_end_skips_what_the_file_held_at_the_first_start() {
     let got = Received::from_sink(&sink);
     assert_eq!(got.missing(10..20), Vec::<u64>::new());
     assert_eq!(got.counts.len(), 10, "nothing before the first start");
+    let (status, stderr) = shipper.stop();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+}
+
+/// A CA (PEM file in `dir`) and a server config for 127.0.0.1 signed by it.
+fn test_ca(dir: &std::path::Path) -> (std::path::PathBuf, std::sync::Arc<rustls::ServerConfig>) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let params = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
+    let cert = params.signed_by(&key, &rcgen::Issuer::new(ca_params, ca_key)).unwrap();
+    let ca_pem = dir.join("ca.pem");
+    fs::write(&ca_pem, ca.pem()).unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        )
+        .unwrap();
+    (ca_pem, std::sync::Arc::new(config))
+}
+
+#[test]
+fn https_sinks_verify_the_server_against_the_given_ca() {
+    let d = Dirs::new();
+    let log = d.app_log();
+    append(&log, (0..100).map(line));
+    let (ca, server) = test_ca(&d.state.parent().unwrap().to_path_buf());
+    let sink = Sink::start_with(podkit_testkit::sink::SinkOptions {
+        keep: podkit_testkit::sink::Keep::Bodies,
+        tls: Some(server),
+        ..Default::default()
+    });
+    let url = sink.url("/ingest");
+    assert!(url.starts_with("https://"));
+    let (pattern, state, ca) = (Dirs::s(&log), Dirs::s(&d.state), Dirs::s(&ca));
+
+    // Without the CA the certificate is not trusted: nothing is delivered,
+    // and the failure says why.
+    let mut untrusting = Shipper::start(
+        &[
+            "--follow",
+            &pattern,
+            "--no-checkpoint",
+            "--on-reject",
+            "drop",
+            "--sink",
+            &url,
+        ],
+        &[],
+    );
+    let warning = untrusting.proc.wait_for_line("Sink failed; retrying");
+    assert!(warning.contains("TLS handshake"), "{warning}");
+    assert_eq!(sink.stats().requests, 0);
+    let (status, stderr) = untrusting.stop();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+
+    // With it (the env twin here), everything arrives.
+    let shipper = Shipper::start(
+        &["--follow", &pattern, "--state-dir", &state, "--sink", &url],
+        &[("LOG_SHIPPER_TLS_CA_FILE", &ca)],
+    );
+    sink.wait_records(100);
+    let got = Received::from_sink(&sink);
+    assert!(got.missing(0..100).is_empty() && got.duplicated().is_empty());
+    let (status, stderr) = shipper.stop();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+
+    // A CA file that is not PEM is a configuration error naming the flag.
+    let bad = d.state.parent().unwrap().join("bad.pem");
+    fs::write(&bad, "not a certificate").unwrap();
+    let bad = Dirs::s(&bad);
+    let (status, _, stderr) = Proc::spawn(
+        BIN,
+        &[
+            "--follow",
+            &pattern,
+            "--no-checkpoint",
+            "--sink",
+            &url,
+            "--tls-ca-file",
+            &bad,
+        ],
+        &[],
+    )
+    .finish();
+    assert_eq!(status.code(), Some(64), "{stderr}");
+    assert!(
+        stderr.contains("--tls-ca-file") && stderr.contains("bad.pem"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_sink_that_closes_the_connection_after_each_answer_gets_every_batch() {
+    let d = Dirs::new();
+    let log = d.app_log();
+    let sink = Sink::start_with(podkit_testkit::sink::SinkOptions {
+        keep: podkit_testkit::sink::Keep::Bodies,
+        close_after_answer: true,
+        ..Default::default()
+    });
+    let (pattern, url, state) = (Dirs::s(&log), sink.url("/cgi-bin/ingest"), Dirs::s(&d.state));
+    let shipper = Shipper::start(
+        &[
+            "--follow",
+            &pattern,
+            "--state-dir",
+            &state,
+            "--sink",
+            &url,
+            "--batch-max-lines",
+            "50",
+        ],
+        &[],
+    );
+    for chunk in 0..5 {
+        append(&log, (chunk * 100..(chunk + 1) * 100).map(line));
+        sink.wait_records((chunk + 1) * 100);
+    }
+    let got = Received::from_sink(&sink);
+    assert!(got.missing(0..500).is_empty() && got.duplicated().is_empty());
+    assert!(sink.requests().len() >= 10);
+    assert_eq!(sink.stats().failed, 0);
+    assert_eq!(
+        shipper.metric("podkit_log_shipper_requests_failed_total{sink=\"http\"}"),
+        Some(0.0),
+        "reconnecting is not a failure"
+    );
     let (status, stderr) = shipper.stop();
     assert_eq!(status.code(), Some(0), "{stderr}");
 }

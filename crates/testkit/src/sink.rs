@@ -81,6 +81,9 @@ pub struct SinkOptions {
     pub keep: Keep,
     /// Serve HTTPS with this config (HTTP/1.1) instead of plain HTTP.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Close the connection after every answer (`Connection: close`), as
+    /// HTTP/1.0-style collectors (a CGI script) do.
+    pub close_after_answer: bool,
 }
 
 /// One request the sink saw.
@@ -138,6 +141,7 @@ struct State {
     reject_marker: Option<Vec<u8>>,
     stats: Stats,
     keep: Keep,
+    close_after_answer: bool,
     bodies: Vec<Bytes>,
     requests: Vec<RequestInfo>,
 }
@@ -186,6 +190,7 @@ impl Sink {
         let addr = listener.local_addr().expect("local address");
         let shared = Arc::new(Shared::default());
         shared.lock().keep = options.keep;
+        shared.lock().close_after_answer = options.close_after_answer;
         let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
         let server = Arc::clone(&shared);
         let scheme = if options.tls.is_some() { "https" } else { "http" };
@@ -467,6 +472,13 @@ fn decide(
     state.stats.requests += 1;
     state.requests.push(info.clone());
     shared.changed.notify_all();
+    let mut response = response;
+    if state.close_after_answer {
+        response.headers_mut().insert(
+            hyper::header::CONNECTION,
+            hyper::header::HeaderValue::from_static("close"),
+        );
+    }
     Some(response)
 }
 
