@@ -410,7 +410,7 @@ fn https_sinks_verify_the_server_against_the_given_ca() {
     let d = Dirs::new();
     let log = d.app_log();
     append(&log, (0..100).map(line));
-    let (ca, server) = test_ca(&d.state.parent().unwrap().to_path_buf());
+    let (ca, server) = test_ca(d.state.parent().unwrap());
     let sink = Sink::start_with(podkit_testkit::sink::SinkOptions {
         keep: podkit_testkit::sink::Keep::Bodies,
         tls: Some(server),
