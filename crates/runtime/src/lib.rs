@@ -14,6 +14,8 @@
 //!   metrics read from `/proc/self`.
 //! - [`admin`]: the admin HTTP server (`/livez`, `/readyz`, `/healthz`, `/metrics`).
 //! - [`backoff`]: jittered exponential backoff.
+//! - [`startup`]: the steps before the work begins (logging, config, tokio
+//!   runtime, admin server), each with its exit code.
 //! - [`main`](crate::main()): the whole lifecycle of a long-running binary, so each
 //!   `main.rs` is a few lines.
 //!
@@ -60,6 +62,7 @@ pub mod logging;
 pub mod metrics;
 pub mod readiness;
 pub mod shutdown;
+pub mod startup;
 
 mod lifecycle;
 

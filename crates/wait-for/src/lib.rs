@@ -36,9 +36,10 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use clap::Parser;
 use http::header::{HeaderName, HeaderValue};
-use podkit_runtime::cli::{AdminAddr, parse_duration};
+use podkit_runtime::cli::parse_duration;
 use podkit_runtime::shutdown::Signals;
-use podkit_runtime::{Binary, CommonArgs, ConfigError, Context, admin, logging};
+use podkit_runtime::startup::{self, LogFilter};
+use podkit_runtime::{Binary, CommonArgs, ConfigError, Context};
 
 use podkit_tls::{ClientTls, Legacy, TlsArgs, TlsFlags, TlsOption, Trust};
 
@@ -509,23 +510,12 @@ pub fn main() -> Next {
         (None, true) => Some("error"),
         (None, false) => None,
     };
-    if let Err(err) = logging::init_targets(level, common.log_format) {
-        eprintln!("{}: {err}", BINARY.name);
-        return Next::Exit(ExitCode::from(podkit_runtime::exit::USAGE));
-    }
-    let config = match Config::from_args(args) {
-        Ok(config) => config,
-        Err(err) => {
-            tracing::error!("Invalid configuration: {err:#}");
-            return Next::Exit(ExitCode::from(podkit_runtime::exit::USAGE));
-        }
-    };
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-        Ok(runtime) => runtime,
-        Err(err) => {
-            tracing::error!(%err, "Cannot start the async runtime.");
-            return Next::Exit(ExitCode::from(podkit_runtime::exit::FAILURE));
-        }
+    let prologue = startup::init_logging(BINARY.name, level, common.log_format, LogFilter::Targets)
+        .and_then(|()| startup::build_config(args, Config::from_args))
+        .and_then(|config| Ok((config, startup::build_runtime(None)?)));
+    let (config, runtime) = match prologue {
+        Ok(ready) => ready,
+        Err(code) => return Next::Exit(code),
     };
     let command = config.command.clone();
     let outcome = runtime.block_on(serve(config, &common));
@@ -544,20 +534,9 @@ async fn serve(config: Config, common: &CommonArgs) -> Outcome {
         Err(err) => return Outcome::Failed(format!("cannot install signal handlers: {err}")),
     };
     let ctx = Context::new(BINARY.name);
-    let mut admin_addr = String::from("off");
-    let _admin = match common.admin_addr {
-        AdminAddr::Off => None,
-        AdminAddr::On(addr) => match admin::bind(addr).await {
-            Ok(listener) => {
-                admin_addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
-                let state = admin::AdminState {
-                    readiness: ctx.readiness.clone(),
-                    metrics: ctx.metrics.clone(),
-                };
-                Some(probe::http::AbortOnDrop(tokio::spawn(admin::serve(listener, state))))
-            }
-            Err(err) => return Outcome::Failed(err.to_string()),
-        },
+    let admin = match startup::start_admin(common.admin_addr, &ctx).await {
+        Ok(admin) => admin,
+        Err(_) => return Outcome::Failed("cannot start the admin server".to_owned()),
     };
     tracing::info!(
         binary = BINARY.name,
@@ -565,7 +544,7 @@ async fn serve(config: Config, common: &CommonArgs) -> Outcome {
         targets = config.targets.len(),
         mode = if config.any { "any" } else { "all" },
         timeout = %config.timeout.map_or("none".to_owned(), wait::human),
-        admin = %admin_addr,
+        admin = admin.addr(),
         "Starting."
     );
     let outcome = tokio::select! {
