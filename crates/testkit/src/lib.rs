@@ -9,6 +9,8 @@
 //! - [`signal`]: sends SIGTERM/SIGINT to a child.
 //! - [`wait_until`]: polls a condition against a generous deadline, for state
 //!   that has no event to wait on.
+//! - [`ClosedPort`]: a loopback port that refuses connections and stays
+//!   reserved until the test opens it, so parallel tests never share one.
 //! - [`pod`]: Kubernetes pods from `k8s/` run on a docker engine the way the
 //!   kubelet runs them (pause container, native sidecars, probes), and
 //!   [`seed_pods`], the scenarios that check the seed's pods with it.
@@ -290,6 +292,54 @@ pub fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<HttpResponse> {
     })
 }
 
+/// A loopback port nothing listens on, held by a socket that is bound but not
+/// listening: connections to it are refused, and no other test or process
+/// can bind it while this lives (unlike binding port 0, reading the port and
+/// closing, which frees the port for anyone). [`ClosedPort::listen`] opens
+/// it later on the same socket.
+#[derive(Debug)]
+pub struct ClosedPort {
+    socket: socket2::Socket,
+    addr: SocketAddr,
+}
+
+impl ClosedPort {
+    /// Reserves a port on 127.0.0.1.
+    pub fn new() -> Self {
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("a TCP socket");
+        let any: SocketAddr = ([127, 0, 0, 1], 0).into();
+        socket.bind(&any.into()).expect("bind 127.0.0.1:0");
+        let addr = socket
+            .local_addr()
+            .ok()
+            .and_then(|a| a.as_socket())
+            .expect("a bound IPv4 address");
+        Self { socket, addr }
+    }
+
+    /// `127.0.0.1:PORT`.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The port.
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// Starts listening on the reserved port.
+    pub fn listen(self) -> std::net::TcpListener {
+        self.socket.listen(128).expect("listen on the reserved port");
+        self.socket.into()
+    }
+}
+
+impl Default for ClosedPort {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// Polls `condition` until it holds or [`PATIENCE`] runs out (then panics
 /// with `what`). For state with no event to await (a file appearing on disk).
 pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
@@ -415,5 +465,17 @@ mod tests {
         assert!(status.success());
         assert_eq!(out.len(), 1_048_576 + "tail\n".len());
         assert!(out.ends_with("\0tail\n"));
+    }
+
+    #[test]
+    fn a_closed_port_refuses_until_it_listens() {
+        let port = ClosedPort::new();
+        let addr = port.addr();
+        let refused = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap_err();
+        assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused);
+        assert!(std::net::TcpListener::bind(addr).is_err(), "the port stays reserved");
+        let listener = port.listen();
+        TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("open once listening");
+        drop(listener);
     }
 }
