@@ -280,11 +280,6 @@ impl Config {
     /// Validates the arguments; an error here exits 64. Reads `-f` script
     /// files and the variables named by `--field-from-env`.
     pub fn from_args(args: Args) -> anyhow::Result<Self> {
-        Self::from_args_with_env(args, |name| std::env::var(name).ok())
-    }
-
-    /// [`Config::from_args`] with an explicit environment lookup (tests).
-    pub fn from_args_with_env(args: Args, env: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
         let mut sources = Vec::new();
         for (i, e) in args.expressions.iter().enumerate() {
             sources.push(ScriptSource::expression(i + 1, e.clone()));
@@ -307,7 +302,7 @@ impl Config {
         }
         for f in &args.fields_from_env {
             let (key, var) = key_value("--field-from-env", f)?;
-            let value = env(var.trim()).ok_or_else(|| {
+            let value = std::env::var(var.trim()).ok().ok_or_else(|| {
                 ConfigError::new(format!("--field-from-env {f}: environment variable {var} is not set"))
             })?;
             fields.push((key, value));

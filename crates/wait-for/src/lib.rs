@@ -33,7 +33,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context as _, bail};
+use anyhow::bail;
 use clap::Parser;
 use http::header::{HeaderName, HeaderValue};
 use podkit_runtime::cli::parse_duration;
@@ -278,21 +278,6 @@ pub struct Config {
 }
 
 impl Config {
-    /// A configuration with these targets and default settings (for tests).
-    pub fn new(targets: Vec<Target>) -> Self {
-        Self {
-            targets,
-            command: Vec::new(),
-            any: false,
-            timeout: Some(Duration::from_secs(300)),
-            attempt_timeout: Duration::from_secs(5),
-            interval: Duration::from_millis(25),
-            max_interval: Duration::from_secs(1),
-            progress_interval: Duration::from_secs(2),
-            env: Env::default(),
-        }
-    }
-
     /// Validates the arguments; an error here exits 64 and names the flag or
     /// target at fault.
     pub fn from_args(args: Args) -> anyhow::Result<Self> {
@@ -586,13 +571,4 @@ pub fn exec(command: Vec<OsString>) -> ExitCode {
     let err = anyhow::Error::new(err).context(format!("cannot run `{}`", program.to_string_lossy()));
     tracing::error!("{err:#}");
     ExitCode::from(code)
-}
-
-/// Parses a list of targets the way the CLI does (for tests and embedding).
-pub fn parse_targets(specs: &[&str]) -> anyhow::Result<Vec<Target>> {
-    specs
-        .iter()
-        .flat_map(|s| target::split_list(s))
-        .map(|s| Target::parse(&s).with_context(|| format!("target {s}")))
-        .collect()
 }
