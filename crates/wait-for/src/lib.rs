@@ -29,7 +29,7 @@ pub mod wait;
 
 use std::ffi::OsString;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -41,13 +41,13 @@ use podkit_runtime::shutdown::Signals;
 use podkit_runtime::startup::{self, LogFilter};
 use podkit_runtime::{Binary, CommonArgs, ConfigError, Context};
 
-use podkit_tls::{ClientTls, Legacy, TlsArgs, TlsFlags, TlsOption, Trust};
+use podkit_tls::{Legacy, TlsArgs, TlsFlags, TlsOption};
 
 use crate::net::Resolver;
 use crate::probe::Env;
 use crate::probe::http::{HttpCheck, StatusSet};
-use crate::probe::k8s::{K8sEnv, SERVICE_ACCOUNT_DIR};
-use crate::target::{HostPort, Kind, Target};
+use crate::probe::k8s::K8sEnv;
+use crate::target::{Kind, Target};
 pub use crate::wait::Outcome;
 
 /// This binary's identity: name, and no admin server unless asked for.
@@ -317,7 +317,7 @@ impl Config {
             env.tls_h2 = Some(config(&[b"h2"])?);
         }
         if needs(|k| matches!(k, Kind::K8s(_))) {
-            env.k8s = Some(k8s_env(&args)?);
+            env.k8s = Some(K8sEnv::from_args(&args)?);
         }
         Ok(Self {
             targets,
@@ -392,82 +392,6 @@ fn http_check(args: &Args) -> anyhow::Result<HttpCheck> {
 fn regex(flag: &str, pattern: &str) -> anyhow::Result<regex_lite::Regex> {
     regex_lite::Regex::new(pattern)
         .map_err(|e| ConfigError::new(format!("{flag}: `{pattern}` is not a valid regex: {e}")).into())
-}
-
-fn k8s_env(args: &Args) -> anyhow::Result<K8sEnv> {
-    let sa = Path::new(SERVICE_ACCOUNT_DIR);
-    let api = match (&args.k8s_api, &args.kubernetes_service_host) {
-        (Some(url), _) => url.clone(),
-        (None, Some(host)) => {
-            let port = args.kubernetes_service_port.as_deref().unwrap_or("443");
-            let host = if host.contains(':') {
-                format!("[{host}]")
-            } else {
-                host.clone()
-            };
-            format!("https://{host}:{port}")
-        }
-        (None, None) => bail!(ConfigError::new(
-            "k8s: targets need the API server: run in a pod (KUBERNETES_SERVICE_HOST) or give --k8s-api"
-        )),
-    };
-    let (tls, rest) = if let Some(rest) = api.strip_prefix("https://") {
-        (true, rest)
-    } else if let Some(rest) = api.strip_prefix("http://") {
-        (false, rest)
-    } else {
-        bail!(ConfigError::new(format!(
-            "--k8s-api: `{api}` is not an http:// or https:// URL"
-        )));
-    };
-    let authority = rest.trim_end_matches('/');
-    let addr = match Target::parse(&format!("tcp://{authority}")) {
-        Ok(Target {
-            kind: Kind::Tcp(addr), ..
-        }) => addr,
-        _ => match Target::parse(&format!("tcp://{authority}:{}", if tls { 443 } else { 80 })) {
-            Ok(Target {
-                kind: Kind::Tcp(addr), ..
-            }) => addr,
-            _ => bail!(ConfigError::new(format!(
-                "--k8s-api: `{api}` is not a URL like https://10.96.0.1:443"
-            ))),
-        },
-    };
-    let token_file = match &args.k8s_token_file {
-        Some(file) => {
-            std::fs::metadata(file)
-                .map_err(|e| ConfigError::new(format!("--k8s-token-file: cannot read {}: {e}", file.display())))?;
-            Some(file.clone())
-        }
-        None => Some(sa.join("token")).filter(|f| f.exists()),
-    };
-    let tls = if tls {
-        let k8s_error = |e: podkit_tls::TlsError| ConfigError::new(format!("--k8s-ca-file: {e}"));
-        let trust = match &args.k8s_ca_file {
-            Some(file) => Trust::from_pem_file(file).map_err(k8s_error)?,
-            None if sa.join("ca.crt").exists() => Trust::from_pem_file(&sa.join("ca.crt")).map_err(k8s_error)?,
-            None => Trust::WebRoots,
-        };
-        Some(ClientTls::new(trust).client_config(&[b"http/1.1"]).map_err(k8s_error)?)
-    } else {
-        None
-    };
-    let namespace = match &args.k8s_namespace {
-        Some(ns) => ns.clone(),
-        None => std::fs::read_to_string(sa.join("namespace"))
-            .map(|s| s.trim().to_owned())
-            .unwrap_or_else(|_| "default".to_owned()),
-    };
-    Ok(K8sEnv {
-        addr: HostPort {
-            host: addr.host,
-            port: addr.port,
-        },
-        tls,
-        token_file,
-        namespace,
-    })
 }
 
 /// What `main` does once the wait is over.

@@ -271,7 +271,7 @@ impl LineSplitter {
 /// Runs `--once` to the end of the inputs or until `stop` receives.
 pub fn run(mut config: Config, stop: Option<Receiver<()>>) -> anyhow::Result<()> {
     let crate::Input::Once(inputs) = config.input.clone() else {
-        anyhow::bail!("pipe::run needs a --once configuration");
+        anyhow::bail!("once::run needs a --once configuration");
     };
     let mut output = Output::open(config.output.clone()).with_context(|| format!("cannot open {:?}", config.output))?;
     let (tx, rx) = mpsc::sync_channel::<Msg>(4);
