@@ -13,6 +13,17 @@ pub const BINARIES: [(&str, &str); 4] = [
     ("podkit-wait-for", "wait-for"),
 ];
 
+/// Sizes the README promises, in bytes (MB = 10^6 bytes): `check-static`
+/// fails when a shipped binary outgrows its promise.
+pub const PROMISED_MAX_SIZE: [(&str, u64); 1] = [("wait-for", 4_000_000)];
+
+/// Whether `bin` at `size` bytes breaks a size promise; the message says by
+/// how much.
+fn over_promise(bin: &str, size: u64) -> Option<String> {
+    let (_, max) = PROMISED_MAX_SIZE.iter().find(|(b, _)| *b == bin)?;
+    (size > *max).then(|| format!("{bin} is {size} bytes, over the {max} the README promises"))
+}
+
 /// The workspace root (xtask lives one level below it).
 pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -71,8 +82,9 @@ pub fn release() -> Result<PathBuf> {
 }
 
 /// Checks every release binary: `file` says static-pie linked, `ldd` says
-/// statically linked, and `--version` runs in an empty root (a chroot holding
-/// only the binary), so the FROM-scratch images can work.
+/// statically linked, `--version` runs in an empty root (a chroot holding
+/// only the binary), so the FROM-scratch images can work, and the binary is
+/// no bigger than the README promises ([`PROMISED_MAX_SIZE`]).
 pub fn check_static() -> Result<()> {
     let dir = release()?;
     let mut failures = Vec::new();
@@ -96,11 +108,15 @@ pub fn check_static() -> Result<()> {
             }
         );
         if !is_static || !ldd_static || chroot.is_err() {
-            failures.push(bin);
+            failures.push(format!("{bin}: not static or not runnable in an empty root"));
+        }
+        if let Some(over) = over_promise(bin, size) {
+            println!("{over}");
+            failures.push(over);
         }
     }
     if !failures.is_empty() {
-        bail!("not static or not runnable in an empty root: {failures:?}");
+        bail!("{}", failures.join("; "));
     }
     Ok(())
 }
@@ -163,4 +179,18 @@ fn unique() -> u64 {
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
     u64::from(nanos) ^ (NEXT.fetch_add(1, Ordering::Relaxed) << 32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn size_promises_are_checked() {
+        assert_eq!(over_promise("wait-for", 3_866_800), None);
+        assert_eq!(over_promise("wait-for", 4_000_000), None);
+        let over = over_promise("wait-for", 4_000_001).expect("over 4 MB");
+        assert!(over.contains("4000001") && over.contains("4000000"), "{over}");
+        assert_eq!(over_promise("ambassador", 9_000_000), None, "no promise for it");
+    }
 }
