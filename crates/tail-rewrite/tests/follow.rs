@@ -58,16 +58,18 @@ struct AppRun {
 }
 
 /// The app: writes `seq=N` lines at [`RATE`] for `duration`, one `write(2)`
-/// per line, rotating every `every` once `following()` says a follower is
-/// running (a rotation waits for it). `during` is called once, at `at`.
-/// `out` is the follower's output, read at each copy.
+/// per line, rotating every `every` once `following(rotations_done)` says a
+/// follower has opened the file about to be rotated (a rotation waits for it:
+/// a file renamed away before any scan found it is not followed, and how soon
+/// a scan finds it is a matter of speed, not of correctness). `during` is
+/// called once, at `at`. `out` is the follower's output, read at each copy.
 fn app(
     log: &Path,
     out: &Path,
     duration: Duration,
     rotation: Rotation,
     every: Duration,
-    following: &dyn Fn() -> bool,
+    following: &dyn Fn(u32) -> bool,
     mut during: Option<(Duration, Box<dyn FnMut() + Send>)>,
 ) -> AppRun {
     let open = |p: &Path| OpenOptions::new().create(true).append(true).open(p).unwrap();
@@ -89,7 +91,7 @@ fn app(
             f();
             during = None;
         }
-        if rotation != Rotation::None && Instant::now() >= next_rotation && following() {
+        if rotation != Rotation::None && Instant::now() >= next_rotation && following(run.rotations) {
             run.rotations += 1;
             let rotations = run.rotations;
             next_rotation = Instant::now().max(next_rotation) + every;
@@ -234,19 +236,33 @@ fn stop(mut proc: Proc) {
     assert_eq!(status.code(), Some(0), "{}", proc.stderr());
 }
 
+/// Whether the follower has reported following the live file after
+/// `rotations` renames: it logs "Following file." for app.log at start and
+/// for each new app.log it finds (a copytruncate keeps the same file).
+fn follows_generation(proc: &std::cell::RefCell<Proc>, rotation: Rotation, rotations: u32) -> bool {
+    match rotation {
+        Rotation::RenameKeepWriting | Rotation::RenameReopen => {
+            let stderr = proc.borrow_mut().stderr();
+            stderr.matches("Following file.").count() > rotations as usize
+        }
+        Rotation::CopyTruncate | Rotation::None => true,
+    }
+}
+
 fn rotation_case(rotation: Rotation) {
     let s = setup();
     std::fs::write(&s.log, "").unwrap();
-    let proc = start(&s);
+    let proc = std::cell::RefCell::new(start(&s));
     let run = app(
         &s.log,
         &s.out,
         Duration::from_secs(10),
         rotation,
         Duration::from_secs(2),
-        &|| true,
+        &|rotations| follows_generation(&proc, rotation, rotations),
         None,
     );
+    let proc = proc.into_inner();
     // Wait for the last line written (nothing after it can be destroyed).
     let last = format!("Date seq={:08} ", run.written - 1);
     wait_until("the output to catch up", || {
@@ -309,7 +325,7 @@ fn sigterm_and_restart_mid_run_neither_lose_nor_repeat() {
     // A rotation while no follower runs would leave the renamed file's
     // unread lines behind (the path no longer names it): the app rotates only
     // while one reports it is following.
-    let following = || proc.lock().unwrap().is_some() || restarted.lock().unwrap().is_some();
+    let following = |_| proc.lock().unwrap().is_some() || restarted.lock().unwrap().is_some();
     let run = app(
         &s.log,
         &s.out,
@@ -501,7 +517,7 @@ fn copytruncate_with_a_glob_covering_the_copies_loses_nothing_but_repeats_the_co
         Duration::from_secs(10),
         Rotation::CopyTruncate,
         Duration::from_secs(2),
-        &|| true,
+        &|_| true,
         None,
     );
     let last = format!("Date seq={:08} ", run.written - 1);
