@@ -32,7 +32,7 @@ use podkit_tailer::{AckToken, FileInfo, Tailer, TailerConfig, TailerEvents};
 use prometheus_client::metrics::counter::Counter;
 use tokio::time::Instant;
 
-use crate::pipe::FLUSH_BYTES;
+use crate::once::FLUSH_BYTES;
 use crate::pipeline::Stats;
 use crate::{Config, LongLines};
 use podkit_record::{Output, Target};

@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::net::TcpListener;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -34,8 +33,8 @@ fn usage_errors_exit_64_naming_the_flag() {
 
 #[test]
 fn port_opening_mid_wait_is_noticed_and_the_command_is_exec_d_with_the_same_pid() {
-    let port = free_port();
-    let target = format!("tcp://127.0.0.1:{port}");
+    let port = ClosedPort::new();
+    let target = format!("tcp://{}", port.addr());
     let mut proc = spawn(
         &["--progress-interval", "100ms", &target, "--", "sh", "-c", "echo pid=$$"],
         &[],
@@ -43,7 +42,7 @@ fn port_opening_mid_wait_is_noticed_and_the_command_is_exec_d_with_the_same_pid(
     let pid = proc.pid();
     let line = proc.wait_for_line("Still waiting.");
     assert!(line.contains(&target) && line.contains("connection refused"), "{line}");
-    let _listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
+    let _listener = port.listen();
     let (status, out, err) = proc.finish();
     assert_eq!(status.code(), Some(0), "{err}");
     assert_eq!(
@@ -58,8 +57,8 @@ fn port_opening_mid_wait_is_noticed_and_the_command_is_exec_d_with_the_same_pid(
 fn timeout_exits_124_names_what_is_missing_and_runs_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let marker = dir.path().join("ran");
-    let port = free_port();
-    let target = format!("127.0.0.1:{port}");
+    let port = ClosedPort::new();
+    let target = port.addr().to_string();
     let script = format!("touch {}", marker.display());
     let (status, _, err) = spawn(&["-t", "300ms", &target, "--", "sh", "-c", &script], &[]).finish();
     assert_eq!(status.code(), Some(124), "{err}");
@@ -76,7 +75,8 @@ fn sigterm_and_sigint_end_the_wait_with_143_and_run_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let marker = dir.path().join("ran");
         let script = format!("touch {}", marker.display());
-        let target = format!("127.0.0.1:{}", free_port());
+        let closed_port = ClosedPort::new();
+        let target = closed_port.addr().to_string();
         let mut proc = spawn(&[&target, "--", "sh", "-c", &script], &[]);
         proc.wait_for_line("Starting.");
         proc.signal(sig);
@@ -98,7 +98,8 @@ fn env_twin_lists_targets_and_any_mode_needs_just_one() {
     drop((a, b));
 
     let (_open, addr) = listen();
-    let closed = format!("127.0.0.1:{}", free_port());
+    let closed_port = ClosedPort::new();
+    let closed = closed_port.addr().to_string();
     let (status, _, err) = spawn(&["--any", &closed, &addr.to_string()], &[]).finish();
     assert_eq!(status.code(), Some(0), "{err}");
     let (status, _, err) = spawn(&["-t", "200ms", &closed, &addr.to_string()], &[]).finish();
@@ -419,7 +420,8 @@ fn kubernetes_objects_via_a_fake_api_server() {
 
 #[test]
 fn admin_endpoints_report_what_is_pending() {
-    let target = format!("127.0.0.1:{}", free_port());
+    let closed_port = ClosedPort::new();
+    let target = closed_port.addr().to_string();
     let mut proc = spawn(&["--admin-addr", "127.0.0.1:0", &target], &[]);
     let admin = proc.admin_addr();
     podkit_testkit::wait_until("/readyz to name the refused target", || {
@@ -459,7 +461,8 @@ fn json_logs_and_quiet() {
     let (status, _, err) = spawn(&["-q", &addr.to_string()], &[]).finish();
     assert_eq!(status.code(), Some(0), "{err}");
     assert_eq!(err, "", "quiet prints nothing on success");
-    let target = format!("127.0.0.1:{}", free_port());
+    let closed_port = ClosedPort::new();
+    let target = closed_port.addr().to_string();
     let (status, _, err) = spawn(&["-q", "-t", "100ms", &target], &[("WAIT_FOR_QUIET", "true")]).finish();
     assert_eq!(status.code(), Some(124));
     assert!(err.contains("Timed out"), "errors still show: {err}");
