@@ -508,6 +508,97 @@ fn config_file_defines_listeners_and_flags_win() {
     assert_eq!(curl(&[&format!("http://{tcp}/")]).0, 200);
 }
 
+/// flag > env > config file, told by where a value came from: a flag or env
+/// value equal to the file's top level still beats a `[[listener]]`
+/// section, and a section's own `tls_insecure = true`, `allow` and
+/// `headers` are not lost because the top level says `false` or `[]`.
+#[test]
+fn precedence_is_flag_then_env_then_listener_section_then_top_level() {
+    let dir = tempfile::tempdir().unwrap();
+    let origin = Origin::start("o", "127.0.0.1:0");
+    let ca = TestCa::new(dir.path());
+    let tls = Origin::start_with("tls", "127.0.0.1:0", Some(ca.server.clone()));
+    let hosts = dir.path().join("hosts");
+    std::fs::write(&hosts, "127.0.0.1 allowed.test denied.test\n").unwrap();
+    let file = dir.path().join("ambassador.toml");
+    std::fs::write(
+        &file,
+        format!(
+            r#"
+hosts-file = {hosts:?}
+request_timeout = "1ms"
+tls_insecure = false
+allow = []
+add_header = []
+
+[[listener]]
+mode = "reverse"
+listen = "127.0.0.11:0"
+upstreams = "http://{o}/slow"
+request_timeout = "30s"
+
+[[listener]]
+mode = "reverse"
+listen = "127.0.0.12:0"
+upstreams = "https://localhost:{tls_port}"
+tls_insecure = true
+request_timeout = "30s"
+
+[[listener]]
+mode = "http-forward"
+listen = "127.0.0.13:0"
+allow = ["allowed.test"]
+request_timeout = "30s"
+
+[[listener]]
+mode = "reverse"
+listen = "127.0.0.14:0"
+upstreams = "http://{o}"
+headers = {{ X-Api-Key = "k" }}
+request_timeout = "30s"
+"#,
+            hosts = hosts.to_str().unwrap(),
+            o = origin.addr,
+            tls_port = tls.addr.port(),
+        ),
+    )
+    .unwrap();
+    let config = file.to_str().unwrap();
+
+    // No flag, no env: each section's own values.
+    let mut amb = Amb::start(&["--config", config]);
+    let insecure = amb.addr("reverse:127.0.0.12:0");
+    let (status, body) = curl(&[&format!("http://{insecure}/")]);
+    assert_eq!(status, 200, "the section's tls_insecure = true holds: {body}");
+    let proxy = format!("http://{}", amb.addr("http-forward:127.0.0.13:0"));
+    let port = origin.addr.port();
+    assert_eq!(curl(&["-x", &proxy, &format!("http://allowed.test:{port}/")]).0, 200);
+    let (status, body) = curl(&["-x", &proxy, &format!("http://denied.test:{port}/")]);
+    assert_eq!(status, 403, "the section's allow holds: {body}");
+    let headers = amb.addr("reverse:127.0.0.14:0");
+    let (status, body) = curl(&[&format!("http://{headers}/")]);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("x-api-key=k"), "the section's headers hold: {body}");
+    drop(amb);
+
+    // A flag, then an env twin, equal to the top level: both beat the
+    // section's 30s, so the held /slow request times out at once.
+    for (args, env) in [
+        (&["--request-timeout", "1ms"][..], &[][..]),
+        (&[][..], &[("AMBASSADOR_REQUEST_TIMEOUT", "1ms")][..]),
+    ] {
+        let mut all = vec!["--admin-addr", "127.0.0.1:0", "--config", config];
+        all.extend_from_slice(args);
+        let mut amb = Amb {
+            proc: podkit_testkit::Proc::spawn(support::BIN, &all, env),
+        };
+        let slow = amb.addr("reverse:127.0.0.11:0");
+        let (status, body) = curl(&[&format!("http://{slow}/")]);
+        assert_eq!(status, 504, "{args:?} {env:?}: {body}");
+        origin.release();
+    }
+}
+
 #[test]
 fn websocket_upgrades_pass_through_reverse_and_forward() {
     let origin = Origin::start("ws", "127.0.0.1:0");
