@@ -648,6 +648,9 @@ async fn accept_loop(
     drain: net::Drain,
 ) {
     let limit = Arc::new(Semaphore::new(l.options.max_connections));
+    // Shared by every connection of the listener (cloned per connection, it
+    // cost an allocation for each list it holds).
+    let options = Arc::new(l.options.clone());
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -673,7 +676,7 @@ async fn accept_loop(
         };
         let handler = handler.clone();
         let slot = http::ConnSlot::new(permit, stats.active.clone());
-        let (drain2, stats2, options) = (drain.clone(), stats.clone(), l.options.clone());
+        let (drain2, stats2, options) = (drain.clone(), stats.clone(), Arc::clone(&options));
         drain.tasks.spawn(async move {
             match handler {
                 Handler::Tcp(proxy) => proxy.handle(stream, peer, &drain2).await,

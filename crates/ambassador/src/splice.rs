@@ -19,7 +19,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{ReadHalf, WriteHalf};
 
-use crate::net::{Activity, COPY_BUFFER};
+use crate::net::{Activity, COPY_BUFFER, CopyBuf};
 
 /// Which way a direction carries bytes, for the client-side counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,20 +47,22 @@ pub async fn copy_bidirectional(
 }
 
 async fn one_way(mut from: ReadHalf<'_>, mut to: WriteHalf<'_>, activity: &Activity, way: Way) -> io::Result<()> {
-    let mut buf = vec![0u8; COPY_BUFFER].into_boxed_slice();
+    let mut pooled = CopyBuf::take();
+    let buf = pooled.vec();
     #[cfg(target_os = "linux")]
     let mut bulk = zero_copy::Bulk::default();
     loop {
         #[cfg(target_os = "linux")]
         if bulk.active() {
-            match bulk.relay(from.as_ref(), to.as_ref(), &mut buf, activity, way).await? {
+            match bulk.relay(from.as_ref(), to.as_ref(), buf, activity, way).await? {
                 zero_copy::Relayed::Moved => continue,
                 zero_copy::Relayed::Eof => break,
                 // Back to copying (small chunks again, or no splice here).
                 zero_copy::Relayed::Copy => {}
             }
         }
-        let n = from.read(&mut buf).await?;
+        buf.clear();
+        let n = from.read_buf(buf).await?;
         if n == 0 {
             break;
         }
@@ -72,7 +74,7 @@ async fn one_way(mut from: ReadHalf<'_>, mut to: WriteHalf<'_>, activity: &Activ
             activity.add_written(n);
         }
         #[cfg(target_os = "linux")]
-        if n == buf.len() {
+        if n == COPY_BUFFER {
             bulk.start();
         }
     }
@@ -163,7 +165,7 @@ mod zero_copy {
             &mut self,
             from: &TcpStream,
             to: &TcpStream,
-            buf: &mut [u8],
+            buf: &mut Vec<u8>,
             activity: &Activity,
             way: Way,
         ) -> io::Result<Relayed> {
@@ -258,7 +260,9 @@ mod zero_copy {
 
     /// Writes what sits in the pipe with plain reads and writes (splice to
     /// the socket was refused).
-    async fn drain_by_copy(pipe: &Pipe, to: &TcpStream, mut left: usize, buf: &mut [u8]) -> io::Result<()> {
+    async fn drain_by_copy(pipe: &Pipe, to: &TcpStream, mut left: usize, buf: &mut Vec<u8>) -> io::Result<()> {
+        // Rare (splice refused mid-stream): zeroing the buffer once is fine.
+        buf.resize(buf.capacity().max(super::COPY_BUFFER), 0);
         while left > 0 {
             let want = left.min(buf.len());
             let n = rustix::io::read(&pipe.read, &mut buf[..want]).map_err(io::Error::from)?;
