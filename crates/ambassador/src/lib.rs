@@ -653,8 +653,11 @@ async fn accept_loop(
     let options = Arc::new(l.options.clone());
     loop {
         let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
+            // Fixed order (no random pick per poll); the stop first, so a
+            // flood of connections cannot hide it.
+            biased;
             () = drain.stop_accepting.cancelled() => break,
+            accepted = listener.accept() => accepted,
         };
         let (stream, peer) = match accepted {
             Ok(conn) => conn,

@@ -260,6 +260,7 @@ where
     B: AsyncRead + AsyncWrite + Unpin,
 {
     tokio::select! {
+        biased;
         result = tokio::io::copy_bidirectional_with_sizes(client, upstream, COPY_BUFFER, COPY_BUFFER) => {
             match result {
                 Ok(_) => PipeEnd::Done,
@@ -285,6 +286,7 @@ pub async fn pipe_tcp(
     drain: &Drain,
 ) -> PipeEnd {
     tokio::select! {
+        biased;
         result = crate::splice::copy_bidirectional(client, upstream, activity) => {
             match result {
                 Ok(()) => PipeEnd::Done,

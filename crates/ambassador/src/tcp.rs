@@ -46,6 +46,7 @@ impl TcpProxy {
             },
         };
         let connected = tokio::select! {
+            biased;
             result = self.upstream.connect_with(&preamble) => result,
             () = drain.hard_stop.cancelled() => return,
         };

@@ -567,8 +567,10 @@ impl Upstream {
         }
         let attempts = (self.options.connect_retries as usize + 1).min(endpoints.len());
         let mut failures = Vec::new();
-        for endpoint in self.candidates(&endpoints).into_iter().take(attempts) {
-            match self.connect_one(&endpoint, preamble).await {
+        // One endpoint (the usual upstream): no order to work out.
+        let order = (endpoints.len() > 1).then(|| self.candidates(&endpoints));
+        for endpoint in order.as_deref().unwrap_or(&endpoints[..]).iter().take(attempts) {
+            match self.connect_one(endpoint, preamble).await {
                 Ok(conn) => {
                     endpoint.failures.store(0, Ordering::Relaxed);
                     endpoint.ejected_until_ms.store(0, Ordering::Relaxed);
@@ -576,7 +578,7 @@ impl Upstream {
                     return Ok(conn);
                 }
                 Err(failure) => {
-                    self.record_failure(&endpoint, &failure);
+                    self.record_failure(endpoint, &failure);
                     failures.push(failure);
                 }
             }
