@@ -14,6 +14,7 @@
 //! does: read from the client, written to the client.
 
 use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -39,14 +40,26 @@ pub async fn copy_bidirectional(
 ) -> io::Result<()> {
     let (client_r, client_w) = client.split();
     let (upstream_r, upstream_w) = upstream.split();
+    let ended = AtomicBool::new(false);
     tokio::try_join!(
-        one_way(client_r, upstream_w, activity, Way::ToUpstream),
-        one_way(upstream_r, client_w, activity, Way::ToClient),
+        one_way(client_r, upstream_w, activity, Way::ToUpstream, &ended),
+        one_way(upstream_r, client_w, activity, Way::ToClient, &ended),
     )?;
     Ok(())
 }
 
-async fn one_way(mut from: ReadHalf<'_>, mut to: WriteHalf<'_>, activity: &Activity, way: Way) -> io::Result<()> {
+/// Copies one direction until its source ends, then passes the end on as a
+/// write shutdown, unless the other direction ended first: then both
+/// sockets are closed next, which tells the peer the same (a `Connection:
+/// close` exchange saves a syscall). `ended` is shared by the two
+/// directions.
+async fn one_way(
+    mut from: ReadHalf<'_>,
+    mut to: WriteHalf<'_>,
+    activity: &Activity,
+    way: Way,
+    ended: &AtomicBool,
+) -> io::Result<()> {
     let mut pooled = CopyBuf::take();
     let buf = pooled.vec();
     #[cfg(target_os = "linux")]
@@ -77,6 +90,9 @@ async fn one_way(mut from: ReadHalf<'_>, mut to: WriteHalf<'_>, activity: &Activ
         if n == COPY_BUFFER {
             bulk.start();
         }
+    }
+    if ended.swap(true, Ordering::Relaxed) {
+        return Ok(());
     }
     match to.shutdown().await {
         // The peer is gone already: nothing left to tell it.
