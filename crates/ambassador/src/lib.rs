@@ -74,6 +74,11 @@ pub const fn binary(workers: usize) -> Binary {
     after_help = "Examples:\n  ambassador --tcp 127.0.0.1:5432=db.prod.svc:5432\n  ambassador --reverse 127.0.0.1:81=https://example.com\n  ambassador --http-forward 127.0.0.1:3128\n  ambassador --config /etc/ambassador.toml"
 )]
 pub struct Args {
+    /// Where each value came from (flag, env, config file): first, before
+    /// clap's derive takes the values out for the fields below.
+    #[command(flatten)]
+    pub sources: podkit_runtime::cli::ValueSources,
+
     /// A tcp listener: `LISTEN=UPSTREAM[,UPSTREAM...]`; LISTEN is `PORT`
     /// (loopback), `IP:PORT` or `[IPv6]:PORT`; UPSTREAM is `host:port` or
     /// `tls://host:port`.
@@ -302,51 +307,11 @@ impl Config {
             Some(path) => config::read_file(path)?,
             None => config::FileConfig::default(),
         };
-        let flags = PartialOptions {
-            connect_timeout: args.connect_timeout,
-            idle_timeout: args.idle_timeout,
-            request_timeout: args.request_timeout,
-            header_read_timeout: args.header_read_timeout,
-            dns_refresh: args.dns_refresh,
-            balance: args.balance,
-            eject_after: args.eject_after,
-            eject_for: args.eject_for,
-            connect_retries: args.connect_retries,
-            max_connections: args.max_connections,
-            max_header_size: args
-                .max_header_size
-                .map(|s| usize::try_from(s).map_err(|_| "--max-header-size is too large".to_owned()))
-                .transpose()?,
-            max_request_body: args.max_request_body,
-            allow: if args.allow.is_empty() {
-                None
-            } else {
-                Some(
-                    args.allow
-                        .iter()
-                        .filter(|r| !r.trim().is_empty())
-                        .map(|r| r.parse().map_err(|e| format!("--allow: {e}")))
-                        .collect::<Result<_, String>>()?,
-                )
-            },
-            headers: if args.add_header.is_empty() {
-                None
-            } else {
-                Some(
-                    args.add_header
-                        .iter()
-                        .filter(|h| !h.trim().is_empty())
-                        .map(|h| config::parse_header(h).map_err(|e| format!("--add-header: {e}")))
-                        .collect::<Result<_, String>>()?,
-                )
-            },
-            ca_file: args.tls.options.ca_file.clone(),
-            client_cert: args.tls.options.client_cert.clone(),
-            client_key: args.tls.options.client_key.clone(),
-            insecure: args.tls.options.insecure.then_some(true),
-            server_name: args.tls.options.server_name.clone(),
-            proxy_protocol: args.proxy_protocol,
-        };
+        // Every value clap has, the file's top level included (as flag
+        // defaults), for flag listeners; what flags and env gave, which a
+        // `[[listener]]` section's own values do not override.
+        let flags = flag_options(&args)?;
+        let given = flags.clone().given_only(|flag| args.given(flag));
         let mut listeners: Vec<ListenerConfig> = Vec::new();
         let flag_listeners = [
             ("tcp", &args.tcp),
@@ -365,7 +330,10 @@ impl Config {
             if listeners.iter().any(|f| f.listen == l.listen && l.listen.port() != 0) {
                 continue;
             }
-            let options = config::section_options(&flags, &file.top, &l.options)
+            let options = given
+                .clone()
+                .or(l.options.clone())
+                .or(flags.clone())
                 .resolve()
                 .map_err(|e| format!("config listener #{}: {e}", i + 1))?;
             listeners.push(listener(l.listen, l.mode.clone(), options));
@@ -389,7 +357,7 @@ impl Config {
             if matches!(&l.mode, Mode::Tcp { upstreams } | Mode::Reverse { upstreams, .. } if upstreams.iter().any(|t| t.tls))
             {
                 l.options
-                    .tls
+                    .tls()
                     .load()
                     .map_err(|e| format!("{}: {}", l.name, e.with_flag()))?;
             }
@@ -408,6 +376,68 @@ impl Config {
             },
         })
     }
+}
+
+impl Args {
+    /// Whether the command line or the environment gave the option behind
+    /// `flag` (not a default, nor the config file's top level).
+    fn given(&self, flag: config::Flag) -> bool {
+        match flag {
+            config::Flag::Arg(id) => self.sources.given(id),
+            config::Flag::Tls(option) => TlsArgs::<AmbassadorTls>::arg_ids(option).any(|id| self.sources.given(&id)),
+        }
+    }
+}
+
+/// The listener options as flags, env and the config file's top level give
+/// them (the runtime made the top-level keys flag defaults).
+fn flag_options(args: &Args) -> Result<PartialOptions, String> {
+    let tls = &args.tls.options;
+    Ok(PartialOptions {
+        connect_timeout: args.connect_timeout,
+        idle_timeout: args.idle_timeout,
+        request_timeout: args.request_timeout,
+        header_read_timeout: args.header_read_timeout,
+        dns_refresh: args.dns_refresh,
+        balance: args.balance,
+        eject_after: args.eject_after,
+        eject_for: args.eject_for,
+        connect_retries: args.connect_retries,
+        max_connections: args.max_connections,
+        max_header_size: args
+            .max_header_size
+            .map(|s| usize::try_from(s).map_err(|_| "--max-header-size is too large".to_owned()))
+            .transpose()?,
+        max_request_body: args.max_request_body,
+        allow: if args.allow.is_empty() {
+            None
+        } else {
+            Some(
+                args.allow
+                    .iter()
+                    .filter(|r| !r.trim().is_empty())
+                    .map(|r| r.parse().map_err(|e| format!("--allow: {e}")))
+                    .collect::<Result<_, String>>()?,
+            )
+        },
+        headers: if args.add_header.is_empty() {
+            None
+        } else {
+            Some(
+                args.add_header
+                    .iter()
+                    .filter(|h| !h.trim().is_empty())
+                    .map(|h| config::parse_header(h).map_err(|e| format!("--add-header: {e}")))
+                    .collect::<Result<_, String>>()?,
+            )
+        },
+        tls_ca_file: tls.ca_file.clone().map(Some),
+        tls_client_cert: tls.client_cert.clone().map(Some),
+        tls_client_key: tls.client_key.clone().map(Some),
+        tls_insecure: Some(tls.insecure),
+        tls_server_name: tls.server_name.clone().map(Some),
+        proxy_protocol: args.proxy_protocol,
+    })
 }
 
 fn listener(listen: SocketAddr, mode: Mode, options: config::Options) -> ListenerConfig {
@@ -590,7 +620,7 @@ fn make_upstream(
 ) -> anyhow::Result<Arc<upstream::Upstream>> {
     let tls = if targets.iter().any(|t| t.tls) {
         let error = |e: podkit_tls::TlsError| ConfigError::new(format!("{}: {}", l.name, e.with_flag()));
-        let tls = l.options.tls.load().map_err(error)?;
+        let tls = l.options.tls().load().map_err(error)?;
         Some(upstream::TlsOrigin {
             connector: TlsConnector::from(tls.client_config(alpn).map_err(error)?),
             server_name: tls.server_name,
@@ -618,10 +648,16 @@ async fn accept_loop(
     drain: net::Drain,
 ) {
     let limit = Arc::new(Semaphore::new(l.options.max_connections));
+    // Shared by every connection of the listener (cloned per connection, it
+    // cost an allocation for each list it holds).
+    let options = Arc::new(l.options.clone());
     loop {
         let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
+            // Fixed order (no random pick per poll); the stop first, so a
+            // flood of connections cannot hide it.
+            biased;
             () = drain.stop_accepting.cancelled() => break,
+            accepted = listener.accept() => accepted,
         };
         let (stream, peer) = match accepted {
             Ok(conn) => conn,
@@ -643,7 +679,7 @@ async fn accept_loop(
         };
         let handler = handler.clone();
         let slot = http::ConnSlot::new(permit, stats.active.clone());
-        let (drain2, stats2, options) = (drain.clone(), stats.clone(), l.options.clone());
+        let (drain2, stats2, options) = (drain.clone(), stats.clone(), Arc::clone(&options));
         drain.tasks.spawn(async move {
             match handler {
                 Handler::Tcp(proxy) => proxy.handle(stream, peer, &drain2).await,
@@ -698,6 +734,28 @@ mod tests {
         let mut all = vec!["ambassador", "--admin-addr", "off", "--tcp", "1=127.0.0.1:2"];
         all.extend_from_slice(args);
         Args::try_parse_from(all).unwrap()
+    }
+
+    #[test]
+    fn every_option_flag_is_an_argument_and_sources_are_recorded() {
+        use clap::CommandFactory;
+        let command = Args::command();
+        for flag in config::OPTION_FLAGS {
+            if let config::Flag::Arg(id) = flag {
+                assert!(command.get_arguments().any(|a| a.get_id() == *id), "no argument {id}");
+            }
+        }
+        let args = parse(&["--request-timeout", "60s", "--ca-file", "/ca.pem"]);
+        assert!(
+            args.given(config::Flag::Arg("request_timeout")),
+            "equal to the default, still given"
+        );
+        assert!(
+            args.given(config::Flag::Tls(TlsOption::CaFile)),
+            "an old spelling counts"
+        );
+        assert!(!args.given(config::Flag::Arg("connect_timeout")));
+        assert!(!args.given(config::Flag::Tls(TlsOption::Insecure)));
     }
 
     #[test]

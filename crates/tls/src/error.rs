@@ -6,6 +6,7 @@ use std::fmt;
 use std::io;
 use std::path::PathBuf;
 
+use crate::explain::brief;
 use crate::flags::TlsOption;
 
 /// Which file a [`TlsError`] is about.
@@ -161,16 +162,5 @@ impl TlsError {
             Some(option) => format!("{option}: {self}"),
             None => self.to_string(),
         }
-    }
-}
-
-/// "No such file or directory (os error 2)" → "no such file or directory".
-fn brief(err: &io::Error) -> String {
-    let text = err.to_string();
-    let text = text.split(" (os error").next().unwrap_or(&text);
-    let mut chars = text.chars();
-    match chars.next() {
-        Some(c) => c.to_lowercase().chain(chars).collect(),
-        None => "I/O error".into(),
     }
 }

@@ -144,6 +144,15 @@ impl<F> TlsArgs<F> {
     }
 }
 
+impl<F: TlsFlags> TlsArgs<F> {
+    /// The clap argument ids that hold `option`: its own, then the old
+    /// spellings, so a binary can ask clap where the value came from (the
+    /// command line, the environment, a config file's top level).
+    pub fn arg_ids(option: TlsOption) -> impl Iterator<Item = String> {
+        ids::<F>(option)
+    }
+}
+
 impl<F> From<TlsOptions> for TlsArgs<F> {
     fn from(options: TlsOptions) -> Self {
         Self {

@@ -61,6 +61,11 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! When a connection fails, [`describe_io_error`] and [`explain`] say why
+//! in a sentence a user can act on ("the server's certificate is a CA
+//! certificate, not a server certificate: ...") instead of rustls's
+//! variant names.
+//!
 //! `--tls-insecure` (accept any certificate) is for tests; everything else
 //! verifies the server against web roots (webpki-roots, compiled in: images
 //! have no CA store) or the CA file.
@@ -68,6 +73,7 @@
 #![deny(missing_docs)]
 
 mod error;
+mod explain;
 mod flags;
 mod pem;
 mod verify;
@@ -81,6 +87,7 @@ use rustls::sign::{CertifiedKey, SingleCertAndKey};
 use rustls::{CertificateError, ClientConfig, RootCertStore};
 
 pub use crate::error::{PemFile, TlsError};
+pub use crate::explain::{describe_handshake_error, describe_io_error, explain};
 pub use crate::flags::{Legacy, TlsArgs, TlsFlags, TlsOption};
 pub use crate::pem::{load_certs, load_private_key};
 pub use rustls;

@@ -347,3 +347,203 @@ fn config_file_keys() {
     let s: Section = toml::from_str("[tls]\n").unwrap();
     assert_eq!(s.tls, TlsOptions::default());
 }
+
+/// What a client built by [`ClientTls::client_config`] meets: certificates
+/// made the ways users make them, served by a rustls server in memory.
+mod explained {
+    use std::sync::Arc;
+
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    use rustls::{ClientConnection, ServerConfig, ServerConnection};
+
+    use super::super::*;
+
+    /// A certificate for `localhost` and 127.0.0.1 and its key.
+    struct Served {
+        cert: CertificateDer<'static>,
+        key: KeyPair,
+        /// The PEM file a user would pass with `--tls-ca-file`.
+        trust_pem: String,
+    }
+
+    /// What `openssl req -x509` makes: self-signed, with `CA:TRUE`.
+    fn openssl_req_x509() -> Served {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let cert = params.self_signed(&key).unwrap();
+        Served {
+            trust_pem: cert.pem(),
+            cert: cert.der().clone(),
+            key,
+        }
+    }
+
+    /// A server certificate issued by a CA; `edit` changes it first.
+    fn issued(edit: impl FnOnce(&mut CertificateParams)) -> Served {
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
+        edit(&mut params);
+        let cert = params.signed_by(&key, &rcgen::Issuer::new(ca_params, ca_key)).unwrap();
+        Served {
+            trust_pem: ca.pem(),
+            cert: cert.der().clone(),
+            key,
+        }
+    }
+
+    fn server(served: &Served, client_auth_from: Option<&Served>) -> Arc<ServerConfig> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
+            .with_safe_default_protocol_versions()
+            .unwrap();
+        let builder = match client_auth_from {
+            Some(ca) => {
+                let mut roots = RootCertStore::empty();
+                roots.add(ca.cert.clone()).unwrap();
+                builder.with_client_cert_verifier(
+                    rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                        .build()
+                        .unwrap(),
+                )
+            }
+            None => builder.with_no_client_auth(),
+        };
+        let key = PrivateKeyDer::Pkcs8(served.key.serialize_der().into());
+        Arc::new(builder.with_single_cert(vec![served.cert.clone()], key).unwrap())
+    }
+
+    fn trusting(dir: &tempfile::TempDir, served: &Served) -> ClientTls {
+        let path = dir.path().join("trust.pem");
+        std::fs::write(&path, &served.trust_pem).unwrap();
+        ClientTls::new(Trust::from_pem_file(&path).unwrap())
+    }
+
+    /// Runs a handshake to `name`; the client's error as a user reads it.
+    fn connect(client: &ClientTls, name: &str, server: Arc<ServerConfig>) -> String {
+        let config = client.client_config(&[b"http/1.1"]).unwrap();
+        let mut c = ClientConnection::new(config, client.server_name(name).unwrap()).unwrap();
+        let mut s = ServerConnection::new(server).unwrap();
+        for _ in 0..16 {
+            let mut wire = Vec::new();
+            c.write_tls(&mut wire).unwrap();
+            s.read_tls(&mut wire.as_slice()).unwrap();
+            // A server that refuses sends its alert on; the client reports it.
+            let server_failed = s.process_new_packets().is_err();
+            let mut wire = Vec::new();
+            s.write_tls(&mut wire).unwrap();
+            c.read_tls(&mut wire.as_slice()).unwrap();
+            if let Err(err) = c.process_new_packets() {
+                return explain(&err);
+            }
+            assert!(!server_failed, "the server failed without telling the client");
+            if !c.is_handshaking() && !s.is_handshaking() {
+                return "connected".into();
+            }
+        }
+        panic!("the handshake did not finish");
+    }
+
+    #[test]
+    fn a_ca_certificate_served_as_the_server_certificate() {
+        let dir = tempfile::tempdir().unwrap();
+        let served = openssl_req_x509();
+        let expected = "the server's certificate is a CA certificate, not a server certificate: issue a server \
+                        certificate from that CA and trust the CA with --tls-ca-file";
+        // Trusted as a CA file, and not trusted at all: the same cause.
+        assert_eq!(
+            connect(&trusting(&dir, &served), "localhost", server(&served, None)),
+            expected
+        );
+        assert_eq!(
+            connect(&ClientTls::default(), "localhost", server(&served, None)),
+            expected
+        );
+    }
+
+    #[test]
+    fn untrusted_wrong_name_expired_and_the_working_case() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = issued(|_| {});
+        assert_eq!(
+            connect(&trusting(&dir, &good), "localhost", server(&good, None)),
+            "connected"
+        );
+        assert_eq!(
+            connect(&trusting(&dir, &good), "127.0.0.1", server(&good, None)),
+            "connected"
+        );
+        assert_eq!(
+            connect(&ClientTls::default(), "localhost", server(&good, None)),
+            "the server's certificate is not signed by a CA this client trusts: trust the CA that issued it with \
+             --tls-ca-file (or the server does not send its intermediate certificates)"
+        );
+        assert_eq!(
+            connect(&trusting(&dir, &good), "api.test", server(&good, None)),
+            "the server's certificate is not valid for api.test (it is for localhost, 127.0.0.1): connect by one \
+             of its names, or set --tls-server-name to one"
+        );
+        let expired = issued(|p| {
+            p.not_before = rcgen::date_time_ymd(2020, 1, 1);
+            p.not_after = rcgen::date_time_ymd(2021, 1, 1);
+        });
+        let said = connect(&trusting(&dir, &expired), "localhost", server(&expired, None));
+        assert!(
+            said.starts_with("the server's certificate expired at 2021-01-01T00:00:00Z (it is now 20")
+                && said.ends_with("): renew it, or check this machine's clock"),
+            "{said}"
+        );
+        let client_only = issued(|p| p.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth]);
+        assert_eq!(
+            connect(&trusting(&dir, &client_only), "localhost", server(&client_only, None)),
+            "the server's certificate is not for TLS servers (its extended key usage lacks serverAuth): issue one \
+             for server authentication"
+        );
+    }
+
+    #[test]
+    fn a_server_that_wants_a_client_certificate() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = issued(|_| {});
+        let client_ca = openssl_req_x509();
+        assert_eq!(
+            connect(&trusting(&dir, &good), "localhost", server(&good, Some(&client_ca))),
+            "the server requires a client certificate: give --tls-client-cert and --tls-client-key"
+        );
+    }
+
+    #[test]
+    fn a_plain_text_answer_and_io_errors() {
+        let client = ClientTls::default().client_config(&[]).unwrap();
+        let mut c = ClientConnection::new(client, server_name("localhost").unwrap()).unwrap();
+        c.write_tls(&mut Vec::new()).unwrap();
+        let answer = b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n";
+        c.read_tls(&mut answer.as_slice()).unwrap();
+        let err = c.process_new_packets().unwrap_err();
+        assert_eq!(
+            explain(&err),
+            "the server did not answer with TLS: if it speaks plain text on this port, use http:// or tcp:// \
+             instead of https:// or tls://"
+        );
+        // tokio-rustls hands rustls errors over inside an io::Error.
+        let wrapped = std::io::Error::new(std::io::ErrorKind::InvalidData, err);
+        assert_eq!(
+            describe_io_error(&wrapped),
+            explain(wrapped.get_ref().unwrap().downcast_ref().unwrap())
+        );
+        let refused = std::io::Error::from_raw_os_error(111);
+        assert_eq!(describe_io_error(&refused), "connection refused");
+        let eof = std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "tls handshake eof");
+        assert_eq!(
+            describe_handshake_error(&eof),
+            "the server closed the connection during the TLS handshake: does it speak TLS on this port, and does \
+             it want a client certificate?"
+        );
+        assert_eq!(describe_io_error(&eof), "tls handshake eof");
+    }
+}
