@@ -13,6 +13,78 @@ pub const BINARIES: [(&str, &str); 4] = [
     ("podkit-wait-for", "wait-for"),
 ];
 
+/// Sizes the README promises, in bytes (MB = 10^6 bytes): `check-static`
+/// fails when a shipped binary outgrows its promise.
+pub const PROMISED_MAX_SIZE: [(&str, u64); 1] = [("wait-for", 4_000_000)];
+
+/// Whether `bin` at `size` bytes breaks a size promise; the message says by
+/// how much.
+fn over_promise(bin: &str, size: u64) -> Option<String> {
+    let (_, max) = PROMISED_MAX_SIZE.iter().find(|(b, _)| *b == bin)?;
+    (size > *max).then(|| format!("{bin} is {size} bytes, over the {max} the README promises"))
+}
+
+/// Binaries linked with a `symbol-order.txt` (and a link map, see their
+/// build.rs), and the share of the list's names the shipped binary must still
+/// contain: below it the list is stale (the names changed with a toolchain,
+/// dependency or code change) and `cargo xtask symbol-order BIN` must
+/// regenerate it. lld ignores missing names silently, so only this notices.
+///
+/// Not 100 %: LTO numbers its local copies (`…eq_ignore_ascii_case.2449`) and
+/// the numbers shift with most code changes, so a third of a list goes
+/// missing long before the list stops working (wait-for: 988 of 1,471 names
+/// after a round of refactoring). A new toolchain or changed crate hashes
+/// take nearly all names at once, which this catches.
+pub const SYMBOL_ORDER_MIN_SHARE: [(&str, f64); 1] = [("wait-for", 0.6)];
+
+/// How many of the names in `crates/<bin>/symbol-order.txt` the newest
+/// release link map of `bin` holds, and how many it lists.
+fn symbol_order_coverage(bin: &str) -> Result<(usize, usize)> {
+    let list_path = root().join(format!("crates/{bin}/symbol-order.txt"));
+    let list = std::fs::read_to_string(&list_path).with_context(|| format!("reading {}", list_path.display()))?;
+    let names: Vec<&str> = list
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect();
+    let mut maps = Vec::new();
+    for profile in ["release", "release-small"] {
+        let build = target_dir()
+            .join("x86_64-unknown-linux-gnu")
+            .join(profile)
+            .join("build");
+        for dir in std::fs::read_dir(&build).into_iter().flatten().flatten() {
+            let map = dir.path().join("out").join(format!("{bin}.map"));
+            if let Ok(modified) = std::fs::metadata(&map).and_then(|m| m.modified()) {
+                maps.push((modified, map));
+            }
+        }
+    }
+    let (_, map) = maps
+        .into_iter()
+        .max()
+        .with_context(|| format!("no link map of {bin} (its build.rs writes one in release builds)"))?;
+    let text = std::fs::read_to_string(&map).with_context(|| format!("reading {}", map.display()))?;
+    // Symbol lines end in the symbol's name; input-section lines end in
+    // `file.o:(.text.NAME)`, which never equals a bare name.
+    let present: std::collections::HashSet<&str> = text.lines().filter_map(|l| l.split_whitespace().last()).collect();
+    Ok((names.iter().filter(|n| present.contains(*n)).count(), names.len()))
+}
+
+/// Whether `found` of `listed` names meet `bin`'s minimum share.
+fn stale_order(bin: &str, found: usize, listed: usize) -> Option<String> {
+    let (_, min) = SYMBOL_ORDER_MIN_SHARE.iter().find(|(b, _)| *b == bin)?;
+    let share = if listed == 0 { 0.0 } else { found as f64 / listed as f64 };
+    (share < *min).then(|| {
+        format!(
+            "{bin}: only {found} of the {listed} names in its symbol-order.txt are in the binary \
+             ({:.0} %, below {:.0} %): run `cargo xtask symbol-order {bin}`",
+            share * 100.0,
+            min * 100.0
+        )
+    })
+}
+
 /// The workspace root (xtask lives one level below it).
 pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -71,8 +143,10 @@ pub fn release() -> Result<PathBuf> {
 }
 
 /// Checks every release binary: `file` says static-pie linked, `ldd` says
-/// statically linked, and `--version` runs in an empty root (a chroot holding
-/// only the binary), so the FROM-scratch images can work.
+/// statically linked, `--version` runs in an empty root (a chroot holding
+/// only the binary), so the FROM-scratch images can work, and the binary is
+/// no bigger than the README promises ([`PROMISED_MAX_SIZE`]); and that the
+/// link-order lists still match the build ([`SYMBOL_ORDER_MIN_SHARE`]).
 pub fn check_static() -> Result<()> {
     let dir = release()?;
     let mut failures = Vec::new();
@@ -96,11 +170,23 @@ pub fn check_static() -> Result<()> {
             }
         );
         if !is_static || !ldd_static || chroot.is_err() {
-            failures.push(bin);
+            failures.push(format!("{bin}: not static or not runnable in an empty root"));
+        }
+        if let Some(over) = over_promise(bin, size) {
+            println!("{over}");
+            failures.push(over);
+        }
+    }
+    for (bin, _) in SYMBOL_ORDER_MIN_SHARE {
+        let (found, listed) = symbol_order_coverage(bin)?;
+        println!("{bin:<13} symbol-order.txt: {found} of {listed} names in the binary");
+        if let Some(stale) = stale_order(bin, found, listed) {
+            println!("{stale}");
+            failures.push(stale);
         }
     }
     if !failures.is_empty() {
-        bail!("not static or not runnable in an empty root: {failures:?}");
+        bail!("{}", failures.join("; "));
     }
     Ok(())
 }
@@ -163,4 +249,29 @@ fn unique() -> u64 {
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
     u64::from(nanos) ^ (NEXT.fetch_add(1, Ordering::Relaxed) << 32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn size_promises_are_checked() {
+        assert_eq!(over_promise("wait-for", 3_866_800), None);
+        assert_eq!(over_promise("wait-for", 4_000_000), None);
+        let over = over_promise("wait-for", 4_000_001).expect("over 4 MB");
+        assert!(over.contains("4000001") && over.contains("4000000"), "{over}");
+        assert_eq!(over_promise("ambassador", 9_000_000), None, "no promise for it");
+    }
+
+    #[test]
+    fn a_stale_symbol_order_is_reported() {
+        assert_eq!(stale_order("wait-for", 95, 100), None);
+        let stale = stale_order("wait-for", 50, 100).expect("half the names gone");
+        assert!(
+            stale.contains("50 of the 100") && stale.contains("symbol-order wait-for"),
+            "{stale}"
+        );
+        assert!(stale_order("wait-for", 0, 0).is_some(), "an empty list is stale");
+    }
 }

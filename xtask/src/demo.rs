@@ -8,13 +8,11 @@
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail, ensure};
-
-use crate::proc;
+use anyhow::{Context, Result, ensure};
+use podkit_testkit::{ClosedPort, Proc};
 
 /// `cargo xtask demo [--release]`.
 pub fn run(args: &[String]) -> Result<()> {
@@ -59,30 +57,25 @@ fn sections(bins: &Path, work: &Path) -> Result<()> {
     Ok(())
 }
 
-/// A free loopback port (bound, then released for the demo to use).
-fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
 /// The init container: a database stand-in starts listening ~0.7 s after
 /// wait-for starts; wait-for notices within milliseconds and execs the "app"
 /// (same PID). Then the failure path: a dependency that never comes times
 /// out with exit 124 and the app never runs.
 fn init_container(bin: &Path) -> Result<()> {
-    let port = free_port()?;
+    let port = ClosedPort::new();
+    let target = format!("tcp://{}", port.addr());
     let opened = std::sync::Arc::new(std::sync::Mutex::new(None::<Instant>));
     let server = {
         let opened = std::sync::Arc::clone(&opened);
         std::thread::spawn(move || -> Result<()> {
             std::thread::sleep(Duration::from_millis(700));
-            let listener = std::net::TcpListener::bind(("127.0.0.1", port))?;
+            let listener = port.listen();
             *opened.lock().map_err(|_| anyhow::anyhow!("poisoned"))? = Some(Instant::now());
             // Accept wait-for's probe connection, then go away.
             let _ = listener.accept();
             Ok(())
         })
     };
-    let target = format!("tcp://127.0.0.1:{port}");
     println!("  wait-for {target} -- sh -c 'echo app started as pid $$'   (port opens after ~0.7 s)");
     let started = Instant::now();
     let out = Command::new(bin)
@@ -115,8 +108,8 @@ fn init_container(bin: &Path) -> Result<()> {
         done.saturating_duration_since(opened_at)
     );
 
-    let port = free_port()?;
-    let target = format!("tcp://127.0.0.1:{port}");
+    let closed = ClosedPort::new();
+    let target = format!("tcp://{}", closed.addr());
     println!("  wait-for {target} --timeout 300ms -- echo SHOULD-NOT-RUN   (nothing ever listens)");
     let out = Command::new(bin)
         .args([target.as_str(), "--timeout", "300ms", "--", "echo", "SHOULD-NOT-RUN"])
@@ -146,16 +139,22 @@ fn ambassador(bin: &Path, work: &Path) -> Result<()> {
     });
     let hosts = work.join("hosts");
     std::fs::write(&hosts, "127.0.0.1 example.com\n")?;
-    let listen = format!("127.0.0.1:{}", free_port()?);
-    let spec = format!("{listen}=http://example.com:{upstream_port}");
+    let spec = format!("127.0.0.1:0=http://example.com:{upstream_port}");
     println!("  ambassador --reverse {spec} --hosts-file {}", hosts.display());
-    let mut proc = Running::spawn(
-        Command::new(bin)
-            .args(["--reverse", spec.as_str(), "--hosts-file"])
-            .arg(&hosts)
-            .args(["--admin-addr", "127.0.0.1:0", "--grace-period", "5s"]),
-    )?;
-    let admin = proc.admin_addr()?;
+    let mut cmd = Command::new(bin);
+    cmd.args(["--reverse", spec.as_str(), "--hosts-file"])
+        .arg(&hosts)
+        .args(["--admin-addr", "127.0.0.1:0", "--grace-period", "5s"]);
+    let mut proc = Proc::spawn_command(cmd);
+    let admin = proc.admin_addr();
+    // The port the kernel picked for the listener, from its "Listening." line.
+    let line = proc.wait_for_line("listener=reverse:127.0.0.1:0");
+    let listen = line
+        .split_whitespace()
+        .find_map(|f| f.strip_prefix("addr="))
+        .with_context(|| format!("no addr= in {line:?}"))?
+        .trim_matches('"')
+        .to_owned();
     let deadline = Instant::now() + Duration::from_secs(30);
     while http_get(admin, "/readyz").map(|(s, _)| s).unwrap_or(0) != 200 {
         ensure!(Instant::now() < deadline, "ambassador never became ready");
@@ -171,8 +170,7 @@ fn ambassador(bin: &Path, work: &Path) -> Result<()> {
         status == 200 && body.contains("host: example.com"),
         "expected the upstream to see Host example.com"
     );
-    proc::kill(proc.pid(), libc::SIGTERM);
-    let code = proc.wait(Duration::from_secs(10))?;
+    let code = terminate(&mut proc);
     println!("  SIGTERM -> exited {code}");
     ensure!(code == 0, "expected exit 0 after SIGTERM");
     Ok(())
@@ -232,10 +230,10 @@ fn adapter(bin: &Path, work: &Path) -> Result<()> {
         "127.0.0.1:0",
     ];
     println!("  tail-rewrite {}", args.join(" "));
-    let mut proc = Running::spawn(Command::new(bin).args(args))?;
+    let mut proc = Proc::spawn(bin, &args, &[]);
     // The tailer's first scan has opened app.log (a file renamed away before
     // that would not be followed: it no longer matches the path).
-    proc.wait_line("Tailer started.")?;
+    proc.wait_for_line("Tailer started.");
     std::fs::rename(&log, dir.join("app.log.1"))?;
     std::fs::write(&log, "Thu Nov 26 23:08:28 UTC 2026\n")?;
     println!("  app.log rotated by rename (app.log -> app.log.1), new app.log written");
@@ -247,8 +245,7 @@ fn adapter(bin: &Path, work: &Path) -> Result<()> {
         }
         std::thread::sleep(Duration::from_millis(20));
     };
-    proc::kill(proc.pid(), libc::SIGTERM);
-    let code = proc.wait(Duration::from_secs(10))?;
+    let code = terminate(&mut proc);
     for line in text.lines() {
         println!("  out.log: {line}");
     }
@@ -268,12 +265,10 @@ fn heading(title: &str) {
 /// Starts a long-running binary, shows its admin endpoints, stops it with
 /// SIGTERM and shows the exit code.
 fn lifecycle(bin: &Path, extra: &[&str]) -> Result<()> {
-    let mut proc = Running::spawn(
-        Command::new(bin)
-            .args(["--admin-addr", "127.0.0.1:0", "--grace-period", "5s"])
-            .args(extra),
-    )?;
-    let admin = proc.admin_addr()?;
+    let mut args = vec!["--admin-addr", "127.0.0.1:0", "--grace-period", "5s"];
+    args.extend_from_slice(extra);
+    let mut proc = Proc::spawn(bin, &args, &[]);
+    let admin = proc.admin_addr();
     println!(
         "  started {} (pid {}), admin on http://{admin}",
         bin.display(),
@@ -291,85 +286,16 @@ fn lifecycle(bin: &Path, extra: &[&str]) -> Result<()> {
         println!("  /metrics: {line}");
     }
     let start = Instant::now();
-    proc::kill(proc.pid(), libc::SIGTERM);
-    let code = proc.wait(Duration::from_secs(10))?;
+    let code = terminate(&mut proc);
     println!("  SIGTERM -> exited {code} after {:?}", start.elapsed());
     ensure!(code == 0, "expected exit 0 after SIGTERM");
     Ok(())
 }
 
-/// A demo process whose stderr is followed line by line.
-struct Running {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Running {
-    fn spawn(cmd: &mut Command) -> Result<Self> {
-        let mut child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()?;
-        let stderr = child.stderr.take().context("stderr")?;
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        Ok(Self { child, lines })
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Waits for the "Starting." line and reads `admin=ADDR` from it.
-    fn admin_addr(&mut self) -> Result<SocketAddr> {
-        let line = self.wait_line("Starting.")?;
-        let addr = line
-            .split_whitespace()
-            .find_map(|f| f.strip_prefix("admin="))
-            .with_context(|| format!("no admin= in {line:?}"))?;
-        Ok(addr.trim_matches('"').parse()?)
-    }
-
-    fn wait_line(&mut self, needle: &str) -> Result<String> {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = self
-                .lines
-                .recv_timeout(left)
-                .with_context(|| format!("waiting for {needle:?}"))?;
-            if line.contains(needle) {
-                return Ok(line);
-            }
-        }
-    }
-
-    fn wait(&mut self, limit: Duration) -> Result<i32> {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(status) = self.child.try_wait()? {
-                return Ok(status.code().unwrap_or(-1));
-            }
-            if Instant::now() > deadline {
-                bail!("process {} did not exit within {limit:?}", self.pid());
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
+/// Sends SIGTERM and waits (at most 10 s) for the exit code.
+fn terminate(proc: &mut Proc) -> i32 {
+    proc.signal(libc::SIGTERM);
+    proc.wait_exit(Duration::from_secs(10)).0.code().unwrap_or(-1)
 }
 
 /// A GET through the test kit's minimal client, as (status, body).

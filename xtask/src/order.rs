@@ -34,6 +34,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
 
+use podkit_testkit::ClosedPort;
+
 use crate::build;
 
 /// glibc's start-up when the kernel gives the process a vDSO (`setup_vdso`:
@@ -293,10 +295,11 @@ type Scenario = Box<dyn Fn(&mut Command) -> Result<()>>;
 fn wait_for_scenarios() -> Vec<Scenario> {
     vec![
         Box::new(|cmd| {
-            let port = free_port()?;
+            let reserved = ClosedPort::new();
+            let port = reserved.port();
             let opener = std::thread::spawn(move || -> Result<()> {
                 std::thread::sleep(Duration::from_millis(700));
-                let listener = TcpListener::bind(("127.0.0.1", port))?;
+                let listener = reserved.listen();
                 let _ = listener.accept();
                 Ok(())
             });
@@ -313,16 +316,16 @@ fn wait_for_scenarios() -> Vec<Scenario> {
             Ok(())
         }),
         Box::new(|cmd| {
-            let port = free_port()?;
+            let closed = ClosedPort::new();
             let status = cmd
-                .args([&format!("tcp://127.0.0.1:{port}"), "--timeout", "1s"])
+                .args([&format!("tcp://{}", closed.addr()), "--timeout", "1s"])
                 .status()?;
             ensure!(status.code() == Some(124), "wait-for should time out, got {status}");
             Ok(())
         }),
         Box::new(|cmd| {
-            let port = free_port()?;
-            let mut child = cmd.arg(format!("tcp://127.0.0.1:{port}")).spawn()?;
+            let closed = ClosedPort::new();
+            let mut child = cmd.arg(format!("tcp://{}", closed.addr())).spawn()?;
             std::thread::sleep(Duration::from_millis(1500));
             crate::proc::kill(child.id(), libc::SIGTERM);
             let status = child.wait()?;
@@ -333,10 +336,11 @@ fn wait_for_scenarios() -> Vec<Scenario> {
             Ok(())
         }),
         Box::new(|cmd| {
-            let port = free_port()?;
+            let reserved = ClosedPort::new();
+            let port = reserved.port();
             let server = std::thread::spawn(move || -> Result<()> {
                 std::thread::sleep(Duration::from_millis(700));
-                let listener = TcpListener::bind(("127.0.0.1", port))?;
+                let listener = reserved.listen();
                 let (mut conn, _) = listener.accept()?;
                 let mut buf = [0u8; 4096];
                 let _ = conn.read(&mut buf)?;
@@ -350,7 +354,11 @@ fn wait_for_scenarios() -> Vec<Scenario> {
     ]
 }
 
-/// A loopback port nothing listens on (bound, then released).
+/// A loopback port for the ambassador to bind itself: bound to port 0, read
+/// back and released (the profiling runs one process at a time, and its
+/// ports are given on the command line so valgrind's slow start-up needs no
+/// log parsing). A port the xtask opens itself is reserved with
+/// [`ClosedPort`] instead.
 fn free_port() -> Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }

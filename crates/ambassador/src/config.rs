@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use http::{HeaderName, HeaderValue};
 
+use podkit_tls::TlsOption;
+
 use crate::policy::AllowRule;
 use crate::proxy_protocol::ProxyProtocol;
 
@@ -96,80 +98,169 @@ pub enum AccessLog {
 }
 
 /// TLS origination settings for `tls://` and `https://` upstreams.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TlsOptions {
-    /// PEM bundle of CAs to trust instead of the compiled-in web roots.
-    pub ca_file: Option<PathBuf>,
-    /// PEM client certificate chain for mutual TLS.
-    pub client_cert: Option<PathBuf>,
-    /// PEM private key of the client certificate.
-    pub client_key: Option<PathBuf>,
-    /// Skips certificate verification (tests only).
-    pub insecure: bool,
+pub use podkit_tls::TlsOptions;
+
+/// The flag (or flags) an option comes from on the command line, to ask
+/// clap whether the command line or the environment gave it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flag {
+    /// A flag of the ambassador's own `Args`, by its clap id.
+    Arg(&'static str),
+    /// A TLS flag of `podkit-tls` (under any of its spellings).
+    Tls(TlsOption),
 }
 
-/// The effective options of one listener, after the merge.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Options {
+/// Declares the per-listener options once: each line gives the field, its
+/// type and default, the flag it comes from, its config-file keys (the
+/// first is its name; further ones are older names) and the function that
+/// reads it from a config file. From that list come [`Options`] and its
+/// defaults, [`PartialOptions`] (one source's values) with its merge,
+/// the filter that keeps what flags and env gave, [`OPTION_KEYS`] and the
+/// config-file reader.
+macro_rules! listener_options {
+    ($(
+        $(#[doc = $doc:literal])*
+        $name:ident: $ty:ty = $default:expr, $flag:expr, [$($key:literal),+], $read:path;
+    )*) => {
+        /// The effective options of one listener, after the merge.
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub struct Options {
+            $($(#[doc = $doc])* pub $name: $ty,)*
+        }
+
+        impl Default for Options {
+            fn default() -> Self {
+                Self { $($name: $default,)* }
+            }
+        }
+
+        /// Options as one source gives them (flags and env, a config file's
+        /// top level, a `[[listener]]` section): unset fields fall through
+        /// to the next source.
+        #[derive(Debug, Clone, Default)]
+        pub struct PartialOptions {
+            $(#[doc = concat!("See [`Options::", stringify!($name), "`].")] pub $name: Option<$ty>,)*
+        }
+
+        impl PartialOptions {
+            /// Fills every unset field of `self` from `lower`, a source of
+            /// lower precedence.
+            pub fn or(self, lower: Self) -> Self {
+                Self { $($name: self.$name.or(lower.$name),)* }
+            }
+
+            /// Keeps the values whose flag `given` says the command line or
+            /// the environment set (not a default or a config file).
+            pub fn given_only(self, given: impl Fn(Flag) -> bool) -> Self {
+                Self { $($name: self.$name.filter(|_| given($flag)),)* }
+            }
+
+            /// Unset fields take their defaults.
+            fn fill(self) -> Options {
+                let d = Options::default();
+                Options { $($name: self.$name.unwrap_or(d.$name),)* }
+            }
+
+            /// Sets the option config key `key` names from `value`; `None`
+            /// when no option has that key.
+            fn set(&mut self, key: &str, value: toml::Value) -> Option<Result<(), String>> {
+                match key {
+                    $($($key)|+ => Some($read(key, value).map(|v| self.$name = Some(v))),)*
+                    _ => None,
+                }
+            }
+        }
+
+        /// Every flag a listener option comes from (checked against `Args`
+        /// by a test).
+        pub const OPTION_FLAGS: &[Flag] = &[$($flag,)*];
+
+        /// The config-file keys of listener options, one group per option:
+        /// its name first, then older names.
+        pub const OPTION_KEYS: &[&[&str]] = &[$(&[$($key),+],)*];
+    };
+}
+
+listener_options! {
     /// Longest time to establish an upstream TCP connection (and TLS
     /// handshake).
-    pub connect_timeout: Duration,
+    connect_timeout: Duration = Duration::from_secs(5), Flag::Arg("connect_timeout"), ["connect_timeout"], read::duration;
     /// A connection with no bytes either way for this long is closed.
-    pub idle_timeout: Duration,
+    idle_timeout: Duration = Duration::from_secs(600), Flag::Arg("idle_timeout"), ["idle_timeout"], read::duration;
     /// Longest time from request to upstream response headers (HTTP modes);
     /// 504 after it.
-    pub request_timeout: Duration,
+    request_timeout: Duration = Duration::from_secs(60), Flag::Arg("request_timeout"), ["request_timeout"], read::duration;
     /// Longest time a client may take to send a request's headers (slowloris
     /// cut).
-    pub header_read_timeout: Duration,
+    header_read_timeout: Duration = Duration::from_secs(10), Flag::Arg("header_read_timeout"), ["header_read_timeout"], read::duration;
     /// How often upstream names are resolved again.
-    pub dns_refresh: Duration,
+    dns_refresh: Duration = Duration::from_secs(5), Flag::Arg("dns_refresh"), ["dns_refresh"], read::duration;
     /// Endpoint choice.
-    pub balance: Balance,
+    balance: Balance = Balance::RoundRobin, Flag::Arg("balance"), ["balance"], read::value_enum;
     /// Consecutive connect failures that eject an endpoint.
-    pub eject_after: u32,
+    eject_after: u32 = 3, Flag::Arg("eject_after"), ["eject_after"], read::count;
     /// How long an ejected endpoint is skipped.
-    pub eject_for: Duration,
+    eject_for: Duration = Duration::from_secs(10), Flag::Arg("eject_for"), ["eject_for"], read::duration;
     /// Further endpoints tried after a failed connect.
-    pub connect_retries: u32,
-    /// Most concurrent client connections; further ones wait in the kernel
-    /// backlog.
-    pub max_connections: usize,
+    connect_retries: u32 = 2, Flag::Arg("connect_retries"), ["connect_retries"], read::count;
+    /// Most concurrent client connections; further ones are refused.
+    max_connections: usize = 4096, Flag::Arg("max_connections"), ["max_connections"], read::count;
     /// Largest request head (request line plus headers) accepted; 431 beyond.
-    pub max_header_size: usize,
+    max_header_size: usize = 64 << 10, Flag::Arg("max_header_size"), ["max_header_size"], read::size;
     /// Largest request body accepted; 413 beyond (0: no limit).
-    pub max_request_body: u64,
+    max_request_body: u64 = 0, Flag::Arg("max_request_body"), ["max_request_body"], read::size;
     /// Forward proxy destinations allowed (empty: any, except the default
     /// denials).
-    pub allow: Vec<AllowRule>,
-    /// Headers added to every upstream request (reverse mode).
-    pub headers: Vec<(HeaderName, HeaderValue)>,
-    /// TLS origination.
-    pub tls: TlsOptions,
+    allow: Vec<AllowRule> = Vec::new(), Flag::Arg("allow"), ["allow"], read::allow;
+    /// Headers added to every upstream request (reverse mode): a table
+    /// `headers = { Name = "value" }` or a list `add_header = ["Name: value"]`.
+    headers: Vec<(HeaderName, HeaderValue)> = Vec::new(), Flag::Arg("add_header"), ["headers", "add_header"], read::headers;
+    /// See [`TlsOptions::ca_file`].
+    tls_ca_file: Option<PathBuf> = None, Flag::Tls(TlsOption::CaFile), ["tls_ca_file", "ca_file"], read::path;
+    /// See [`TlsOptions::client_cert`].
+    tls_client_cert: Option<PathBuf> = None, Flag::Tls(TlsOption::ClientCert), ["tls_client_cert", "client_cert"], read::path;
+    /// See [`TlsOptions::client_key`].
+    tls_client_key: Option<PathBuf> = None, Flag::Tls(TlsOption::ClientKey), ["tls_client_key", "client_key"], read::path;
+    /// See [`TlsOptions::insecure`].
+    tls_insecure: bool = false, Flag::Tls(TlsOption::Insecure), ["tls_insecure", "insecure"], read::boolean;
+    /// See [`TlsOptions::server_name`].
+    tls_server_name: Option<String> = None, Flag::Tls(TlsOption::ServerName), ["tls_server_name"], read::name;
     /// PROXY protocol header sent to tcp upstreams.
-    pub proxy_protocol: ProxyProtocol,
+    proxy_protocol: ProxyProtocol = ProxyProtocol::Off, Flag::Arg("proxy_protocol"), ["proxy_protocol"], read::value_enum;
 }
 
-impl Default for Options {
-    fn default() -> Self {
-        Self {
-            connect_timeout: Duration::from_secs(5),
-            idle_timeout: Duration::from_secs(600),
-            request_timeout: Duration::from_secs(60),
-            header_read_timeout: Duration::from_secs(10),
-            dns_refresh: Duration::from_secs(5),
-            balance: Balance::RoundRobin,
-            eject_after: 3,
-            eject_for: Duration::from_secs(10),
-            connect_retries: 2,
-            max_connections: 4096,
-            max_header_size: 64 << 10,
-            max_request_body: 0,
-            allow: Vec::new(),
-            headers: Vec::new(),
-            tls: TlsOptions::default(),
-            proxy_protocol: ProxyProtocol::Off,
+impl Options {
+    /// The TLS origination settings.
+    pub fn tls(&self) -> TlsOptions {
+        TlsOptions {
+            ca_file: self.tls_ca_file.clone(),
+            client_cert: self.tls_client_cert.clone(),
+            client_key: self.tls_client_key.clone(),
+            insecure: self.tls_insecure,
+            server_name: self.tls_server_name.clone(),
         }
+    }
+}
+
+impl PartialOptions {
+    /// The effective options: unset fields take their defaults; values
+    /// that cannot work are refused.
+    pub fn resolve(self) -> Result<Options, String> {
+        let options = self.fill();
+        if options.connect_timeout.is_zero() {
+            return Err("connect_timeout must be above 0".into());
+        }
+        if options.dns_refresh.is_zero() {
+            return Err("dns_refresh must be above 0".into());
+        }
+        if options.max_connections == 0 {
+            return Err("max_connections must be at least 1".into());
+        }
+        if options.max_header_size < 1024 {
+            return Err("max_header_size must be at least 1KiB".into());
+        }
+        options.tls().check().map_err(|e| e.with_flag())?;
+        Ok(options)
     }
 }
 
@@ -186,119 +277,93 @@ pub struct ListenerConfig {
     pub options: Options,
 }
 
-/// Options as given by flags/env or a config file: unset fields fall through
-/// to the next source.
-#[derive(Debug, Clone, Default)]
-pub struct PartialOptions {
-    /// See [`Options::connect_timeout`].
-    pub connect_timeout: Option<Duration>,
-    /// See [`Options::idle_timeout`].
-    pub idle_timeout: Option<Duration>,
-    /// See [`Options::request_timeout`].
-    pub request_timeout: Option<Duration>,
-    /// See [`Options::header_read_timeout`].
-    pub header_read_timeout: Option<Duration>,
-    /// See [`Options::dns_refresh`].
-    pub dns_refresh: Option<Duration>,
-    /// See [`Options::balance`].
-    pub balance: Option<Balance>,
-    /// See [`Options::eject_after`].
-    pub eject_after: Option<u32>,
-    /// See [`Options::eject_for`].
-    pub eject_for: Option<Duration>,
-    /// See [`Options::connect_retries`].
-    pub connect_retries: Option<u32>,
-    /// See [`Options::max_connections`].
-    pub max_connections: Option<usize>,
-    /// See [`Options::max_header_size`].
-    pub max_header_size: Option<usize>,
-    /// See [`Options::max_request_body`].
-    pub max_request_body: Option<u64>,
-    /// See [`Options::allow`].
-    pub allow: Option<Vec<AllowRule>>,
-    /// See [`Options::headers`].
-    pub headers: Option<Vec<(HeaderName, HeaderValue)>>,
-    /// See [`TlsOptions::ca_file`].
-    pub ca_file: Option<PathBuf>,
-    /// See [`TlsOptions::client_cert`].
-    pub client_cert: Option<PathBuf>,
-    /// See [`TlsOptions::client_key`].
-    pub client_key: Option<PathBuf>,
-    /// See [`TlsOptions::insecure`].
-    pub insecure: Option<bool>,
-    /// See [`Options::proxy_protocol`].
-    pub proxy_protocol: Option<ProxyProtocol>,
-}
+/// Readers of config-file values, one per kind of option: each takes the
+/// key (for its error) and the value.
+mod read {
+    use super::*;
 
-impl PartialOptions {
-    /// Fills every unset field of `self` from `lower` (a source of lower
-    /// precedence).
-    pub fn or(self, lower: &Self) -> Self {
-        Self {
-            connect_timeout: self.connect_timeout.or(lower.connect_timeout),
-            idle_timeout: self.idle_timeout.or(lower.idle_timeout),
-            request_timeout: self.request_timeout.or(lower.request_timeout),
-            header_read_timeout: self.header_read_timeout.or(lower.header_read_timeout),
-            dns_refresh: self.dns_refresh.or(lower.dns_refresh),
-            balance: self.balance.or(lower.balance),
-            eject_after: self.eject_after.or(lower.eject_after),
-            eject_for: self.eject_for.or(lower.eject_for),
-            connect_retries: self.connect_retries.or(lower.connect_retries),
-            max_connections: self.max_connections.or(lower.max_connections),
-            max_header_size: self.max_header_size.or(lower.max_header_size),
-            max_request_body: self.max_request_body.or(lower.max_request_body),
-            allow: self.allow.or_else(|| lower.allow.clone()),
-            headers: self.headers.or_else(|| lower.headers.clone()),
-            ca_file: self.ca_file.or_else(|| lower.ca_file.clone()),
-            client_cert: self.client_cert.or_else(|| lower.client_cert.clone()),
-            client_key: self.client_key.or_else(|| lower.client_key.clone()),
-            insecure: self.insecure.or(lower.insecure),
-            proxy_protocol: self.proxy_protocol.or(lower.proxy_protocol),
+    pub(super) fn string(key: &str, value: toml::Value) -> Result<String, String> {
+        match value {
+            toml::Value::String(s) => Ok(s),
+            _ => Err(format!("`{key}` must be a string")),
         }
     }
 
-    /// The effective options: unset fields take their defaults.
-    pub fn resolve(self) -> Result<Options, String> {
-        let d = Options::default();
-        let options = Options {
-            connect_timeout: self.connect_timeout.unwrap_or(d.connect_timeout),
-            idle_timeout: self.idle_timeout.unwrap_or(d.idle_timeout),
-            request_timeout: self.request_timeout.unwrap_or(d.request_timeout),
-            header_read_timeout: self.header_read_timeout.unwrap_or(d.header_read_timeout),
-            dns_refresh: self.dns_refresh.unwrap_or(d.dns_refresh),
-            balance: self.balance.unwrap_or(d.balance),
-            eject_after: self.eject_after.unwrap_or(d.eject_after),
-            eject_for: self.eject_for.unwrap_or(d.eject_for),
-            connect_retries: self.connect_retries.unwrap_or(d.connect_retries),
-            max_connections: self.max_connections.unwrap_or(d.max_connections),
-            max_header_size: self.max_header_size.unwrap_or(d.max_header_size),
-            max_request_body: self.max_request_body.unwrap_or(d.max_request_body),
-            allow: self.allow.unwrap_or_default(),
-            headers: self.headers.unwrap_or_default(),
-            tls: TlsOptions {
-                ca_file: self.ca_file,
-                client_cert: self.client_cert,
-                client_key: self.client_key,
-                insecure: self.insecure.unwrap_or(false),
-            },
-            proxy_protocol: self.proxy_protocol.unwrap_or_default(),
+    pub(super) fn duration(key: &str, value: toml::Value) -> Result<Duration, String> {
+        podkit_runtime::cli::parse_duration(&string(key, value)?).map_err(|e| format!("{key}: {e}"))
+    }
+
+    pub(super) fn name(key: &str, value: toml::Value) -> Result<Option<String>, String> {
+        string(key, value).map(Some)
+    }
+
+    pub(super) fn path(key: &str, value: toml::Value) -> Result<Option<PathBuf>, String> {
+        string(key, value).map(|s| Some(PathBuf::from(s)))
+    }
+
+    pub(super) fn boolean(key: &str, value: toml::Value) -> Result<bool, String> {
+        value.as_bool().ok_or_else(|| format!("`{key}` must be true or false"))
+    }
+
+    pub(super) fn count<T: TryFrom<u32>>(key: &str, value: toml::Value) -> Result<T, String> {
+        value
+            .as_integer()
+            .and_then(|i| u32::try_from(i).ok())
+            .and_then(|i| T::try_from(i).ok())
+            .ok_or_else(|| format!("`{key}` must be a non-negative integer"))
+    }
+
+    pub(super) fn size<T: TryFrom<u64>>(key: &str, value: toml::Value) -> Result<T, String> {
+        let bytes = match &value {
+            toml::Value::Integer(i) => u64::try_from(*i).map_err(|_| format!("`{key}` must not be negative"))?,
+            toml::Value::String(s) => podkit_runtime::cli::parse_size(s).map_err(|e| format!("{key}: {e}"))?,
+            _ => return Err(format!("`{key}` must be a size like 64KiB")),
         };
-        if options.connect_timeout.is_zero() {
-            return Err("connect_timeout must be above 0".into());
+        T::try_from(bytes).map_err(|_| format!("`{key}` is too large"))
+    }
+
+    pub(super) fn value_enum<T: clap::ValueEnum>(key: &str, value: toml::Value) -> Result<T, String> {
+        let s = string(key, value)?;
+        T::from_str(&s, true).map_err(|_| {
+            let names: Vec<String> = T::value_variants()
+                .iter()
+                .filter_map(|v| v.to_possible_value().map(|p| p.get_name().to_owned()))
+                .collect();
+            format!("{key}: `{s}` is not one of {}", names.join(", "))
+        })
+    }
+
+    fn strings(key: &str, value: toml::Value) -> Result<Vec<String>, String> {
+        let toml::Value::Array(items) = value else {
+            return Err(format!("`{key}` must be a list of strings"));
+        };
+        items.into_iter().map(|v| string(key, v)).collect()
+    }
+
+    pub(super) fn allow(key: &str, value: toml::Value) -> Result<Vec<AllowRule>, String> {
+        strings(key, value)?
+            .iter()
+            .map(|r| r.parse::<AllowRule>().map_err(|e| format!("{key}: {e}")))
+            .collect()
+    }
+
+    pub(super) fn headers(key: &str, value: toml::Value) -> Result<Vec<(HeaderName, HeaderValue)>, String> {
+        match value {
+            toml::Value::Table(table) => table
+                .into_iter()
+                .map(|(name, v)| {
+                    let v = v.as_str().ok_or_else(|| format!("{key}.{name} must be a string"))?;
+                    parse_header(&format!("{name}: {v}"))
+                })
+                .collect(),
+            toml::Value::Array(_) => strings(key, value)?
+                .iter()
+                .map(|h| parse_header(h).map_err(|e| format!("{key}: {e}")))
+                .collect(),
+            _ => Err(format!(
+                "`{key}` must be a table of name = \"value\" or a list of \"Name: value\""
+            )),
         }
-        if options.dns_refresh.is_zero() {
-            return Err("dns_refresh must be above 0".into());
-        }
-        if options.max_connections == 0 {
-            return Err("max_connections must be at least 1".into());
-        }
-        if options.max_header_size < 1024 {
-            return Err("max_header_size must be at least 1KiB".into());
-        }
-        if options.tls.client_cert.is_some() != options.tls.client_key.is_some() {
-            return Err("client_cert and client_key go together".into());
-        }
-        Ok(options)
     }
 }
 
@@ -465,42 +530,16 @@ pub struct FileListener {
     pub options: PartialOptions,
 }
 
-/// What the ambassador itself reads from a config file. Top-level keys are
-/// flags (`connect-timeout = "2s"`, `tcp = ["81=db:5432"]`), which the
-/// runtime turns into flag defaults; `[[listener]]` tables are listeners
-/// with options of their own.
+/// What the ambassador itself reads from a config file: its `[[listener]]`
+/// tables, listeners with options of their own. Top-level keys are flags
+/// (`connect-timeout = "2s"`, `tcp = ["81=db:5432"]`), which the runtime
+/// turns into flag defaults, so they reach the ambassador as flag values
+/// whose source is the file.
 #[derive(Debug, Clone, Default)]
 pub struct FileConfig {
-    /// The top-level option values (to tell them from flags and env, which
-    /// a listener's own options do not override).
-    pub top: PartialOptions,
     /// The listeners.
     pub listeners: Vec<FileListener>,
 }
-
-/// The top-level keys that are per-listener options (the other top-level
-/// keys are flags the runtime has checked).
-const OPTION_KEYS: &[&str] = &[
-    "connect_timeout",
-    "idle_timeout",
-    "request_timeout",
-    "header_read_timeout",
-    "dns_refresh",
-    "balance",
-    "eject_after",
-    "eject_for",
-    "connect_retries",
-    "max_connections",
-    "max_header_size",
-    "max_request_body",
-    "allow",
-    "add_header",
-    "ca_file",
-    "client_cert",
-    "client_key",
-    "insecure",
-    "proxy_protocol",
-];
 
 /// Reads the ambassador's part of a TOML or YAML config file.
 pub fn read_file(path: &Path) -> Result<FileConfig, String> {
@@ -517,7 +556,21 @@ fn normalize(t: toml::Table) -> toml::Table {
     t.into_iter().map(|(k, v)| (k.replace('-', "_"), v)).collect()
 }
 
-/// Takes the listeners and the top-level options out of a parsed file.
+/// Refuses an option given under two of its names (`ca_file` and
+/// `tls_ca_file`) in one table.
+fn one_name_each(t: &toml::Table) -> Result<(), String> {
+    for names in OPTION_KEYS {
+        let present: Vec<&str> = names.iter().copied().filter(|k| t.contains_key(*k)).collect();
+        if let [first, .., other] = present[..] {
+            return Err(format!(
+                "`{other}` and `{first}` are the same setting: keep `{first}` only"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Takes the listeners out of a parsed file and checks its top level.
 pub fn from_table(table: toml::Table) -> Result<FileConfig, String> {
     let mut table = normalize(table);
     let listeners = match table.remove("listener") {
@@ -525,15 +578,12 @@ pub fn from_table(table: toml::Table) -> Result<FileConfig, String> {
         Some(toml::Value::Array(items)) => items,
         Some(_) => return Err("`listener` must be an array of tables ([[listener]])".into()),
     };
-    let mut top = toml::Table::new();
-    for (key, value) in table {
-        if OPTION_KEYS.contains(&key.as_str()) {
-            top.insert(key, value);
-        } else if value.is_table() || value.as_array().is_some_and(|a| a.iter().any(toml::Value::is_table)) {
+    one_name_each(&table)?;
+    for (key, value) in &table {
+        if value.is_table() || value.as_array().is_some_and(|a| a.iter().any(toml::Value::is_table)) {
             return Err(format!("unknown section `{key}` (the ambassador knows [[listener]])"));
         }
     }
-    let top = parse_options(top)?;
     let mut out = Vec::new();
     for (i, item) in listeners.into_iter().enumerate() {
         let toml::Value::Table(t) = item else {
@@ -566,41 +616,7 @@ pub fn from_table(table: toml::Table) -> Result<FileConfig, String> {
         let options = parse_options(t).map_err(ctx)?;
         out.push(FileListener { listen, mode, options });
     }
-    Ok(FileConfig { top, listeners: out })
-}
-
-/// The options of a listener from the file: its own value for each option,
-/// unless a flag or env gave one (told apart from the file's top level,
-/// which the runtime folded into the flag values).
-pub fn section_options(flags: &PartialOptions, top: &PartialOptions, own: &PartialOptions) -> PartialOptions {
-    macro_rules! pick {
-        ($($f:ident),*) => {
-            PartialOptions {
-                $($f: if own.$f.is_some() && flags.$f == top.$f { own.$f.clone() } else { flags.$f.clone() },)*
-            }
-        };
-    }
-    pick!(
-        connect_timeout,
-        idle_timeout,
-        request_timeout,
-        header_read_timeout,
-        dns_refresh,
-        balance,
-        eject_after,
-        eject_for,
-        connect_retries,
-        max_connections,
-        max_header_size,
-        max_request_body,
-        allow,
-        headers,
-        ca_file,
-        client_cert,
-        client_key,
-        insecure,
-        proxy_protocol
-    )
+    Ok(FileConfig { listeners: out })
 }
 
 fn take_str(t: &mut toml::Table, key: &str) -> Result<Option<String>, String> {
@@ -611,111 +627,16 @@ fn take_str(t: &mut toml::Table, key: &str) -> Result<Option<String>, String> {
     }
 }
 
-fn duration(key: &str, s: &str) -> Result<Duration, String> {
-    podkit_runtime::cli::parse_duration(s).map_err(|e| format!("{key}: {e}"))
-}
-
-fn parse_options(mut t: toml::Table) -> Result<PartialOptions, String> {
-    let mut o = PartialOptions::default();
-    let keys: Vec<String> = t.keys().cloned().collect();
-    for key in keys {
-        let value = t.remove(&key).unwrap_or(toml::Value::Boolean(false));
-        let as_str = || {
-            value
-                .as_str()
-                .map(str::to_owned)
-                .ok_or_else(|| format!("`{key}` must be a string"))
-        };
-        let as_int = || {
-            value
-                .as_integer()
-                .and_then(|i| u32::try_from(i).ok())
-                .ok_or_else(|| format!("`{key}` must be a non-negative integer"))
-        };
-        let as_size = || -> Result<u64, String> {
-            match &value {
-                toml::Value::Integer(i) => u64::try_from(*i).map_err(|_| format!("`{key}` must not be negative")),
-                toml::Value::String(s) => podkit_runtime::cli::parse_size(s).map_err(|e| format!("{key}: {e}")),
-                _ => Err(format!("`{key}` must be a size like 64KiB")),
-            }
-        };
-        let as_list = || -> Result<Vec<String>, String> {
-            value
-                .as_array()
-                .ok_or_else(|| format!("`{key}` must be a list of strings"))?
-                .iter()
-                .map(|v| {
-                    v.as_str()
-                        .map(str::to_owned)
-                        .ok_or_else(|| format!("`{key}` must be strings"))
-                })
-                .collect()
-        };
-        match key.as_str() {
-            "connect_timeout" => o.connect_timeout = Some(duration(&key, &as_str()?)?),
-            "idle_timeout" => o.idle_timeout = Some(duration(&key, &as_str()?)?),
-            "request_timeout" => o.request_timeout = Some(duration(&key, &as_str()?)?),
-            "header_read_timeout" => o.header_read_timeout = Some(duration(&key, &as_str()?)?),
-            "dns_refresh" => o.dns_refresh = Some(duration(&key, &as_str()?)?),
-            "eject_for" => o.eject_for = Some(duration(&key, &as_str()?)?),
-            "balance" => {
-                let s = as_str()?;
-                o.balance = Some(
-                    <Balance as clap::ValueEnum>::from_str(&s, true)
-                        .map_err(|_| format!("balance: `{s}` is not round-robin or least-conn"))?,
-                );
-            }
-            "eject_after" => o.eject_after = Some(as_int()?),
-            "connect_retries" => o.connect_retries = Some(as_int()?),
-            "max_connections" => o.max_connections = Some(as_int()? as usize),
-            "max_header_size" => {
-                o.max_header_size = Some(usize::try_from(as_size()?).map_err(|_| "max_header_size is too large")?)
-            }
-            "max_request_body" => o.max_request_body = Some(as_size()?),
-            "allow" => {
-                o.allow = Some(
-                    as_list()?
-                        .iter()
-                        .map(|r| r.parse::<AllowRule>())
-                        .collect::<Result<_, _>>()
-                        .map_err(|e| format!("allow: {e}"))?,
-                )
-            }
-            "headers" => {
-                let table = value
-                    .as_table()
-                    .ok_or("`headers` must be a table of name = \"value\"")?;
-                let mut headers = Vec::new();
-                for (name, v) in table {
-                    let v = v.as_str().ok_or_else(|| format!("headers.{name} must be a string"))?;
-                    headers.push(parse_header(&format!("{name}: {v}"))?);
-                }
-                o.headers = Some(headers);
-            }
-            "add_header" => {
-                o.headers = Some(
-                    as_list()?
-                        .iter()
-                        .map(|h| parse_header(h))
-                        .collect::<Result<_, _>>()
-                        .map_err(|e| format!("add_header: {e}"))?,
-                )
-            }
-            "ca_file" => o.ca_file = Some(PathBuf::from(as_str()?)),
-            "client_cert" => o.client_cert = Some(PathBuf::from(as_str()?)),
-            "client_key" => o.client_key = Some(PathBuf::from(as_str()?)),
-            "insecure" => o.insecure = Some(value.as_bool().ok_or("`insecure` must be true or false")?),
-            "proxy_protocol" => {
-                let s = as_str()?;
-                o.proxy_protocol = Some(
-                    <ProxyProtocol as clap::ValueEnum>::from_str(&s, true)
-                        .map_err(|_| format!("proxy_protocol: `{s}` is not off, v1 or v2"))?,
-                );
-            }
-            other => return Err(format!("unknown key `{other}`")),
-        }
+/// The options of a `[[listener]]` table.
+fn parse_options(t: toml::Table) -> Result<PartialOptions, String> {
+    one_name_each(&t)?;
+    let mut options = PartialOptions::default();
+    for (key, value) in t {
+        options
+            .set(&key, value)
+            .unwrap_or_else(|| Err(format!("unknown key `{key}`")))?;
     }
-    Ok(o)
+    Ok(options)
 }
 
 #[cfg(test)]
@@ -795,11 +716,64 @@ mod tests {
             "#,
         )
         .unwrap();
-        assert_eq!(file.top.connect_timeout, Some(Duration::from_secs(2)));
         assert_eq!(file.listeners.len(), 3);
         assert_eq!(file.listeners[0].options.balance, Some(Balance::LeastConn));
         assert_eq!(file.listeners[2].options.max_header_size, Some(16 << 10));
         assert_eq!(file.listeners[2].options.allow.as_ref().map(Vec::len), Some(2));
+        let headers = file.listeners[1].options.headers.as_ref().unwrap();
+        assert_eq!(
+            (headers[0].0.as_str(), headers[0].1.to_str().unwrap()),
+            ("x-api-key", "k")
+        );
+    }
+
+    #[test]
+    fn tls_keys_new_and_old_names() {
+        let file = parse_file(
+            r#"
+            tls_ca_file = "/ca.pem"
+            insecure = true
+            [[listener]]
+            mode = "tcp"
+            listen = "81"
+            upstreams = "tls://db:5432"
+            insecure = true
+            client-cert = "/c.pem"
+            tls_client_key = "/k.pem"
+            tls_server_name = "db.internal"
+            "#,
+        )
+        .unwrap();
+        let tls = file.listeners[0].options.clone().resolve().unwrap().tls();
+        assert_eq!(
+            tls,
+            TlsOptions {
+                ca_file: None,
+                client_cert: Some("/c.pem".into()),
+                client_key: Some("/k.pem".into()),
+                insecure: true,
+                server_name: Some("db.internal".into()),
+            }
+        );
+        for text in [
+            "ca_file = \"/a\"\ntls-ca-file = \"/b\"",
+            "[[listener]]\nmode = \"tcp\"\nlisten = \"81\"\nupstreams = \"a:1\"\nca_file = \"/a\"\ntls_ca_file = \"/b\"",
+        ] {
+            let err = parse_file(text).unwrap_err();
+            assert!(
+                err.contains("`ca_file` and `tls_ca_file` are the same setting: keep `tls_ca_file` only"),
+                "{err}"
+            );
+        }
+        let lone = PartialOptions {
+            tls_client_key: Some(Some("/k.pem".into())),
+            ..Default::default()
+        };
+        let err = lone.resolve().unwrap_err();
+        assert!(
+            err.starts_with("--tls-client-cert: the client key /k.pem was given without"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -818,52 +792,22 @@ mod tests {
                 "[[listener]]\nmode = \"udp\"\nlisten = \"81\"\nupstreams=[\"a:1\"]",
                 "unknown mode",
             ),
-            ("idle_timeout = \"soon\"", "idle_timeout"),
+            (
+                "[[listener]]\nmode = \"tcp\"\nlisten = \"81\"\nupstreams = \"a:1\"\nidle_timeout = \"soon\"",
+                "listener #1: idle_timeout: `soon` is not a duration",
+            ),
+            (
+                "[[listener]]\nmode = \"tcp\"\nlisten = \"81\"\nupstreams = \"a:1\"\nbalance = \"random\"",
+                "balance: `random` is not one of round-robin, least-conn",
+            ),
+            (
+                "[[listener]]\nmode = \"tcp\"\nlisten = \"81\"\nupstreams = \"a:1\"\neject_after = -1",
+                "`eject_after` must be a non-negative integer",
+            ),
             ("[[listener]]\nlisten = \"81\"", "`mode` is missing"),
         ] {
             let err = parse_file(text).unwrap_err();
             assert!(err.contains(needle), "{text:?}: {err}");
         }
-    }
-
-    #[test]
-    fn a_listener_section_beats_the_top_level_but_not_flags() {
-        let secs = |n| Some(Duration::from_secs(n));
-        let top = PartialOptions {
-            idle_timeout: secs(1),
-            ..Default::default()
-        };
-        let own = PartialOptions {
-            idle_timeout: secs(2),
-            connect_timeout: secs(2),
-            ..Default::default()
-        };
-        // No flag: clap's value is the top-level one, and the section wins.
-        let o = section_options(&top.clone(), &top, &own);
-        assert_eq!((o.idle_timeout, o.connect_timeout), (secs(2), secs(2)));
-        // A flag for idle_timeout wins over the section.
-        let flags = PartialOptions {
-            idle_timeout: secs(3),
-            ..Default::default()
-        };
-        let o = section_options(&flags, &top, &own);
-        assert_eq!((o.idle_timeout, o.connect_timeout), (secs(3), secs(2)));
-    }
-
-    #[test]
-    fn precedence_takes_the_first_set_value() {
-        let flags = PartialOptions {
-            connect_timeout: Some(Duration::from_secs(1)),
-            ..Default::default()
-        };
-        let file = PartialOptions {
-            connect_timeout: Some(Duration::from_secs(9)),
-            idle_timeout: Some(Duration::from_secs(9)),
-            ..Default::default()
-        };
-        let o = flags.or(&file).resolve().unwrap();
-        assert_eq!(o.connect_timeout, Duration::from_secs(1));
-        assert_eq!(o.idle_timeout, Duration::from_secs(9));
-        assert_eq!(o.request_timeout, Options::default().request_timeout);
     }
 }

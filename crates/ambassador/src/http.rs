@@ -330,6 +330,7 @@ pub async fn tunnel_tcp(
         Ok::<_, std::io::Error>(())
     };
     let sent = tokio::select! {
+        biased;
         sent = early => sent,
         () = drain.hard_stop.cancelled() => Ok(()),
     };
@@ -396,10 +397,12 @@ pub async fn serve_connection<S, F>(
     let conn = builder.serve_connection(io, service).with_upgrades();
     tokio::pin!(conn);
     let result = tokio::select! {
+        biased;
         result = conn.as_mut() => result,
         () = drain.stop_accepting.cancelled() => {
             conn.as_mut().graceful_shutdown();
             tokio::select! {
+                biased;
                 result = conn.as_mut() => result,
                 () = drain.hard_stop.cancelled() => Ok(()),
             }

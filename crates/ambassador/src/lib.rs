@@ -5,7 +5,7 @@
 //! - [`config`]: listener specs, the TOML file, precedence flag > env > file
 //!   > default.
 //! - [`upstream`]: re-resolved names, balancing, passive health, connects
-//!   with retries and TLS ([`tls`]).
+//!   with retries and TLS (set up by `podkit-tls`).
 //! - [`tcp`], [`reverse`], [`forward`]: the three modes; [`http`] what the
 //!   HTTP ones share; [`policy`] the forward proxy's destination rules.
 //! - [`net`]: drain tokens, byte pipes, idle timeouts, access log; [`stats`]
@@ -23,6 +23,7 @@ use anyhow::Context as _;
 use clap::Parser;
 use podkit_runtime::cli::{AdminAddr, parse_duration, parse_size};
 use podkit_runtime::{Binary, CommonArgs, ConfigError, Context};
+use podkit_tls::{Legacy, TlsArgs, TlsFlags, TlsOption};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsConnector;
@@ -40,7 +41,6 @@ pub mod splice;
 pub mod stats;
 pub mod sticky;
 pub mod tcp;
-pub mod tls;
 pub mod upstream;
 
 use config::{AccessLog, Balance, ListenerConfig, Mode, PartialOptions};
@@ -74,6 +74,11 @@ pub const fn binary(workers: usize) -> Binary {
     after_help = "Examples:\n  ambassador --tcp 127.0.0.1:5432=db.prod.svc:5432\n  ambassador --reverse 127.0.0.1:81=https://example.com\n  ambassador --http-forward 127.0.0.1:3128\n  ambassador --config /etc/ambassador.toml"
 )]
 pub struct Args {
+    /// Where each value came from (flag, env, config file): first, before
+    /// clap's derive takes the values out for the fields below.
+    #[command(flatten)]
+    pub sources: podkit_runtime::cli::ValueSources,
+
     /// A tcp listener: `LISTEN=UPSTREAM[,UPSTREAM...]`; LISTEN is `PORT`
     /// (loopback), `IP:PORT` or `[IPv6]:PORT`; UPSTREAM is `host:port` or
     /// `tls://host:port`.
@@ -196,37 +201,11 @@ pub struct Args {
     #[arg(long, env = "AMBASSADOR_MAX_REQUEST_BODY", value_name = "SIZE", value_parser = parse_size, help_heading = "Limits")]
     pub max_request_body: Option<u64>,
 
-    /// PEM CA bundle trusted for TLS upstreams instead of the compiled-in
-    /// web roots.
-    #[arg(
-        long,
-        env = "AMBASSADOR_CA_FILE",
-        value_name = "PATH",
-        help_heading = "TLS origination"
-    )]
-    pub ca_file: Option<PathBuf>,
-
-    /// PEM client certificate chain for mutual TLS.
-    #[arg(
-        long,
-        env = "AMBASSADOR_CLIENT_CERT",
-        value_name = "PATH",
-        help_heading = "TLS origination"
-    )]
-    pub client_cert: Option<PathBuf>,
-
-    /// PEM private key of --client-cert.
-    #[arg(
-        long,
-        env = "AMBASSADOR_CLIENT_KEY",
-        value_name = "PATH",
-        help_heading = "TLS origination"
-    )]
-    pub client_key: Option<PathBuf>,
-
-    /// Do not verify upstream certificates. For tests only.
-    #[arg(long, env = "AMBASSADOR_INSECURE", help_heading = "TLS origination")]
-    pub insecure: bool,
+    /// TLS origination for `tls://` and `https://` upstreams:
+    /// `--tls-ca-file`, `--tls-client-cert`, `--tls-client-key`,
+    /// `--tls-insecure`, `--tls-server-name`.
+    #[command(flatten)]
+    pub tls: TlsArgs<AmbassadorTls>,
 
     /// After SIGTERM, keep accepting for this long (the app's last calls
     /// still work), then drain; at most half the grace period [default: 2s].
@@ -257,6 +236,41 @@ pub struct Args {
     /// Flags shared by every podkit binary.
     #[command(flatten)]
     pub common: CommonArgs,
+}
+
+/// The ambassador's TLS flags: env twins `AMBASSADOR_TLS_*`, an SNI
+/// override, and the older `--ca-file`, `--client-cert`, `--client-key`,
+/// `--insecure` (and their `AMBASSADOR_*` env names and config keys) still
+/// working, hidden.
+#[derive(Debug)]
+pub struct AmbassadorTls;
+
+impl TlsFlags for AmbassadorTls {
+    const ENV_PREFIX: &'static str = "AMBASSADOR_";
+    const HELP_HEADING: &'static str = "TLS origination";
+    const SERVER_NAME: bool = true;
+    const LEGACY: &'static [Legacy] = &[
+        Legacy {
+            option: TlsOption::CaFile,
+            long: "ca-file",
+            env: "AMBASSADOR_CA_FILE",
+        },
+        Legacy {
+            option: TlsOption::ClientCert,
+            long: "client-cert",
+            env: "AMBASSADOR_CLIENT_CERT",
+        },
+        Legacy {
+            option: TlsOption::ClientKey,
+            long: "client-key",
+            env: "AMBASSADOR_CLIENT_KEY",
+        },
+        Legacy {
+            option: TlsOption::Insecure,
+            long: "insecure",
+            env: "AMBASSADOR_INSECURE",
+        },
+    ];
 }
 
 impl podkit_runtime::cli::Cli for Args {
@@ -293,50 +307,11 @@ impl Config {
             Some(path) => config::read_file(path)?,
             None => config::FileConfig::default(),
         };
-        let flags = PartialOptions {
-            connect_timeout: args.connect_timeout,
-            idle_timeout: args.idle_timeout,
-            request_timeout: args.request_timeout,
-            header_read_timeout: args.header_read_timeout,
-            dns_refresh: args.dns_refresh,
-            balance: args.balance,
-            eject_after: args.eject_after,
-            eject_for: args.eject_for,
-            connect_retries: args.connect_retries,
-            max_connections: args.max_connections,
-            max_header_size: args
-                .max_header_size
-                .map(|s| usize::try_from(s).map_err(|_| "--max-header-size is too large".to_owned()))
-                .transpose()?,
-            max_request_body: args.max_request_body,
-            allow: if args.allow.is_empty() {
-                None
-            } else {
-                Some(
-                    args.allow
-                        .iter()
-                        .filter(|r| !r.trim().is_empty())
-                        .map(|r| r.parse().map_err(|e| format!("--allow: {e}")))
-                        .collect::<Result<_, String>>()?,
-                )
-            },
-            headers: if args.add_header.is_empty() {
-                None
-            } else {
-                Some(
-                    args.add_header
-                        .iter()
-                        .filter(|h| !h.trim().is_empty())
-                        .map(|h| config::parse_header(h).map_err(|e| format!("--add-header: {e}")))
-                        .collect::<Result<_, String>>()?,
-                )
-            },
-            ca_file: args.ca_file,
-            client_cert: args.client_cert,
-            client_key: args.client_key,
-            insecure: args.insecure.then_some(true),
-            proxy_protocol: args.proxy_protocol,
-        };
+        // Every value clap has, the file's top level included (as flag
+        // defaults), for flag listeners; what flags and env gave, which a
+        // `[[listener]]` section's own values do not override.
+        let flags = flag_options(&args)?;
+        let given = flags.clone().given_only(|flag| args.given(flag));
         let mut listeners: Vec<ListenerConfig> = Vec::new();
         let flag_listeners = [
             ("tcp", &args.tcp),
@@ -355,7 +330,10 @@ impl Config {
             if listeners.iter().any(|f| f.listen == l.listen && l.listen.port() != 0) {
                 continue;
             }
-            let options = config::section_options(&flags, &file.top, &l.options)
+            let options = given
+                .clone()
+                .or(l.options.clone())
+                .or(flags.clone())
                 .resolve()
                 .map_err(|e| format!("config listener #{}: {e}", i + 1))?;
             listeners.push(listener(l.listen, l.mode.clone(), options));
@@ -378,7 +356,10 @@ impl Config {
             // Fail on unreadable TLS files now, not at the first request.
             if matches!(&l.mode, Mode::Tcp { upstreams } | Mode::Reverse { upstreams, .. } if upstreams.iter().any(|t| t.tls))
             {
-                tls::client_config(&l.options.tls, &[]).map_err(|e| format!("{}: {e}", l.name))?;
+                l.options
+                    .tls()
+                    .load()
+                    .map_err(|e| format!("{}: {}", l.name, e.with_flag()))?;
             }
         }
         let grace_period = args.common.grace_period;
@@ -395,6 +376,68 @@ impl Config {
             },
         })
     }
+}
+
+impl Args {
+    /// Whether the command line or the environment gave the option behind
+    /// `flag` (not a default, nor the config file's top level).
+    fn given(&self, flag: config::Flag) -> bool {
+        match flag {
+            config::Flag::Arg(id) => self.sources.given(id),
+            config::Flag::Tls(option) => TlsArgs::<AmbassadorTls>::arg_ids(option).any(|id| self.sources.given(&id)),
+        }
+    }
+}
+
+/// The listener options as flags, env and the config file's top level give
+/// them (the runtime made the top-level keys flag defaults).
+fn flag_options(args: &Args) -> Result<PartialOptions, String> {
+    let tls = &args.tls.options;
+    Ok(PartialOptions {
+        connect_timeout: args.connect_timeout,
+        idle_timeout: args.idle_timeout,
+        request_timeout: args.request_timeout,
+        header_read_timeout: args.header_read_timeout,
+        dns_refresh: args.dns_refresh,
+        balance: args.balance,
+        eject_after: args.eject_after,
+        eject_for: args.eject_for,
+        connect_retries: args.connect_retries,
+        max_connections: args.max_connections,
+        max_header_size: args
+            .max_header_size
+            .map(|s| usize::try_from(s).map_err(|_| "--max-header-size is too large".to_owned()))
+            .transpose()?,
+        max_request_body: args.max_request_body,
+        allow: if args.allow.is_empty() {
+            None
+        } else {
+            Some(
+                args.allow
+                    .iter()
+                    .filter(|r| !r.trim().is_empty())
+                    .map(|r| r.parse().map_err(|e| format!("--allow: {e}")))
+                    .collect::<Result<_, String>>()?,
+            )
+        },
+        headers: if args.add_header.is_empty() {
+            None
+        } else {
+            Some(
+                args.add_header
+                    .iter()
+                    .filter(|h| !h.trim().is_empty())
+                    .map(|h| config::parse_header(h).map_err(|e| format!("--add-header: {e}")))
+                    .collect::<Result<_, String>>()?,
+            )
+        },
+        tls_ca_file: tls.ca_file.clone().map(Some),
+        tls_client_cert: tls.client_cert.clone().map(Some),
+        tls_client_key: tls.client_key.clone().map(Some),
+        tls_insecure: Some(tls.insecure),
+        tls_server_name: tls.server_name.clone().map(Some),
+        proxy_protocol: args.proxy_protocol,
+    })
 }
 
 fn listener(listen: SocketAddr, mode: Mode, options: config::Options) -> ListenerConfig {
@@ -576,9 +619,12 @@ fn make_upstream(
     alpn: &[&[u8]],
 ) -> anyhow::Result<Arc<upstream::Upstream>> {
     let tls = if targets.iter().any(|t| t.tls) {
-        let config =
-            tls::client_config(&l.options.tls, alpn).map_err(|e| ConfigError::new(format!("{}: {e}", l.name)))?;
-        Some(TlsConnector::from(config))
+        let error = |e: podkit_tls::TlsError| ConfigError::new(format!("{}: {}", l.name, e.with_flag()));
+        let tls = l.options.tls().load().map_err(error)?;
+        Some(upstream::TlsOrigin {
+            connector: TlsConnector::from(tls.client_config(alpn).map_err(error)?),
+            server_name: tls.server_name,
+        })
     } else {
         None
     };
@@ -602,10 +648,16 @@ async fn accept_loop(
     drain: net::Drain,
 ) {
     let limit = Arc::new(Semaphore::new(l.options.max_connections));
+    // Shared by every connection of the listener (cloned per connection, it
+    // cost an allocation for each list it holds).
+    let options = Arc::new(l.options.clone());
     loop {
         let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
+            // Fixed order (no random pick per poll); the stop first, so a
+            // flood of connections cannot hide it.
+            biased;
             () = drain.stop_accepting.cancelled() => break,
+            accepted = listener.accept() => accepted,
         };
         let (stream, peer) = match accepted {
             Ok(conn) => conn,
@@ -627,7 +679,7 @@ async fn accept_loop(
         };
         let handler = handler.clone();
         let slot = http::ConnSlot::new(permit, stats.active.clone());
-        let (drain2, stats2, options) = (drain.clone(), stats.clone(), l.options.clone());
+        let (drain2, stats2, options) = (drain.clone(), stats.clone(), Arc::clone(&options));
         drain.tasks.spawn(async move {
             match handler {
                 Handler::Tcp(proxy) => proxy.handle(stream, peer, &drain2).await,
@@ -682,6 +734,28 @@ mod tests {
         let mut all = vec!["ambassador", "--admin-addr", "off", "--tcp", "1=127.0.0.1:2"];
         all.extend_from_slice(args);
         Args::try_parse_from(all).unwrap()
+    }
+
+    #[test]
+    fn every_option_flag_is_an_argument_and_sources_are_recorded() {
+        use clap::CommandFactory;
+        let command = Args::command();
+        for flag in config::OPTION_FLAGS {
+            if let config::Flag::Arg(id) = flag {
+                assert!(command.get_arguments().any(|a| a.get_id() == *id), "no argument {id}");
+            }
+        }
+        let args = parse(&["--request-timeout", "60s", "--ca-file", "/ca.pem"]);
+        assert!(
+            args.given(config::Flag::Arg("request_timeout")),
+            "equal to the default, still given"
+        );
+        assert!(
+            args.given(config::Flag::Tls(TlsOption::CaFile)),
+            "an old spelling counts"
+        );
+        assert!(!args.given(config::Flag::Arg("connect_timeout")));
+        assert!(!args.given(config::Flag::Tls(TlsOption::Insecure)));
     }
 
     #[test]

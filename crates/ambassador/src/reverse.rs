@@ -230,9 +230,9 @@ impl ReverseProxy {
 }
 
 /// The answer when no upstream connection could be made: 504 for a connect
-/// timeout, 502 otherwise, with the reason in the body.
+/// timeout, 502 otherwise, with the most telling reason in the body (the
+/// upstream has logged every endpoint's).
 fn unreachable(cause: &UpstreamError) -> Response<Body> {
-    tracing::debug!(%cause, "Upstream unreachable.");
     let status = if cause.is_timeout() {
         StatusCode::GATEWAY_TIMEOUT
     } else {

@@ -14,12 +14,13 @@
 //! does: read from the client, written to the client.
 
 use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{ReadHalf, WriteHalf};
 
-use crate::net::{Activity, COPY_BUFFER};
+use crate::net::{Activity, COPY_BUFFER, CopyBuf};
 
 /// Which way a direction carries bytes, for the client-side counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,28 +40,42 @@ pub async fn copy_bidirectional(
 ) -> io::Result<()> {
     let (client_r, client_w) = client.split();
     let (upstream_r, upstream_w) = upstream.split();
+    let ended = AtomicBool::new(false);
     tokio::try_join!(
-        one_way(client_r, upstream_w, activity, Way::ToUpstream),
-        one_way(upstream_r, client_w, activity, Way::ToClient),
+        one_way(client_r, upstream_w, activity, Way::ToUpstream, &ended),
+        one_way(upstream_r, client_w, activity, Way::ToClient, &ended),
     )?;
     Ok(())
 }
 
-async fn one_way(mut from: ReadHalf<'_>, mut to: WriteHalf<'_>, activity: &Activity, way: Way) -> io::Result<()> {
-    let mut buf = vec![0u8; COPY_BUFFER].into_boxed_slice();
+/// Copies one direction until its source ends, then passes the end on as a
+/// write shutdown, unless the other direction ended first: then both
+/// sockets are closed next, which tells the peer the same (a `Connection:
+/// close` exchange saves a syscall). `ended` is shared by the two
+/// directions.
+async fn one_way(
+    mut from: ReadHalf<'_>,
+    mut to: WriteHalf<'_>,
+    activity: &Activity,
+    way: Way,
+    ended: &AtomicBool,
+) -> io::Result<()> {
+    let mut pooled = CopyBuf::take();
+    let buf = pooled.vec();
     #[cfg(target_os = "linux")]
     let mut bulk = zero_copy::Bulk::default();
     loop {
         #[cfg(target_os = "linux")]
         if bulk.active() {
-            match bulk.relay(from.as_ref(), to.as_ref(), &mut buf, activity, way).await? {
+            match bulk.relay(from.as_ref(), to.as_ref(), buf, activity, way).await? {
                 zero_copy::Relayed::Moved => continue,
                 zero_copy::Relayed::Eof => break,
                 // Back to copying (small chunks again, or no splice here).
                 zero_copy::Relayed::Copy => {}
             }
         }
-        let n = from.read(&mut buf).await?;
+        buf.clear();
+        let n = from.read_buf(buf).await?;
         if n == 0 {
             break;
         }
@@ -72,9 +87,12 @@ async fn one_way(mut from: ReadHalf<'_>, mut to: WriteHalf<'_>, activity: &Activ
             activity.add_written(n);
         }
         #[cfg(target_os = "linux")]
-        if n == buf.len() {
+        if n == COPY_BUFFER {
             bulk.start();
         }
+    }
+    if ended.swap(true, Ordering::Relaxed) {
+        return Ok(());
     }
     match to.shutdown().await {
         // The peer is gone already: nothing left to tell it.
@@ -163,7 +181,7 @@ mod zero_copy {
             &mut self,
             from: &TcpStream,
             to: &TcpStream,
-            buf: &mut [u8],
+            buf: &mut Vec<u8>,
             activity: &Activity,
             way: Way,
         ) -> io::Result<Relayed> {
@@ -258,7 +276,9 @@ mod zero_copy {
 
     /// Writes what sits in the pipe with plain reads and writes (splice to
     /// the socket was refused).
-    async fn drain_by_copy(pipe: &Pipe, to: &TcpStream, mut left: usize, buf: &mut [u8]) -> io::Result<()> {
+    async fn drain_by_copy(pipe: &Pipe, to: &TcpStream, mut left: usize, buf: &mut Vec<u8>) -> io::Result<()> {
+        // Rare (splice refused mid-stream): zeroing the buffer once is fine.
+        buf.resize(buf.capacity().max(super::COPY_BUFFER), 0);
         while left > 0 {
             let want = left.min(buf.len());
             let n = rustix::io::read(&pipe.read, &mut buf[..want]).map_err(io::Error::from)?;

@@ -37,11 +37,16 @@ impl TcpProxy {
     pub async fn handle(&self, client: TcpStream, peer: SocketAddr, drain: &Drain) {
         let start = Instant::now();
         let _ = client.set_nodelay(true);
-        let preamble = match client.local_addr() {
-            Ok(local) => crate::proxy_protocol::header(self.proxy_protocol, peer, local),
-            Err(_) => Vec::new(),
+        // The local address costs a syscall: ask only when a header is sent.
+        let preamble = match self.proxy_protocol {
+            crate::proxy_protocol::ProxyProtocol::Off => Vec::new(),
+            version => match client.local_addr() {
+                Ok(local) => crate::proxy_protocol::header(version, peer, local),
+                Err(_) => Vec::new(),
+            },
         };
         let connected = tokio::select! {
+            biased;
             result = self.upstream.connect_with(&preamble) => result,
             () = drain.hard_stop.cancelled() => return,
         };

@@ -103,24 +103,89 @@ pub enum UpstreamError {
     /// No name resolved yet.
     #[error("upstream {0} has no resolved address yet ({1})")]
     Unresolved(String, String),
-    /// Every endpoint tried failed; the last error.
-    #[error("cannot connect to {addr} for upstream {upstream}: {source}")]
+    /// Every endpoint tried failed. The message names the most telling
+    /// failure (see [`Stage`]); the log line lists them all.
+    #[error("cannot connect to upstream {upstream}: {}", failures.first().map_or_else(String::new, Failure::to_string))]
     Connect {
         /// The upstream.
         upstream: String,
-        /// The last endpoint tried.
-        addr: SocketAddr,
-        /// The error.
-        #[source]
-        source: io::Error,
+        /// Each endpoint tried and why it failed, the most telling first.
+        failures: Vec<Failure>,
     },
 }
 
 impl UpstreamError {
-    /// Whether the last attempt timed out (504 rather than 502).
+    /// Whether the most telling failure is a timeout (504 rather than 502).
     pub fn is_timeout(&self) -> bool {
-        matches!(self, Self::Connect { source, .. } if source.kind() == io::ErrorKind::TimedOut)
+        matches!(self, Self::Connect { failures, .. } if failures.first().is_some_and(Failure::timed_out))
     }
+}
+
+/// How far a connection attempt got before it failed, which says how much
+/// its failure tells: a TLS or protocol failure means the endpoint is there
+/// and something about talking to it is wrong (a certificate, a port that
+/// speaks plain text), which a refused connect on another address (an IPv6
+/// loopback nothing listens on) must not hide.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Stage {
+    /// The connect could not even start (no route, no such address family).
+    Unroutable,
+    /// Nothing listens there.
+    Refused,
+    /// No answer within the connect timeout.
+    TimedOut,
+    /// Connected, then the TLS handshake or the PROXY header failed.
+    Protocol,
+}
+
+/// One endpoint's failed connection attempt.
+#[derive(Debug)]
+pub struct Failure {
+    /// The endpoint.
+    pub addr: SocketAddr,
+    /// How far it got.
+    pub stage: Stage,
+    /// Why it failed, as a sentence (rustls errors explained by podkit-tls).
+    pub reason: String,
+}
+
+impl Failure {
+    fn new(addr: SocketAddr, stage: Stage, reason: String) -> Self {
+        Self { addr, stage, reason }
+    }
+
+    /// Whether it is a connect or handshake timeout.
+    pub fn timed_out(&self) -> bool {
+        self.stage == Stage::TimedOut
+    }
+
+    /// A failed TCP connect.
+    fn connect(addr: SocketAddr, err: &io::Error) -> Self {
+        let stage = match err.kind() {
+            io::ErrorKind::ConnectionRefused => Stage::Refused,
+            io::ErrorKind::TimedOut => Stage::TimedOut,
+            _ => Stage::Unroutable,
+        };
+        Self::new(addr, stage, podkit_tls::describe_io_error(err))
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.addr, self.reason)
+    }
+}
+
+/// Orders failures the most telling first (stable: ties keep the order
+/// they were tried in).
+fn most_telling_first(failures: &mut [Failure]) {
+    failures.sort_by_key(|f| std::cmp::Reverse(f.stage));
+}
+
+/// The failures as the log line lists them: `a: why; b: why`.
+fn list(failures: &[Failure]) -> String {
+    let all: Vec<String> = failures.iter().map(Failure::to_string).collect();
+    all.join("; ")
 }
 
 /// Connect-time settings of an upstream.
@@ -186,6 +251,16 @@ impl Retired {
     }
 }
 
+/// How an upstream speaks TLS: the connector (its rustls config) and the
+/// name to send as SNI and verify when it is not the target's host.
+#[derive(Clone)]
+pub struct TlsOrigin {
+    /// Connects with the listener's TLS options.
+    pub connector: TlsConnector,
+    /// `--tls-server-name`, when given.
+    pub server_name: Option<rustls::pki_types::ServerName<'static>>,
+}
+
 /// A set of endpoints behind one listener.
 pub struct Upstream {
     /// A name for logs, metrics and `/readyz` (the first target, plus a
@@ -194,7 +269,7 @@ pub struct Upstream {
     targets: Vec<Target>,
     options: ConnectOptions,
     resolver: Resolver,
-    tls: Option<TlsConnector>,
+    tls: Option<TlsOrigin>,
     /// The endpoints now known; replaced whole on each resolution.
     endpoints: Mutex<Arc<Vec<Arc<Endpoint>>>>,
     /// Why the last resolution failed, per target.
@@ -207,6 +282,12 @@ pub struct Upstream {
     epoch: Instant,
     latch: Latch,
     stats: UpstreamStats,
+    /// Set while the upstream is unreachable and that was logged: the
+    /// cause logged, so a repeat goes to debug and a change to warn.
+    unreachable: Mutex<Option<String>>,
+    /// Whether `unreachable` holds a cause (read on every connect without
+    /// taking the lock).
+    any_unreachable: std::sync::atomic::AtomicBool,
 }
 
 /// An established upstream connection.
@@ -244,14 +325,14 @@ impl std::fmt::Debug for Upstream {
 }
 
 impl Upstream {
-    /// An upstream over `targets`; `tls` is the connector for `tls` targets.
+    /// An upstream over `targets`; `tls` is how `tls` targets are spoken to.
     /// Nothing is resolved yet: call [`Upstream::refresh`] or
     /// [`Upstream::spawn_refresh`].
     pub fn new(
         targets: Vec<Target>,
         options: ConnectOptions,
         resolver: Resolver,
-        tls: Option<TlsConnector>,
+        tls: Option<TlsOrigin>,
         readiness: &Readiness,
         stats: UpstreamStats,
         name: String,
@@ -271,6 +352,8 @@ impl Upstream {
             epoch: Instant::now(),
             latch,
             stats,
+            unreachable: Mutex::new(None),
+            any_unreachable: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -415,17 +498,51 @@ impl Upstream {
         order
     }
 
-    fn record_failure(&self, endpoint: &Endpoint, err: &io::Error) {
+    fn record_failure(&self, endpoint: &Endpoint, failure: &Failure) {
         self.stats.connect_errors.inc();
         let failures = endpoint.failures.fetch_add(1, Ordering::Relaxed) + 1;
+        let reason = &failure.reason;
         if self.options.eject_after > 0 && failures >= self.options.eject_after {
             endpoint.failures.store(0, Ordering::Relaxed);
             let until = self.now_ms() + u64::try_from(self.options.eject_for.as_millis()).unwrap_or(u64::MAX / 2);
             endpoint.ejected_until_ms.store(until, Ordering::Relaxed);
             self.stats.ejections.inc();
-            tracing::warn!(upstream = %self.name, endpoint = %endpoint.addr, %err, eject_for = ?self.options.eject_for, "Endpoint ejected after consecutive connect failures.");
+            tracing::warn!(upstream = %self.name, endpoint = %endpoint.addr, %reason, eject_for = ?self.options.eject_for, "Endpoint ejected after consecutive connect failures.");
         } else {
-            tracing::debug!(upstream = %self.name, endpoint = %endpoint.addr, %err, "Connect failed.");
+            tracing::debug!(upstream = %self.name, endpoint = %endpoint.addr, %reason, "Connect failed.");
+        }
+    }
+
+    /// Logs that every endpoint tried failed: at warn when the cause is new,
+    /// at debug when it repeats (a dead upstream fails every request).
+    fn record_unreachable(&self, failures: &[Failure]) {
+        let Some(cause) = failures.first() else { return };
+        let endpoints = list(failures);
+        let mut last = self.unreachable.lock().unwrap_or_else(PoisonError::into_inner);
+        if last.as_deref() == Some(cause.reason.as_str()) {
+            tracing::debug!(upstream = %self.name, %cause, %endpoints, "Upstream unreachable: every endpoint tried failed.");
+        } else {
+            tracing::warn!(upstream = %self.name, %cause, %endpoints, "Upstream unreachable: every endpoint tried failed.");
+            *last = Some(cause.reason.clone());
+            self.any_unreachable.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Logs, once, that a connection succeeded after the upstream was
+    /// reported unreachable.
+    fn record_reachable(&self, addr: SocketAddr) {
+        if !self.any_unreachable.load(Ordering::Relaxed) {
+            return;
+        }
+        self.any_unreachable.store(false, Ordering::Relaxed);
+        if self
+            .unreachable
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+            .is_some()
+        {
+            tracing::info!(upstream = %self.name, endpoint = %addr, "Upstream reachable again.");
         }
     }
 
@@ -449,52 +566,70 @@ impl Upstream {
             return Err(UpstreamError::Unresolved(self.name.clone(), why.join("; ")));
         }
         let attempts = (self.options.connect_retries as usize + 1).min(endpoints.len());
-        let mut last = None;
-        for endpoint in self.candidates(&endpoints).into_iter().take(attempts) {
-            match self.connect_one(&endpoint, preamble).await {
+        let mut failures = Vec::new();
+        // One endpoint (the usual upstream): no order to work out.
+        let order = (endpoints.len() > 1).then(|| self.candidates(&endpoints));
+        for endpoint in order.as_deref().unwrap_or(&endpoints[..]).iter().take(attempts) {
+            match self.connect_one(endpoint, preamble).await {
                 Ok(conn) => {
                     endpoint.failures.store(0, Ordering::Relaxed);
                     endpoint.ejected_until_ms.store(0, Ordering::Relaxed);
+                    self.record_reachable(conn.addr);
                     return Ok(conn);
                 }
-                Err(err) => {
-                    self.record_failure(&endpoint, &err);
-                    last = Some((endpoint.addr, err));
+                Err(failure) => {
+                    self.record_failure(endpoint, &failure);
+                    failures.push(failure);
                 }
             }
         }
-        let (addr, source) = last.unwrap_or_else(|| {
-            (
-                SocketAddr::from(([0, 0, 0, 0], 0)),
-                io::Error::other("no endpoint to try"),
-            )
-        });
+        most_telling_first(&mut failures);
+        self.record_unreachable(&failures);
         Err(UpstreamError::Connect {
             upstream: self.name.clone(),
-            addr,
-            source,
+            failures,
         })
     }
 
-    async fn connect_one(&self, endpoint: &Endpoint, preamble: &[u8]) -> io::Result<Conn> {
+    async fn connect_one(&self, endpoint: &Endpoint, preamble: &[u8]) -> Result<Conn, Failure> {
         let target = &self.targets[endpoint.target];
         let timeout = self.options.connect_timeout;
+        let addr = endpoint.addr;
+        // Set once TCP is connected: a timeout after it is the handshake's.
+        let connected = std::sync::atomic::AtomicBool::new(false);
         let work = async {
-            let mut tcp = TcpStream::connect(endpoint.addr).await?;
-            tcp.set_nodelay(true)?;
+            let mut tcp = TcpStream::connect(addr).await.map_err(|e| Failure::connect(addr, &e))?;
+            connected.store(true, Ordering::Relaxed);
+            let protocol = |reason: String| Failure::new(addr, Stage::Protocol, reason);
+            tcp.set_nodelay(true)
+                .map_err(|e| protocol(podkit_tls::describe_io_error(&e)))?;
             if !preamble.is_empty() {
-                tokio::io::AsyncWriteExt::write_all(&mut tcp, preamble).await?;
+                tokio::io::AsyncWriteExt::write_all(&mut tcp, preamble)
+                    .await
+                    .map_err(|e| {
+                        protocol(format!(
+                            "sending the PROXY protocol header: {}",
+                            podkit_tls::describe_io_error(&e)
+                        ))
+                    })?;
             }
             endpoint.active.fetch_add(1, Ordering::Relaxed);
             let guard = ActiveGuard(Arc::clone(&endpoint.active));
             match (&self.tls, target.tls) {
                 (Some(tls), true) => {
-                    let name = crate::tls::server_name(&target.host).map_err(io::Error::other)?;
-                    let stream = tls.connect(name, tcp).await?;
+                    let name = match &tls.server_name {
+                        Some(name) => name.clone(),
+                        None => podkit_tls::server_name(&target.host).map_err(|e| protocol(e.to_string()))?,
+                    };
+                    let stream = tls
+                        .connector
+                        .connect(name, tcp)
+                        .await
+                        .map_err(|e| protocol(format!("TLS: {}", podkit_tls::describe_handshake_error(&e))))?;
                     let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
                     Ok(Conn {
                         stream: Stream::Tls(Box::new(stream)),
-                        addr: endpoint.addr,
+                        addr,
                         h2,
                         retired: endpoint.retired.clone(),
                         _active: guard,
@@ -502,7 +637,7 @@ impl Upstream {
                 }
                 _ => Ok(Conn {
                     stream: Stream::Plain(tcp),
-                    addr: endpoint.addr,
+                    addr,
                     h2: false,
                     retired: endpoint.retired.clone(),
                     _active: guard,
@@ -511,34 +646,44 @@ impl Upstream {
         };
         match tokio::time::timeout(timeout, work).await {
             Ok(result) => result,
-            Err(_) => Err(io::Error::new(
-                io::ErrorKind::TimedOut,
+            Err(_) if connected.load(Ordering::Relaxed) => Err(Failure::new(
+                addr,
+                Stage::Protocol,
+                format!("connected, but the TLS handshake did not finish within {timeout:?}"),
+            )),
+            Err(_) => Err(Failure::new(
+                addr,
+                Stage::TimedOut,
                 format!("connect timed out after {timeout:?}"),
             )),
         }
     }
 }
 
-/// Connects to `addr` within `timeout`, with TCP_NODELAY (forward proxy
-/// destinations, which are not an [`Upstream`]).
+/// Connects to the first of `addrs` that accepts within `timeout`, with
+/// TCP_NODELAY (forward proxy destinations, which are not an [`Upstream`]).
+/// When none does, the error is the most telling one (a timeout before a
+/// refusal before an unroutable address).
 pub async fn connect_addr(addrs: &[SocketAddr], timeout: Duration) -> io::Result<TcpStream> {
-    let mut last = io::Error::other("no address to connect to");
+    let mut best: Option<(Stage, io::Error)> = None;
     for addr in addrs {
-        match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+        let err = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
             Ok(Ok(tcp)) => {
                 tcp.set_nodelay(true)?;
                 return Ok(tcp);
             }
-            Ok(Err(err)) => last = err,
-            Err(_) => {
-                last = io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    format!("connect to {addr} timed out after {timeout:?}"),
-                )
-            }
+            Ok(Err(err)) => err,
+            Err(_) => io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("connect to {addr} timed out after {timeout:?}"),
+            ),
+        };
+        let stage = Failure::connect(*addr, &err).stage;
+        if best.as_ref().is_none_or(|(s, _)| stage > *s) {
+            best = Some((stage, err));
         }
     }
-    Err(last)
+    Err(best.map_or_else(|| io::Error::other("no address to connect to"), |(_, err)| err))
 }
 
 impl std::fmt::Debug for Conn {
@@ -720,15 +865,49 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn no_endpoint_reachable_is_an_error_naming_the_last_one() {
+    async fn no_endpoint_reachable_is_an_error_naming_it() {
         let d = dead();
         let (up, _r) = upstream(&[d], Balance::RoundRobin, 3, 2);
         let err = up.connect().await.unwrap_err();
-        assert!(
-            matches!(&err, UpstreamError::Connect { addr, .. } if *addr == d),
-            "{err}"
+        assert_eq!(
+            err.to_string(),
+            format!("cannot connect to upstream t: {d}: connection refused")
         );
         assert!(!err.is_timeout());
+    }
+
+    #[test]
+    fn the_most_telling_failure_comes_first() {
+        let at = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
+        let failure = |port, stage| Failure::new(at(port), stage, format!("{stage:?}"));
+        let mut failures = vec![
+            failure(1, Stage::Unroutable),
+            failure(2, Stage::Refused),
+            failure(3, Stage::Protocol),
+            failure(4, Stage::TimedOut),
+            failure(5, Stage::Refused),
+        ];
+        most_telling_first(&mut failures);
+        let order: Vec<u16> = failures.iter().map(|f| f.addr.port()).collect();
+        assert_eq!(
+            order,
+            [3, 4, 2, 5, 1],
+            "protocol, timeout, refused (in the order tried), unroutable"
+        );
+        assert_eq!(list(&failures[..2]), "127.0.0.1:3: Protocol; 127.0.0.1:4: TimedOut");
+        let err = UpstreamError::Connect {
+            upstream: "u".into(),
+            failures,
+        };
+        assert!(
+            !err.is_timeout(),
+            "a timeout behind a protocol failure is not the cause"
+        );
+        let err = UpstreamError::Connect {
+            upstream: "u".into(),
+            failures: vec![failure(4, Stage::TimedOut), failure(2, Stage::Refused)],
+        };
+        assert!(err.is_timeout());
     }
 
     #[test]

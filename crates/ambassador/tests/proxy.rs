@@ -9,7 +9,7 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use podkit_testkit::{PATIENCE, http_get, wait_until};
-use support::{Amb, Origin, TestCa, curl, dead_port};
+use support::{Amb, Origin, TestCa, curl, dead_port, self_signed_ca_server};
 
 #[test]
 fn tcp_mode_carries_http_and_spreads_over_endpoints() {
@@ -110,7 +110,7 @@ fn reverse_mode_originates_tls_with_sni_verification_and_h2() {
     let ca = TestCa::new(dir.path());
     let origin = Origin::start_with("tls", "127.0.0.1:0", Some(ca.server.clone()));
     let spec = format!("127.0.0.1:0=https://localhost:{}", origin.addr.port());
-    let mut amb = Amb::start(&["--reverse", &spec, "--ca-file", ca.ca_pem.to_str().unwrap()]);
+    let mut amb = Amb::start(&["--reverse", &spec, "--tls-ca-file", ca.ca_pem.to_str().unwrap()]);
     let addr = amb.addr("reverse:127.0.0.1:0");
     let (status, body) = curl(&[&format!("http://{addr}/secure")]);
     assert_eq!(status, 200, "{body}");
@@ -302,7 +302,10 @@ fn upstream_down_fails_fast_then_recovers() {
         let started = Instant::now();
         let (status, body) = curl(&[&format!("http://{rev}/")]);
         assert_eq!(status, 502, "{body}");
-        assert!(body.contains("refused"), "{body}");
+        assert_eq!(
+            body.trim_end(),
+            format!("cannot connect to upstream 127.0.0.1:{port}: 127.0.0.1:{port}: connection refused")
+        );
         assert!(
             started.elapsed() < Duration::from_secs(10),
             "a refused connect is not a timeout"
@@ -322,10 +325,95 @@ fn upstream_down_fails_fast_then_recovers() {
     assert_eq!(status, 200, "{body}");
     let (status, body) = curl(&[&format!("http://{tcp}/")]);
     assert_eq!(status, 200, "{body}");
+    // Said once at warn when it went, and once when it came back.
+    let line = amb.proc.wait_for_line("Upstream reachable again.");
+    assert!(
+        line.contains("INFO") && line.contains(&format!("endpoint=127.0.0.1:{port}")),
+        "{line}"
+    );
+    let log = amb.proc.stderr();
+    assert_eq!(
+        log.lines()
+            .filter(|l| l.contains("WARN") && l.contains("Upstream unreachable"))
+            .count(),
+        2,
+        "once per listener's upstream, not per request: {log}"
+    );
     let metrics = http_get(amb.admin(), "/metrics").unwrap().body;
     assert!(
         metrics.contains("podkit_ambassador_endpoint_ejections_total{upstream="),
         "{metrics}"
+    );
+}
+
+/// `localhost` is 127.0.0.1 and [::1]; the server listens on 127.0.0.1 only
+/// and serves a certificate that cannot work. The refused [::1] must not
+/// hide why 127.0.0.1 failed.
+#[test]
+fn an_unreachable_upstream_names_the_telling_cause_and_every_endpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, cert_pem) = self_signed_ca_server(dir.path());
+    let origin = Origin::start_with("tls", "127.0.0.1:0", Some(server));
+    let port = origin.addr.port();
+    let spec = format!("127.0.0.1:0=https://localhost:{port}");
+    let sentence = "TLS: the server's certificate is a CA certificate, not a server certificate: issue a server \
+                    certificate from that CA and trust the CA with --tls-ca-file";
+    // Not trusted at all, and trusted with --tls-ca-file: the same cause.
+    for trust in [&[][..], &["--tls-ca-file", cert_pem.to_str().unwrap()]] {
+        let mut args = vec!["--reverse", spec.as_str()];
+        args.extend_from_slice(trust);
+        let mut amb = Amb::start(&args);
+        let addr = amb.addr("reverse:127.0.0.1:0");
+        let (status, body) = curl(&[&format!("http://{addr}/")]);
+        assert_eq!(status, 502, "{body}");
+        assert_eq!(
+            body.trim_end(),
+            format!("cannot connect to upstream tls://localhost:{port}: 127.0.0.1:{port}: {sentence}"),
+            "{trust:?}"
+        );
+        let line = amb.proc.wait_for_line("Upstream unreachable");
+        assert!(line.contains(&format!("cause=127.0.0.1:{port}: {sentence}")), "{line}");
+        // Every endpoint with its reason, the most telling first.
+        let endpoints = line.split("endpoints=").nth(1).unwrap_or_default();
+        assert!(
+            endpoints.starts_with(&format!("127.0.0.1:{port}: {sentence}; [::1]:{port}: ")),
+            "{line}"
+        );
+    }
+
+    // TLS to a port that speaks plain HTTP.
+    let plain = Origin::start("plain", "127.0.0.1:0");
+    let spec = format!("127.0.0.1:0=https://127.0.0.1:{}", plain.addr.port());
+    let mut amb = Amb::start(&["--reverse", &spec]);
+    let addr = amb.addr("reverse:127.0.0.1:0");
+    let (status, body) = curl(&[&format!("http://{addr}/")]);
+    assert_eq!(status, 502, "{body}");
+    assert!(
+        body.contains(
+            "TLS: the server did not answer with TLS: if it speaks plain text on this port, use http:// or tcp://"
+        ),
+        "{body}"
+    );
+
+    // A name the certificate does not list.
+    let ca = TestCa::new(dir.path());
+    let good = Origin::start_with("good", "127.0.0.1:0", Some(ca.server.clone()));
+    let spec = format!("127.0.0.1:0=https://127.0.0.1:{}", good.addr.port());
+    let ca_pem = ca.ca_pem.to_str().unwrap();
+    let mut amb = Amb::start(&[
+        "--reverse",
+        &spec,
+        "--tls-ca-file",
+        ca_pem,
+        "--tls-server-name",
+        "api.test",
+    ]);
+    let addr = amb.addr("reverse:127.0.0.1:0");
+    let (status, body) = curl(&[&format!("http://{addr}/")]);
+    assert_eq!(status, 502, "{body}");
+    assert!(
+        body.contains("TLS: the server's certificate is not valid for api.test (it is for localhost, 127.0.0.1)"),
+        "{body}"
     );
 }
 
@@ -420,6 +508,97 @@ fn config_file_defines_listeners_and_flags_win() {
     assert_eq!(curl(&[&format!("http://{tcp}/")]).0, 200);
 }
 
+/// flag > env > config file, told by where a value came from: a flag or env
+/// value equal to the file's top level still beats a `[[listener]]`
+/// section, and a section's own `tls_insecure = true`, `allow` and
+/// `headers` are not lost because the top level says `false` or `[]`.
+#[test]
+fn precedence_is_flag_then_env_then_listener_section_then_top_level() {
+    let dir = tempfile::tempdir().unwrap();
+    let origin = Origin::start("o", "127.0.0.1:0");
+    let ca = TestCa::new(dir.path());
+    let tls = Origin::start_with("tls", "127.0.0.1:0", Some(ca.server.clone()));
+    let hosts = dir.path().join("hosts");
+    std::fs::write(&hosts, "127.0.0.1 allowed.test denied.test\n").unwrap();
+    let file = dir.path().join("ambassador.toml");
+    std::fs::write(
+        &file,
+        format!(
+            r#"
+hosts-file = {hosts:?}
+request_timeout = "1ms"
+tls_insecure = false
+allow = []
+add_header = []
+
+[[listener]]
+mode = "reverse"
+listen = "127.0.0.11:0"
+upstreams = "http://{o}/slow"
+request_timeout = "30s"
+
+[[listener]]
+mode = "reverse"
+listen = "127.0.0.12:0"
+upstreams = "https://localhost:{tls_port}"
+tls_insecure = true
+request_timeout = "30s"
+
+[[listener]]
+mode = "http-forward"
+listen = "127.0.0.13:0"
+allow = ["allowed.test"]
+request_timeout = "30s"
+
+[[listener]]
+mode = "reverse"
+listen = "127.0.0.14:0"
+upstreams = "http://{o}"
+headers = {{ X-Api-Key = "k" }}
+request_timeout = "30s"
+"#,
+            hosts = hosts.to_str().unwrap(),
+            o = origin.addr,
+            tls_port = tls.addr.port(),
+        ),
+    )
+    .unwrap();
+    let config = file.to_str().unwrap();
+
+    // No flag, no env: each section's own values.
+    let mut amb = Amb::start(&["--config", config]);
+    let insecure = amb.addr("reverse:127.0.0.12:0");
+    let (status, body) = curl(&[&format!("http://{insecure}/")]);
+    assert_eq!(status, 200, "the section's tls_insecure = true holds: {body}");
+    let proxy = format!("http://{}", amb.addr("http-forward:127.0.0.13:0"));
+    let port = origin.addr.port();
+    assert_eq!(curl(&["-x", &proxy, &format!("http://allowed.test:{port}/")]).0, 200);
+    let (status, body) = curl(&["-x", &proxy, &format!("http://denied.test:{port}/")]);
+    assert_eq!(status, 403, "the section's allow holds: {body}");
+    let headers = amb.addr("reverse:127.0.0.14:0");
+    let (status, body) = curl(&[&format!("http://{headers}/")]);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("x-api-key=k"), "the section's headers hold: {body}");
+    drop(amb);
+
+    // A flag, then an env twin, equal to the top level: both beat the
+    // section's 30s, so the held /slow request times out at once.
+    for (args, env) in [
+        (&["--request-timeout", "1ms"][..], &[][..]),
+        (&[][..], &[("AMBASSADOR_REQUEST_TIMEOUT", "1ms")][..]),
+    ] {
+        let mut all = vec!["--admin-addr", "127.0.0.1:0", "--config", config];
+        all.extend_from_slice(args);
+        let mut amb = Amb {
+            proc: podkit_testkit::Proc::spawn(support::BIN, &all, env),
+        };
+        let slow = amb.addr("reverse:127.0.0.11:0");
+        let (status, body) = curl(&[&format!("http://{slow}/")]);
+        assert_eq!(status, 504, "{args:?} {env:?}: {body}");
+        origin.release();
+    }
+}
+
 #[test]
 fn websocket_upgrades_pass_through_reverse_and_forward() {
     let origin = Origin::start("ws", "127.0.0.1:0");
@@ -467,11 +646,11 @@ fn tcp_mode_originates_tls_and_reverse_mode_does_mutual_tls() {
         &tcp_spec,
         "--reverse",
         &rev_spec,
-        "--ca-file",
+        "--tls-ca-file",
         ca.ca_pem.to_str().unwrap(),
-        "--client-cert",
+        "--tls-client-cert",
         ca.client_cert.to_str().unwrap(),
-        "--client-key",
+        "--tls-client-key",
         ca.client_key.to_str().unwrap(),
     ]);
     let tcp = amb.addr("tcp:127.0.0.1:0");
@@ -483,7 +662,8 @@ fn tcp_mode_originates_tls_and_reverse_mode_does_mutual_tls() {
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("id=mtls"), "{body}");
 
-    // Without the client certificate the origin refuses the handshake.
+    // Without the client certificate the origin refuses the handshake (the
+    // old `--ca-file` spelling still works).
     let mut anonymous = Amb::start(&["--reverse", &rev_spec, "--ca-file", ca.ca_pem.to_str().unwrap()]);
     let rev = anonymous.addr("reverse:127.0.0.1:0");
     assert_eq!(curl(&[&format!("http://{rev}/")]).0, 502);
@@ -892,4 +1072,81 @@ fn connect_tunnels_carry_bulk_intact_with_bytes_sent_along_the_request() {
         });
         expect_noise(&client, 5, BULK, b"");
     });
+}
+
+#[test]
+fn tls_flags_old_spellings_env_twins_config_keys_and_server_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new(dir.path());
+    let origin = Origin::start_with("tls", "127.0.0.1:0", Some(ca.server.clone()));
+    let ca_pem = ca.ca_pem.to_str().unwrap();
+    let spec = format!("127.0.0.1:0=https://localhost:{}", origin.addr.port());
+    let serves = |args: &[&str], env: &[(&str, &str)]| {
+        let mut all = vec!["--admin-addr", "127.0.0.1:0", "--reverse", &spec];
+        all.extend_from_slice(args);
+        let mut amb = Amb {
+            proc: podkit_testkit::Proc::spawn(support::BIN, &all, env),
+        };
+        let addr = amb.addr("reverse:127.0.0.1:0");
+        curl(&[&format!("http://{addr}/")])
+    };
+    for env in [[("AMBASSADOR_TLS_CA_FILE", ca_pem)], [("AMBASSADOR_CA_FILE", ca_pem)]] {
+        let (status, body) = serves(&[], &env);
+        assert_eq!(status, 200, "{env:?}: {body}");
+    }
+    assert_eq!(serves(&["--insecure"], &[]).0, 200);
+    assert_eq!(serves(&[], &[("AMBASSADOR_TLS_INSECURE", "true")]).0, 200);
+
+    // Config file keys, new and old, at the top and in a listener section.
+    for key in ["tls_ca_file", "ca_file"] {
+        let file = dir.path().join(format!("{key}.toml"));
+        std::fs::write(&file, format!("{key} = {ca_pem:?}\n")).unwrap();
+        let (status, body) = serves(&["--config", file.to_str().unwrap()], &[]);
+        assert_eq!(status, 200, "top-level {key}: {body}");
+        let sectioned = format!(
+            "[[listener]]\nmode = \"reverse\"\nlisten = \"127.0.0.9:0\"\nupstreams = \"https://localhost:{}\"\n{key} = {ca_pem:?}\n",
+            origin.addr.port()
+        );
+        std::fs::write(&file, sectioned).unwrap();
+        let mut amb = Amb::start(&["--config", file.to_str().unwrap()]);
+        let addr = amb.addr("reverse:127.0.0.9:0");
+        assert_eq!(curl(&[&format!("http://{addr}/")]).0, 200, "[[listener]] {key}");
+    }
+
+    // The SNI override: the name verified is the flag's, not the IP address
+    // connected to (which the certificate also names).
+    let by_ip = format!("127.0.0.1:0=https://127.0.0.1:{}", origin.addr.port());
+    let verified = |name: &str| {
+        let mut amb = Amb::start(&["--reverse", &by_ip, "--tls-ca-file", ca_pem, "--tls-server-name", name]);
+        let addr = amb.addr("reverse:127.0.0.1:0");
+        curl(&[&format!("http://{addr}/")]).0
+    };
+    assert_eq!(verified("localhost"), 200);
+    assert_eq!(verified("someone-else.test"), 502);
+
+    // A bad file, or a certificate without its key, exits 64 naming both.
+    let empty = dir.path().join("empty.pem");
+    std::fs::write(&empty, "").unwrap();
+    let exit = |args: &[&str]| {
+        let mut all = vec!["--reverse", spec.as_str()];
+        all.extend_from_slice(args);
+        podkit_testkit::Proc::spawn(support::BIN, &all, &[]).finish()
+    };
+    let (status, _, err) = exit(&["--ca-file", empty.to_str().unwrap()]);
+    assert_eq!(status.code(), Some(64), "{err}");
+    assert!(
+        err.contains(&format!("--tls-ca-file: the CA file {} is empty", empty.display())),
+        "{err}"
+    );
+    let (status, _, err) = exit(&["--tls-client-cert", ca.client_cert.to_str().unwrap()]);
+    assert_eq!(status.code(), Some(64), "{err}");
+    assert!(err.contains("--tls-client-key: the client certificate"), "{err}");
+    let both = dir.path().join("both.toml");
+    std::fs::write(&both, format!("ca_file = {ca_pem:?}\ntls_ca_file = {ca_pem:?}\n")).unwrap();
+    let (status, _, err) = exit(&["--config", both.to_str().unwrap()]);
+    assert_eq!(status.code(), Some(64), "{err}");
+    assert!(
+        err.contains("`ca_file` and `tls_ca_file` are the same setting"),
+        "{err}"
+    );
 }

@@ -5,7 +5,13 @@ const BIN: &str = env!("CARGO_BIN_EXE_log-shipper");
 
 #[test]
 fn serves_admin_endpoints_and_drains_on_sigterm() {
-    podkit_testkit::check_admin_and_sigterm(BIN, "log-shipper", &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let logs = format!("{}/*.log", dir.path().display());
+    podkit_testkit::check_admin_and_sigterm(
+        BIN,
+        "log-shipper",
+        &["--follow", &logs, "--no-checkpoint", "--sink", "stdout"],
+    );
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! Jittered exponential backoff, for sink retries, reconnects and probes.
 //!
 //! Each delay is drawn uniformly from `[d/2, d]` ("equal jitter") where `d`
-//! grows by `factor` from `initial` up to `max`, so that many pods retrying
+//! doubles from `initial` up to `max`, so that many pods retrying
 //! at once spread out, yet a delay never collapses to zero.
 
 use std::time::Duration;
@@ -12,7 +12,6 @@ use std::time::Duration;
 pub struct Backoff {
     initial: Duration,
     max: Duration,
-    factor: f64,
     current: Duration,
     rng: fastrand::Rng,
 }
@@ -24,16 +23,9 @@ impl Backoff {
         Self {
             initial,
             max,
-            factor: 2.0,
             current: initial,
             rng: fastrand::Rng::new(),
         }
-    }
-
-    /// Sets the growth factor (at least 1).
-    pub fn with_factor(mut self, factor: f64) -> Self {
-        self.factor = if factor.is_finite() { factor.max(1.0) } else { 2.0 };
-        self
     }
 
     /// Seeds the jitter, for reproducible tests.
@@ -45,7 +37,7 @@ impl Backoff {
     /// The next delay to wait.
     pub fn next_delay(&mut self) -> Duration {
         let ceiling = self.current;
-        self.current = self.current.mul_f64(self.factor).min(self.max);
+        self.current = self.current.saturating_mul(2).min(self.max);
         let low = ceiling / 2;
         let spread = (ceiling - low).as_nanos() as u64;
         low + Duration::from_nanos(if spread == 0 { 0 } else { self.rng.u64(0..=spread) })

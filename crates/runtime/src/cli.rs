@@ -1,7 +1,10 @@
 //! The command-line conventions shared by all binaries: common flags with
-//! `PODKIT_` env twins, clap errors mapped to exit 64, and value parsers for
-//! durations (`250ms`, `5s`) and sizes (`64KiB`, `10MiB`).
+//! `PODKIT_` env twins, clap errors mapped to exit 64, value parsers for
+//! durations (`250ms`, `5s`) and sizes (`64KiB`, `10MiB`), and
+//! [`ValueSources`]: where each value came from (flag, env, config file,
+//! default), for a binary that merges flags with config sections of its own.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -9,6 +12,8 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use clap::{ArgMatches, Parser};
+
+pub use clap::parser::ValueSource;
 
 use crate::exit;
 
@@ -80,6 +85,88 @@ impl fmt::Display for AdminAddr {
             Self::Off => f.write_str("off"),
             Self::On(addr) => addr.fmt(f),
         }
+    }
+}
+
+/// Where the value of each argument came from, as clap saw it: the command
+/// line, the environment, or a default (a config file's top-level value is
+/// a default, see `config_file`). A binary that lets config sections of its
+/// own override the file's top level asks [`ValueSources::given`] whether
+/// a flag or env twin set a value, instead of guessing from the value
+/// (a flag equal to the file's value is still a flag).
+///
+/// Flatten it into the binary's `Args` as the **first** field: clap's
+/// derive takes each value out of the matches as it fills the fields that
+/// follow, and this records the sources before any is taken.
+///
+/// ```
+/// use clap::Parser;
+/// use podkit_runtime::cli::{ValueSource, ValueSources};
+///
+/// #[derive(Parser)]
+/// struct Args {
+///     #[command(flatten)]
+///     sources: ValueSources,
+///     #[arg(long, env = "EXAMPLE_RETRIES", default_value_t = 3)]
+///     retries: u32,
+///     #[arg(long)]
+///     name: Option<String>,
+/// }
+///
+/// let args = Args::try_parse_from(["example", "--retries", "3"])?;
+/// assert!(args.sources.given("retries"), "given, even though equal to the default");
+/// assert_eq!(args.sources.source("retries"), Some(ValueSource::CommandLine));
+/// let args = Args::try_parse_from(["example"])?;
+/// assert_eq!(args.sources.source("retries"), Some(ValueSource::DefaultValue));
+/// assert!(!args.sources.given("retries") && !args.sources.given("name"));
+/// # Ok::<(), clap::Error>(())
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct ValueSources(HashMap<String, ValueSource>);
+
+impl ValueSources {
+    /// Where the value of the argument `id` came from; `None` when it has
+    /// none (not given, no default).
+    pub fn source(&self, id: &str) -> Option<ValueSource> {
+        self.0.get(id).copied()
+    }
+
+    /// Whether the command line or the environment gave argument `id` its
+    /// value (not a default, nor a config file's top level).
+    pub fn given(&self, id: &str) -> bool {
+        matches!(
+            self.source(id),
+            Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+        )
+    }
+}
+
+impl clap::FromArgMatches for ValueSources {
+    fn from_arg_matches(matches: &ArgMatches) -> Result<Self, clap::Error> {
+        Ok(Self(
+            matches
+                .ids()
+                .filter_map(|id| {
+                    let id = id.as_str();
+                    matches.value_source(id).map(|source| (id.to_owned(), source))
+                })
+                .collect(),
+        ))
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(matches)?;
+        Ok(())
+    }
+}
+
+impl clap::Args for ValueSources {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        cmd
+    }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        cmd
     }
 }
 
@@ -244,6 +331,50 @@ mod tests {
                 "{args:?}"
             );
         }
+    }
+
+    #[derive(Debug, Parser)]
+    #[command(name = "t")]
+    struct WithSources {
+        #[command(flatten)]
+        sources: ValueSources,
+        #[arg(long, env = "T_CLI_TEST_TIMEOUT", value_parser = parse_duration)]
+        timeout: Option<Duration>,
+        #[arg(long = "route")]
+        routes: Vec<String>,
+        #[arg(long)]
+        verbose: bool,
+        #[command(flatten)]
+        common: CommonArgs,
+    }
+
+    #[test]
+    fn value_sources_tell_flags_and_env_from_config_file_values() {
+        let dir = std::env::temp_dir().join(format!("podkit-cli-sources-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("c.toml");
+        std::fs::write(&file, "timeout = \"5s\"\nroute = [\"a\"]\nverbose = true\n").unwrap();
+        let file = file.to_str().unwrap();
+        let parse = |args: &[&str]| {
+            let mut all = vec!["t", "--admin-addr", "off"];
+            all.extend_from_slice(args);
+            let mut command = <WithSources as clap::CommandFactory>::command();
+            command = crate::config_file::apply(command, std::path::Path::new(file)).unwrap();
+            let mut matches = command.try_get_matches_from(all).unwrap();
+            <WithSources as clap::FromArgMatches>::from_arg_matches_mut(&mut matches).unwrap()
+        };
+        // The file's values are defaults: not given.
+        let a = parse(&[]);
+        assert_eq!(a.timeout, Some(Duration::from_secs(5)));
+        assert_eq!(a.sources.source("timeout"), Some(ValueSource::DefaultValue));
+        assert!(!a.sources.given("timeout") && !a.sources.given("routes") && !a.sources.given("verbose"));
+        // A flag equal to the file's value is still given.
+        let a = parse(&["--timeout", "5s", "--route", "a", "--verbose"]);
+        assert!(a.sources.given("timeout") && a.sources.given("routes") && a.sources.given("verbose"));
+        assert_eq!(a.sources.source("admin_addr"), Some(ValueSource::CommandLine));
+        assert_eq!(a.sources.source("grace_period"), Some(ValueSource::DefaultValue));
+        assert!(a.common.admin_addr == AdminAddr::Off);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

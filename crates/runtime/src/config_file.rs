@@ -7,6 +7,9 @@
 //! built-in default. An unknown key, or a value of the wrong shape, is a
 //! configuration error naming the key and the file.
 //!
+//! The parsers are compiled only with the crate's `config-file` feature
+//! (the binaries that take `--config` enable it).
+//!
 //! Tables (`[section]`, `[[section]]`) are not flags: they are left to the
 //! binary, which reads them with [`read`] and must reject the ones it does
 //! not know (the ambassador's `[[listener]]` is one).
@@ -122,6 +125,7 @@ pub fn read<T: serde::de::DeserializeOwned + Default>(path: &Path) -> Result<T, 
     parse(path, &text)
 }
 
+#[cfg(feature = "config-file")]
 fn parse<T: serde::de::DeserializeOwned + Default>(path: &Path, text: &str) -> Result<T, String> {
     let ext = path
         .extension()
@@ -140,7 +144,16 @@ fn parse<T: serde::de::DeserializeOwned + Default>(path: &Path, text: &str) -> R
     }
 }
 
-#[cfg(test)]
+/// Without the `config-file` feature no parser is compiled in.
+#[cfg(not(feature = "config-file"))]
+fn parse<T: serde::de::DeserializeOwned + Default>(path: &Path, _text: &str) -> Result<T, String> {
+    Err(format!(
+        "config file {}: this binary is built without config-file support",
+        path.display()
+    ))
+}
+
+#[cfg(all(test, feature = "config-file"))]
 mod tests {
     use std::time::Duration;
 

@@ -3,8 +3,9 @@
 //! - [`cli`]: the common flags (`--log-level`, `--log-format`, `--admin-addr`,
 //!   `--grace-period`, each with its `PODKIT_` env twin), clap errors mapped to
 //!   exit code 64, and the duration and size parsers every binary uses.
-//!   A binary with a `--config PATH` flag gets TOML/YAML config files for free,
-//!   with the precedence flag > env > file > default.
+//!   With the `config-file` feature, a binary with a `--config PATH` flag gets
+//!   TOML/YAML config files for free, with the precedence flag > env > file >
+//!   default.
 //! - [`logging`]: tracing on stderr, as text or flat JSON lines.
 //! - [`shutdown`]: SIGTERM/SIGINT turned into a cancellation token, a task
 //!   tracker, and a drain bounded by the grace period.
@@ -14,6 +15,8 @@
 //!   metrics read from `/proc/self`.
 //! - [`admin`]: the admin HTTP server (`/livez`, `/readyz`, `/healthz`, `/metrics`).
 //! - [`backoff`]: jittered exponential backoff.
+//! - [`startup`]: the steps before the work begins (logging, config, tokio
+//!   runtime, admin server), each with its exit code.
 //! - [`main`](crate::main()): the whole lifecycle of a long-running binary, so each
 //!   `main.rs` is a few lines.
 //!
@@ -60,6 +63,7 @@ pub mod logging;
 pub mod metrics;
 pub mod readiness;
 pub mod shutdown;
+pub mod startup;
 
 mod lifecycle;
 

@@ -5,10 +5,10 @@
 use std::future::Future;
 use std::process::ExitCode;
 
-use crate::admin::{self, AdminState};
-use crate::cli::{self, AdminAddr, Cli, CommonArgs};
+use crate::cli::{self, Cli, CommonArgs};
 use crate::shutdown::Signals;
-use crate::{ConfigError, Metrics, Readiness, Shutdown, exit, logging};
+use crate::startup::{self, LogFilter};
+use crate::{ConfigError, Metrics, Readiness, Shutdown, exit};
 
 /// A binary's identity and runtime needs.
 #[derive(Debug, Clone, Copy)]
@@ -97,33 +97,17 @@ where
     Fut: Future<Output = anyhow::Result<()>>,
 {
     let common = args.common().clone();
-    if let Err(err) = logging::init(common.log_level.as_deref(), common.log_format) {
-        eprintln!("{}: {err}", binary.name);
-        return ExitCode::from(exit::USAGE);
-    }
-    let config = match config(args) {
-        Ok(config) => config,
-        Err(err) => {
-            tracing::error!("Invalid configuration: {err:#}");
-            return ExitCode::from(exit::USAGE);
-        }
-    };
-    let runtime = match binary.worker_threads {
-        None => tokio::runtime::Builder::new_current_thread().enable_all().build(),
-        Some(threads) => {
-            let mut builder = tokio::runtime::Builder::new_multi_thread();
-            if threads > 0 {
-                builder.worker_threads(threads);
-            }
-            builder.enable_all().build()
-        }
-    };
-    let runtime = match runtime {
-        Ok(runtime) => runtime,
-        Err(err) => {
-            tracing::error!(%err, "Cannot start the async runtime.");
-            return ExitCode::from(exit::FAILURE);
-        }
+    let prologue = startup::init_logging(
+        binary.name,
+        common.log_level.as_deref(),
+        common.log_format,
+        LogFilter::Directives,
+    )
+    .and_then(|()| startup::build_config(args, config))
+    .and_then(|config| Ok((config, startup::build_runtime(binary.worker_threads)?)));
+    let (config, runtime) = match prologue {
+        Ok(ready) => ready,
+        Err(code) => return code,
     };
     let code = runtime.block_on(serve(binary, &common, Context::new(binary.name), config, run));
     // Blocking tasks (a read of stdin, say) must not hold the exit.
@@ -151,27 +135,14 @@ where
             return ExitCode::from(exit::FAILURE);
         }
     };
-    let admin = match common.admin_addr {
-        AdminAddr::Off => None,
-        AdminAddr::On(addr) => match admin::bind(addr).await {
-            Ok(listener) => {
-                let state = AdminState {
-                    readiness: ctx.readiness.clone(),
-                    metrics: ctx.metrics.clone(),
-                };
-                let local = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
-                Some((tokio::spawn(admin::serve(listener, state)), local))
-            }
-            Err(err) => {
-                tracing::error!(%err, "Cannot start the admin server.");
-                return ExitCode::from(exit::FAILURE);
-            }
-        },
+    let admin = match startup::start_admin(common.admin_addr, &ctx).await {
+        Ok(admin) => admin,
+        Err(code) => return code,
     };
     tracing::info!(
         binary = binary.name,
         version = crate::VERSION,
-        admin = admin.as_ref().map_or("off", |(_, addr)| addr.as_str()),
+        admin = admin.addr(),
         grace_period = ?common.grace_period,
         "Starting."
     );
@@ -208,9 +179,7 @@ where
             ExitCode::from(exit::FAILURE)
         }
     };
-    if let Some((task, _)) = admin {
-        task.abort();
-    }
+    drop(admin);
     code
 }
 

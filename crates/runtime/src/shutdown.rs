@@ -79,15 +79,6 @@ pub enum Signal {
 }
 
 impl Signal {
-    /// The conventional exit status for a process ended by this signal
-    /// (128 + signal number).
-    pub fn exit_status(self) -> u8 {
-        match self {
-            Self::Term => 143,
-            Self::Int => 130,
-        }
-    }
-
     /// The signal's name.
     pub fn name(self) -> &'static str {
         match self {

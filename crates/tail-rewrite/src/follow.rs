@@ -32,10 +32,10 @@ use podkit_tailer::{AckToken, FileInfo, Tailer, TailerConfig, TailerEvents};
 use prometheus_client::metrics::counter::Counter;
 use tokio::time::Instant;
 
-use crate::output::{Output, Target};
-use crate::pipe::FLUSH_BYTES;
+use crate::once::FLUSH_BYTES;
 use crate::pipeline::Stats;
 use crate::{Config, LongLines};
+use podkit_record::{Output, Target};
 
 /// The checkpoint's name in the state directory (`tail-rewrite.checkpoint.json`).
 pub const CHECKPOINT_NAME: &str = "tail-rewrite";

@@ -9,17 +9,15 @@
 //!   loses nor repeats output. Runs under the podkit runtime (admin
 //!   endpoints, SIGTERM drain). See [`follow`].
 //! - **once** (`--once [FILE]...`): reads stdin or files to the end, like
-//!   sed in a pipe; no admin server, no checkpoint. See [`pipe`].
+//!   sed in a pipe; no admin server, no checkpoint. See [`once`].
 //!
 //! The binary is a thin `main.rs` over [`Config::from_args`], [`run`] and
-//! [`pipe::main`], which tests call in-process.
+//! [`once::main`]. Tests run the real binary (tests/), not these functions.
 
 pub mod follow;
 pub mod format;
-pub mod output;
-pub mod pipe;
+pub mod once;
 pub mod pipeline;
-pub mod scanner;
 pub mod sed;
 
 use std::path::PathBuf;
@@ -30,9 +28,9 @@ use clap::Parser;
 use podkit_runtime::{Binary, CommonArgs, ConfigError, Context};
 
 use crate::format::{Format, Structurer, TimestampSource, TimestampSpec, Unparsed};
-use crate::output::Target;
 use crate::pipeline::Processor;
 use crate::sed::{ParseOptions, Program, ScriptSource, Syntax};
+use podkit_record::Target;
 
 /// This binary's identity: name, default admin address, runtime threads.
 pub const BINARY: Binary = Binary::new("tail-rewrite", "0.0.0.0:9702");
@@ -253,7 +251,7 @@ pub enum Input {
     },
 }
 
-/// The validated configuration [`run`] and [`pipe::run`] work from.
+/// The validated configuration [`run`] and [`once::run`] work from.
 #[derive(Debug, Clone)]
 pub struct Config {
     /// Where lines come from.
@@ -282,11 +280,6 @@ impl Config {
     /// Validates the arguments; an error here exits 64. Reads `-f` script
     /// files and the variables named by `--field-from-env`.
     pub fn from_args(args: Args) -> anyhow::Result<Self> {
-        Self::from_args_with_env(args, |name| std::env::var(name).ok())
-    }
-
-    /// [`Config::from_args`] with an explicit environment lookup (tests).
-    pub fn from_args_with_env(args: Args, env: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
         let mut sources = Vec::new();
         for (i, e) in args.expressions.iter().enumerate() {
             sources.push(ScriptSource::expression(i + 1, e.clone()));
@@ -309,7 +302,7 @@ impl Config {
         }
         for f in &args.fields_from_env {
             let (key, var) = key_value("--field-from-env", f)?;
-            let value = env(var.trim()).ok_or_else(|| {
+            let value = std::env::var(var.trim()).ok().ok_or_else(|| {
                 ConfigError::new(format!("--field-from-env {f}: environment variable {var} is not set"))
             })?;
             fields.push((key, value));
@@ -415,7 +408,7 @@ impl Config {
 }
 
 /// Runs follow mode until shutdown is signalled (the `--once` mode runs
-/// through [`pipe::main`] instead, outside the long-running lifecycle).
+/// through [`once::main`] instead, outside the long-running lifecycle).
 pub async fn run(config: Config, ctx: Context) -> anyhow::Result<()> {
     match config.input.clone() {
         Input::Follow {
@@ -426,9 +419,9 @@ pub async fn run(config: Config, ctx: Context) -> anyhow::Result<()> {
         Input::Once(_) => {
             // Reached only when a caller builds a once config and runs it
             // under the runtime: run it on a blocking thread.
-            tokio::task::spawn_blocking(move || pipe::run(config, None))
+            tokio::task::spawn_blocking(move || once::run(config, None))
                 .await
-                .context("the pipe task panicked")?
+                .context("the --once task panicked")?
         }
     }
 }

@@ -1,5 +1,5 @@
 //! The `tail-rewrite` binary: parses flags and env, then runs `--once` as a
-//! plain filter ([`tail_rewrite::pipe::main`]), or follow mode under the
+//! plain filter ([`tail_rewrite::once::main`]), or follow mode under the
 //! podkit runtime (signals, drain, admin endpoints, exit codes).
 
 use std::process::ExitCode;
@@ -10,7 +10,7 @@ fn main() -> ExitCode {
         Err(code) => return code,
     };
     if args.once {
-        return tail_rewrite::pipe::main(args);
+        return tail_rewrite::once::main(args);
     }
     podkit_runtime::main_with_args(
         &tail_rewrite::BINARY,

@@ -6,8 +6,10 @@
 //!
 //! Every check reads the output file: each written line must appear exactly
 //! once, in order. Copytruncate destroys the lines the app writes between the
-//! copy and the truncation (they are in neither file); those are counted
-//! apart and are the only lines allowed to be missing.
+//! copy and the truncation (they are in neither file), and the lines the
+//! follower had not yet read when the truncation came survive only in the
+//! copy. At each copy the app records which written lines the output does not
+//! hold yet: only those may be missing.
 
 use std::collections::BTreeSet;
 use std::fs::{File, OpenOptions};
@@ -45,26 +47,29 @@ enum Rotation {
 struct AppRun {
     /// Lines written, in order.
     written: u64,
-    /// When each line was written.
-    times: Vec<Instant>,
+    /// Rotations done.
+    rotations: u32,
     /// Lines written between a copy and its truncation: in neither file.
     destroyed: BTreeSet<u64>,
-    /// Lines written in the 100 ms before a copy: a follower of the live file
-    /// alone may not have read them when the truncation comes, and then they
+    /// Lines the output did not hold when a copy began: a follower of the
+    /// live file alone may not read them before the truncation, and then they
     /// exist only in the copy. Copytruncate's own race, counted apart.
     only_in_copy_risk: BTreeSet<u64>,
 }
 
-/// How far back before a copy a line counts as at risk.
-const COPY_RACE_WINDOW: Duration = Duration::from_millis(100);
-
 /// The app: writes `seq=N` lines at [`RATE`] for `duration`, one `write(2)`
-/// per line, rotating every `every`. `during` is called once, at `at`.
+/// per line, rotating every `every` once `following(rotations_done)` says a
+/// follower has opened the file about to be rotated (a rotation waits for it:
+/// a file renamed away before any scan found it is not followed, and how soon
+/// a scan finds it is a matter of speed, not of correctness). `during` is
+/// called once, at `at`. `out` is the follower's output, read at each copy.
 fn app(
     log: &Path,
+    out: &Path,
     duration: Duration,
     rotation: Rotation,
     every: Duration,
+    following: &dyn Fn(u32) -> bool,
     mut during: Option<(Duration, Box<dyn FnMut() + Send>)>,
 ) -> AppRun {
     let open = |p: &Path| OpenOptions::new().create(true).append(true).open(p).unwrap();
@@ -72,7 +77,6 @@ fn app(
     let mut run = AppRun::default();
     let start = Instant::now();
     let mut next_rotation = start + every;
-    let mut rotations = 0;
     let mut old: Option<(File, Instant)> = None;
     let total = RATE * duration.as_secs();
     let line = |seq: u64| format!("seq={seq:08} the quick brown fox jumps over the lazy dog\n");
@@ -87,9 +91,10 @@ fn app(
             f();
             during = None;
         }
-        if rotation != Rotation::None && Instant::now() >= next_rotation {
-            rotations += 1;
-            next_rotation += every;
+        if rotation != Rotation::None && Instant::now() >= next_rotation && following(run.rotations) {
+            run.rotations += 1;
+            let rotations = run.rotations;
+            next_rotation = Instant::now().max(next_rotation) + every;
             let rotated = PathBuf::from(format!("{}.{rotations}", log.display()));
             match rotation {
                 Rotation::RenameKeepWriting => {
@@ -103,18 +108,13 @@ fn app(
                     file = open(log);
                 }
                 Rotation::CopyTruncate => {
-                    let now = Instant::now();
-                    for (seq, t) in run.times.iter().enumerate().rev() {
-                        if now.duration_since(*t) > COPY_RACE_WINDOW {
-                            break;
-                        }
-                        run.only_in_copy_risk.insert(seq as u64);
-                    }
+                    let delivered = delivered_so_far(out);
+                    run.only_in_copy_risk
+                        .extend((0..run.written).filter(|s| !delivered.contains(s)));
                     std::fs::copy(log, &rotated).unwrap();
                     // logrotate's race: the app writes while the copy is made.
                     for _ in 0..3 {
                         file.write_all(line(run.written).as_bytes()).unwrap();
-                        run.times.push(Instant::now());
                         run.destroyed.insert(run.written);
                         run.written += 1;
                     }
@@ -133,23 +133,33 @@ fn app(
             continue;
         }
         file.write_all(line(run.written).as_bytes()).unwrap();
-        run.times.push(Instant::now());
         run.written += 1;
     }
     run
 }
 
+/// Sequence numbers of the complete lines the output holds now (the
+/// follower may be midway through writing the last one).
+fn delivered_so_far(out: &Path) -> BTreeSet<u64> {
+    let bytes = std::fs::read(out).unwrap_or_default();
+    let complete = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    seqs_of(&String::from_utf8_lossy(&bytes[..complete])).collect()
+}
+
 /// Sequence numbers in the output, checked to be `Date seq=N ...` lines.
 fn output_seqs(out: &Path) -> Vec<u64> {
-    let text = std::fs::read_to_string(out).unwrap_or_default();
-    text.lines()
-        .map(|l| {
-            let rest = l
-                .strip_prefix("Date seq=")
-                .unwrap_or_else(|| panic!("unexpected output line {l:?}"));
-            rest[..8].parse().unwrap()
-        })
-        .collect()
+    seqs_of(&std::fs::read_to_string(out).unwrap_or_default()).collect()
+}
+
+fn seqs_of(text: &str) -> impl Iterator<Item = u64> + '_ {
+    text.lines().map(|l| {
+        let rest = l
+            .strip_prefix("Date seq=")
+            .unwrap_or_else(|| panic!("unexpected output line {l:?}"));
+        rest[..8]
+            .parse()
+            .unwrap_or_else(|e| panic!("unexpected output line {l:?}: {e}"))
+    })
 }
 
 fn count_lines(path: &Path) -> usize {
@@ -162,7 +172,7 @@ fn bytecount(b: &[u8]) -> usize {
 
 /// Checks the output against what the app wrote: no duplicate, in order,
 /// nothing missing except lines copytruncate's race took (destroyed, or
-/// written just before a copy and left only in the copy). Returns how many
+/// not yet in the output at a copy and left only in the copy). Returns how many
 /// of those were nevertheless delivered, and how many were lost.
 fn check(seqs: &[u64], run: &AppRun) -> (usize, usize) {
     for w in seqs.windows(2) {
@@ -226,11 +236,33 @@ fn stop(mut proc: Proc) {
     assert_eq!(status.code(), Some(0), "{}", proc.stderr());
 }
 
+/// Whether the follower has reported following the live file after
+/// `rotations` renames: it logs "Following file." for app.log at start and
+/// for each new app.log it finds (a copytruncate keeps the same file).
+fn follows_generation(proc: &std::cell::RefCell<Proc>, rotation: Rotation, rotations: u32) -> bool {
+    match rotation {
+        Rotation::RenameKeepWriting | Rotation::RenameReopen => {
+            let stderr = proc.borrow_mut().stderr();
+            stderr.matches("Following file.").count() > rotations as usize
+        }
+        Rotation::CopyTruncate | Rotation::None => true,
+    }
+}
+
 fn rotation_case(rotation: Rotation) {
     let s = setup();
     std::fs::write(&s.log, "").unwrap();
-    let proc = start(&s);
-    let run = app(&s.log, Duration::from_secs(10), rotation, Duration::from_secs(2), None);
+    let proc = std::cell::RefCell::new(start(&s));
+    let run = app(
+        &s.log,
+        &s.out,
+        Duration::from_secs(10),
+        rotation,
+        Duration::from_secs(2),
+        &|rotations| follows_generation(&proc, rotation, rotations),
+        None,
+    );
+    let proc = proc.into_inner();
     // Wait for the last line written (nothing after it can be destroyed).
     let last = format!("Date seq={:08} ", run.written - 1);
     wait_until("the output to catch up", || {
@@ -240,12 +272,14 @@ fn rotation_case(rotation: Rotation) {
     let seqs = output_seqs(&s.out);
     let (delivered_anyway, race_lost) = check(&seqs, &run);
     eprintln!(
-        "{rotation:?}: written {}, output {}, written between copy and truncate {} ({} of them read \
-         before the truncation); lost to copytruncate's race {}",
+        "{rotation:?}: written {}, rotations {}, output {}, written between copy and truncate {} ({} of \
+         them read before the truncation); at risk at a copy {}, lost to copytruncate's race {}",
         run.written,
+        run.rotations,
         seqs.len(),
         run.destroyed.len(),
         delivered_anyway,
+        run.only_in_copy_risk.len(),
         race_lost
     );
 }
@@ -288,13 +322,20 @@ fn sigterm_and_restart_mid_run_neither_lose_nor_repeat() {
             *r.lock().unwrap() = Some(proc);
         });
     });
+    // A rotation while no follower runs would leave the renamed file's
+    // unread lines behind (the path no longer names it): the app rotates only
+    // while one reports it is following.
+    let following = |_| proc.lock().unwrap().is_some() || restarted.lock().unwrap().is_some();
     let run = app(
         &s.log,
+        &s.out,
         Duration::from_secs(6),
         Rotation::RenameReopen,
         Duration::from_secs(2),
+        &following,
         Some((Duration::from_millis(3_100), restart)),
     );
+    eprintln!("restart mid-run: written {}, rotations {}", run.written, run.rotations);
     wait_until("the restarted follower", || restarted.lock().unwrap().is_some());
     wait_until("the output to catch up", || count_lines(&s.out) >= run.written as usize);
     stop(restarted.lock().unwrap().take().unwrap());
@@ -472,9 +513,11 @@ fn copytruncate_with_a_glob_covering_the_copies_loses_nothing_but_repeats_the_co
     proc.wait_for_line(FOLLOWING);
     let run = app(
         &s.log,
+        &s.out,
         Duration::from_secs(10),
         Rotation::CopyTruncate,
         Duration::from_secs(2),
+        &|_| true,
         None,
     );
     let last = format!("Date seq={:08} ", run.written - 1);

@@ -74,14 +74,14 @@ mod checkpoint;
 mod config;
 mod error;
 mod events;
+mod follow;
 mod framing;
 mod paths;
-mod tailer;
 mod watch;
 
 pub use batch::{AckToken, Batch, FileInfo, Line, LineKind};
 pub use config::{LongLines, StartAt, TailerConfig};
 pub use error::TailerError;
 pub use events::{NoopEvents, TailerEvents};
-pub use tailer::Tailer;
+pub use follow::Tailer;
 pub use tokio_util::sync::CancellationToken;

@@ -128,7 +128,7 @@ fn parent() {
     let mut kills = 0;
     while !done.load(Ordering::SeqCst) {
         let mut c = spawn_child(&dir);
-        std::thread::sleep(Duration::from_millis(100 + fastrand_ms()));
+        std::thread::sleep(Duration::from_millis(100 + fastrand::u64(..300)));
         c.kill().unwrap(); // SIGKILL
         c.wait().unwrap();
         kills += 1;
@@ -162,15 +162,6 @@ fn parent() {
         &missing[..missing.len().min(10)]
     );
     assert!(fragments <= kills, "more cut lines than kills");
-}
-
-/// A pseudo-random 0..300 ms without another dependency.
-fn fastrand_ms() -> u64 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    u64::from(nanos % 300)
 }
 
 fn main() {

@@ -2,17 +2,24 @@
 //!
 //! - [`Proc`]: a spawned binary whose stderr is collected line by line, so a
 //!   test waits for an event ("Starting." with the admin address) instead of
-//!   sleeping, and which is killed if the test fails midway.
+//!   sleeping, and which is killed if the test fails midway. Its stdout is
+//!   drained as it comes (a child never blocks on a full pipe) and readable
+//!   through [`Proc::stdout`].
 //! - [`http_get`]: a minimal HTTP/1.1 GET for scraping admin endpoints.
 //! - [`signal`]: sends SIGTERM/SIGINT to a child.
 //! - [`wait_until`]: polls a condition against a generous deadline, for state
 //!   that has no event to wait on.
+//! - [`sink`]: a scriptable HTTP sink on `127.0.0.1:0` that counts the
+//!   records log shippers POST to it (NDJSON or JSON arrays, gzip or not).
+//! - [`ClosedPort`]: a loopback port that refuses connections and stays
+//!   reserved until the test opens it, so parallel tests never share one.
 //! - [`pod`]: Kubernetes pods from `k8s/` run on a docker engine the way the
 //!   kubelet runs them (pause container, native sidecars, probes), and
 //!   [`seed_pods`], the scenarios that check the seed's pods with it.
 
 pub mod pod;
 pub mod seed_pods;
+pub mod sink;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -29,13 +36,16 @@ pub const PATIENCE: Duration = Duration::from_secs(30);
 pub struct Proc {
     child: Child,
     lines: mpsc::Receiver<String>,
+    /// What the child wrote to stdout, drained by a thread; taken by
+    /// [`Proc::stdout`].
+    stdout: Option<Stdout>,
     /// Every stderr line seen so far (for failure messages).
     seen: Vec<String>,
 }
 
 impl Proc {
     /// Spawns `bin` with `args`, a clean environment (only `PATH`) plus `envs`,
-    /// stdout piped and stderr collected.
+    /// stdout and stderr collected.
     pub fn spawn(bin: impl AsRef<Path>, args: &[&str], envs: &[(&str, &str)]) -> Self {
         let mut cmd = Command::new(bin.as_ref());
         cmd.args(args)
@@ -47,10 +57,11 @@ impl Proc {
         Self::spawn_command(cmd)
     }
 
-    /// Spawns a prepared command, collecting its stderr.
+    /// Spawns a prepared command, collecting its stdout and stderr.
     pub fn spawn_command(mut cmd: Command) -> Self {
         cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot spawn {cmd:?}: {e}"));
+        let stdout = Stdout::drain(child.stdout.take().expect("stdout is piped"));
         let stderr = child.stderr.take().expect("stderr is piped");
         let (tx, lines) = mpsc::channel();
         std::thread::spawn(move || {
@@ -64,6 +75,7 @@ impl Proc {
         Self {
             child,
             lines,
+            stdout: Some(stdout),
             seen: Vec::new(),
         }
     }
@@ -140,7 +152,7 @@ impl Proc {
     /// stderr.
     pub fn finish(mut self) -> (ExitStatus, String, String) {
         let mut out = String::new();
-        if let Some(mut stdout) = self.child.stdout.take() {
+        if let Some(mut stdout) = self.stdout.take() {
             let _ = stdout.read_to_string(&mut out);
         }
         let (status, _) = self.wait_exit(PATIENCE);
@@ -162,9 +174,58 @@ impl Proc {
         }
     }
 
-    /// The child's stdout, to read data from.
-    pub fn stdout(&mut self) -> Option<std::process::ChildStdout> {
-        self.child.stdout.take()
+    /// The child's stdout, to read data from (once; `None` after). Reads
+    /// block until the child writes more, and end when it closes stdout.
+    pub fn stdout(&mut self) -> Option<Stdout> {
+        self.stdout.take()
+    }
+}
+
+/// A child's stdout, drained into memory by a thread as the child writes it
+/// so the child never blocks on a full pipe; read it like the pipe itself.
+pub struct Stdout {
+    chunks: mpsc::Receiver<Vec<u8>>,
+    chunk: Vec<u8>,
+    pos: usize,
+}
+
+impl Stdout {
+    fn drain(mut pipe: std::process::ChildStdout) -> Self {
+        let (tx, chunks) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut buf = vec![0; 64 * 1024];
+            loop {
+                match pipe.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        if tx.send(buf[..n].to_vec()).is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
+        });
+        Self {
+            chunks,
+            chunk: Vec::new(),
+            pos: 0,
+        }
+    }
+}
+
+impl Read for Stdout {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.pos == self.chunk.len() {
+            match self.chunks.recv() {
+                Ok(chunk) => (self.chunk, self.pos) = (chunk, 0),
+                // The drain thread ended: the child closed stdout.
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.chunk.len() - self.pos);
+        buf[..n].copy_from_slice(&self.chunk[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
     }
 }
 
@@ -232,6 +293,54 @@ pub fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<HttpResponse> {
         headers,
         body: body.to_owned(),
     })
+}
+
+/// A loopback port nothing listens on, held by a socket that is bound but not
+/// listening: connections to it are refused, and no other test or process
+/// can bind it while this lives (unlike binding port 0, reading the port and
+/// closing, which frees the port for anyone). [`ClosedPort::listen`] opens
+/// it later on the same socket.
+#[derive(Debug)]
+pub struct ClosedPort {
+    socket: socket2::Socket,
+    addr: SocketAddr,
+}
+
+impl ClosedPort {
+    /// Reserves a port on 127.0.0.1.
+    pub fn new() -> Self {
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("a TCP socket");
+        let any: SocketAddr = ([127, 0, 0, 1], 0).into();
+        socket.bind(&any.into()).expect("bind 127.0.0.1:0");
+        let addr = socket
+            .local_addr()
+            .ok()
+            .and_then(|a| a.as_socket())
+            .expect("a bound IPv4 address");
+        Self { socket, addr }
+    }
+
+    /// `127.0.0.1:PORT`.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The port.
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// Starts listening on the reserved port.
+    pub fn listen(self) -> std::net::TcpListener {
+        self.socket.listen(128).expect("listen on the reserved port");
+        self.socket.into()
+    }
+}
+
+impl Default for ClosedPort {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 /// Polls `condition` until it holds or [`PATIENCE`] runs out (then panics
@@ -339,4 +448,37 @@ pub fn check_usage(bin: &str, binary: &str) {
     let (status, _, err) = Proc::spawn(bin, &[], &[("PODKIT_LOG_FORMAT", "xml")]).finish();
     assert_eq!(status.code(), Some(64), "{err}");
     assert!(err.contains("--log-format") && err.contains("xml"), "{err}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_child_writing_more_than_a_pipe_holds_is_not_blocked() {
+        // 1 MiB on stdout before the stderr line: with an undrained pipe the
+        // child would block at 64 KiB and the line never come.
+        let mut proc = Proc::spawn(
+            "sh",
+            &["-c", "head -c 1048576 /dev/zero; echo written >&2; echo tail"],
+            &[],
+        );
+        proc.wait_for_line("written");
+        let (status, out, _) = proc.finish();
+        assert!(status.success());
+        assert_eq!(out.len(), 1_048_576 + "tail\n".len());
+        assert!(out.ends_with("\0tail\n"));
+    }
+
+    #[test]
+    fn a_closed_port_refuses_until_it_listens() {
+        let port = ClosedPort::new();
+        let addr = port.addr();
+        let refused = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap_err();
+        assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused);
+        assert!(std::net::TcpListener::bind(addr).is_err(), "the port stays reserved");
+        let listener = port.listen();
+        TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("open once listening");
+        drop(listener);
+    }
 }

@@ -29,22 +29,25 @@ pub mod wait;
 
 use std::ffi::OsString;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context as _, bail};
+use anyhow::bail;
 use clap::Parser;
 use http::header::{HeaderName, HeaderValue};
-use podkit_runtime::cli::{AdminAddr, parse_duration};
+use podkit_runtime::cli::parse_duration;
 use podkit_runtime::shutdown::Signals;
-use podkit_runtime::{Binary, CommonArgs, ConfigError, Context, admin, logging};
+use podkit_runtime::startup::{self, LogFilter};
+use podkit_runtime::{Binary, CommonArgs, ConfigError, Context};
 
-use crate::net::{Resolver, Trust};
+use podkit_tls::{Legacy, TlsArgs, TlsFlags, TlsOption};
+
+use crate::net::Resolver;
 use crate::probe::Env;
 use crate::probe::http::{HttpCheck, StatusSet};
-use crate::probe::k8s::{K8sEnv, SERVICE_ACCOUNT_DIR};
-use crate::target::{HostPort, Kind, Target};
+use crate::probe::k8s::K8sEnv;
+use crate::target::{Kind, Target};
 pub use crate::wait::Outcome;
 
 /// This binary's identity: name, and no admin server unless asked for.
@@ -175,14 +178,10 @@ pub struct Args {
     )]
     pub http_expect_headers: Vec<String>,
 
-    /// TLS: trust the CA certificates in this PEM file instead of the
-    /// built-in public roots (https, rediss, grpcs).
-    #[arg(long, env = "WAIT_FOR_TLS_CA", value_name = "FILE", help_heading = "HTTP checks")]
-    pub tls_ca: Option<PathBuf>,
-
-    /// TLS: do not verify server certificates.
-    #[arg(long, env = "WAIT_FOR_TLS_INSECURE", help_heading = "HTTP checks")]
-    pub tls_insecure: bool,
+    /// TLS for https, rediss and grpcs targets: `--tls-ca-file`,
+    /// `--tls-client-cert`, `--tls-client-key`, `--tls-insecure`.
+    #[command(flatten)]
+    pub tls: TlsArgs<WaitForTls>,
 
     /// Kubernetes: the API server URL [default: from KUBERNETES_SERVICE_HOST/PORT in a pod].
     #[arg(
@@ -234,6 +233,21 @@ pub struct Args {
     pub common: CommonArgs,
 }
 
+/// wait-for's TLS flags: env twins `WAIT_FOR_TLS_*`; the older
+/// `--tls-ca` / `WAIT_FOR_TLS_CA` still work, hidden.
+#[derive(Debug)]
+pub struct WaitForTls;
+
+impl TlsFlags for WaitForTls {
+    const ENV_PREFIX: &'static str = "WAIT_FOR_";
+    const HELP_HEADING: &'static str = "TLS (https, rediss, grpcs targets)";
+    const LEGACY: &'static [Legacy] = &[Legacy {
+        option: TlsOption::CaFile,
+        long: "tls-ca",
+        env: "WAIT_FOR_TLS_CA",
+    }];
+}
+
 impl podkit_runtime::cli::Cli for Args {
     fn common(&self) -> &CommonArgs {
         &self.common
@@ -264,21 +278,6 @@ pub struct Config {
 }
 
 impl Config {
-    /// A configuration with these targets and default settings (for tests).
-    pub fn new(targets: Vec<Target>) -> Self {
-        Self {
-            targets,
-            command: Vec::new(),
-            any: false,
-            timeout: Some(Duration::from_secs(300)),
-            attempt_timeout: Duration::from_secs(5),
-            interval: Duration::from_millis(25),
-            max_interval: Duration::from_secs(1),
-            progress_interval: Duration::from_secs(2),
-            env: Env::default(),
-        }
-    }
-
     /// Validates the arguments; an error here exits 64 and names the flag or
     /// target at fault.
     pub fn from_args(args: Args) -> anyhow::Result<Self> {
@@ -307,23 +306,18 @@ impl Config {
             ..Env::default()
         };
         let needs = |pred: fn(&Kind) -> bool| targets.iter().any(|t| pred(&t.kind));
-        // A CA file is read even when no target needs TLS, so a wrong path
+        // TLS files are read even when no target needs TLS, so a wrong path
         // is reported rather than ignored.
-        let trust = if args.tls_insecure {
-            Trust::Insecure
-        } else if let Some(ca) = &args.tls_ca {
-            Trust::from_pem_file(ca).map_err(|e| ConfigError::new(format!("--tls-ca: {e}")))?
-        } else {
-            Trust::WebPki
-        };
+        let tls = args.tls.options.load().map_err(|e| ConfigError::new(e.with_flag()))?;
+        let config = |alpn: &[&[u8]]| tls.client_config(alpn).map_err(|e| ConfigError::new(e.with_flag()));
         if needs(|k| matches!(k, Kind::Http { tls: true, .. } | Kind::Redis { tls: true, .. })) {
-            env.tls = Some(trust.client_config(&[b"http/1.1"]).map_err(ConfigError::new)?);
+            env.tls = Some(config(&[b"http/1.1"])?);
         }
         if needs(|k| matches!(k, Kind::Grpc { tls: true, .. })) {
-            env.tls_h2 = Some(trust.client_config(&[b"h2"]).map_err(ConfigError::new)?);
+            env.tls_h2 = Some(config(&[b"h2"])?);
         }
         if needs(|k| matches!(k, Kind::K8s(_))) {
-            env.k8s = Some(k8s_env(&args)?);
+            env.k8s = Some(K8sEnv::from_args(&args)?);
         }
         Ok(Self {
             targets,
@@ -400,81 +394,6 @@ fn regex(flag: &str, pattern: &str) -> anyhow::Result<regex_lite::Regex> {
         .map_err(|e| ConfigError::new(format!("{flag}: `{pattern}` is not a valid regex: {e}")).into())
 }
 
-fn k8s_env(args: &Args) -> anyhow::Result<K8sEnv> {
-    let sa = Path::new(SERVICE_ACCOUNT_DIR);
-    let api = match (&args.k8s_api, &args.kubernetes_service_host) {
-        (Some(url), _) => url.clone(),
-        (None, Some(host)) => {
-            let port = args.kubernetes_service_port.as_deref().unwrap_or("443");
-            let host = if host.contains(':') {
-                format!("[{host}]")
-            } else {
-                host.clone()
-            };
-            format!("https://{host}:{port}")
-        }
-        (None, None) => bail!(ConfigError::new(
-            "k8s: targets need the API server: run in a pod (KUBERNETES_SERVICE_HOST) or give --k8s-api"
-        )),
-    };
-    let (tls, rest) = if let Some(rest) = api.strip_prefix("https://") {
-        (true, rest)
-    } else if let Some(rest) = api.strip_prefix("http://") {
-        (false, rest)
-    } else {
-        bail!(ConfigError::new(format!(
-            "--k8s-api: `{api}` is not an http:// or https:// URL"
-        )));
-    };
-    let authority = rest.trim_end_matches('/');
-    let addr = match Target::parse(&format!("tcp://{authority}")) {
-        Ok(Target {
-            kind: Kind::Tcp(addr), ..
-        }) => addr,
-        _ => match Target::parse(&format!("tcp://{authority}:{}", if tls { 443 } else { 80 })) {
-            Ok(Target {
-                kind: Kind::Tcp(addr), ..
-            }) => addr,
-            _ => bail!(ConfigError::new(format!(
-                "--k8s-api: `{api}` is not a URL like https://10.96.0.1:443"
-            ))),
-        },
-    };
-    let token_file = match &args.k8s_token_file {
-        Some(file) => {
-            std::fs::metadata(file)
-                .map_err(|e| ConfigError::new(format!("--k8s-token-file: cannot read {}: {e}", file.display())))?;
-            Some(file.clone())
-        }
-        None => Some(sa.join("token")).filter(|f| f.exists()),
-    };
-    let tls = if tls {
-        let trust = match &args.k8s_ca_file {
-            Some(file) => Trust::from_pem_file(file).map_err(|e| ConfigError::new(format!("--k8s-ca-file: {e}")))?,
-            None if sa.join("ca.crt").exists() => Trust::from_pem_file(&sa.join("ca.crt")).map_err(ConfigError::new)?,
-            None => Trust::WebPki,
-        };
-        Some(trust.client_config(&[b"http/1.1"]).map_err(ConfigError::new)?)
-    } else {
-        None
-    };
-    let namespace = match &args.k8s_namespace {
-        Some(ns) => ns.clone(),
-        None => std::fs::read_to_string(sa.join("namespace"))
-            .map(|s| s.trim().to_owned())
-            .unwrap_or_else(|_| "default".to_owned()),
-    };
-    Ok(K8sEnv {
-        addr: HostPort {
-            host: addr.host,
-            port: addr.port,
-        },
-        tls,
-        token_file,
-        namespace,
-    })
-}
-
 /// What `main` does once the wait is over.
 #[derive(Debug)]
 pub enum Next {
@@ -500,23 +419,12 @@ pub fn main() -> Next {
         (None, true) => Some("error"),
         (None, false) => None,
     };
-    if let Err(err) = logging::init_targets(level, common.log_format) {
-        eprintln!("{}: {err}", BINARY.name);
-        return Next::Exit(ExitCode::from(podkit_runtime::exit::USAGE));
-    }
-    let config = match Config::from_args(args) {
-        Ok(config) => config,
-        Err(err) => {
-            tracing::error!("Invalid configuration: {err:#}");
-            return Next::Exit(ExitCode::from(podkit_runtime::exit::USAGE));
-        }
-    };
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-        Ok(runtime) => runtime,
-        Err(err) => {
-            tracing::error!(%err, "Cannot start the async runtime.");
-            return Next::Exit(ExitCode::from(podkit_runtime::exit::FAILURE));
-        }
+    let prologue = startup::init_logging(BINARY.name, level, common.log_format, LogFilter::Targets)
+        .and_then(|()| startup::build_config(args, Config::from_args))
+        .and_then(|config| Ok((config, startup::build_runtime(None)?)));
+    let (config, runtime) = match prologue {
+        Ok(ready) => ready,
+        Err(code) => return Next::Exit(code),
     };
     let command = config.command.clone();
     let outcome = runtime.block_on(serve(config, &common));
@@ -535,20 +443,9 @@ async fn serve(config: Config, common: &CommonArgs) -> Outcome {
         Err(err) => return Outcome::Failed(format!("cannot install signal handlers: {err}")),
     };
     let ctx = Context::new(BINARY.name);
-    let mut admin_addr = String::from("off");
-    let _admin = match common.admin_addr {
-        AdminAddr::Off => None,
-        AdminAddr::On(addr) => match admin::bind(addr).await {
-            Ok(listener) => {
-                admin_addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
-                let state = admin::AdminState {
-                    readiness: ctx.readiness.clone(),
-                    metrics: ctx.metrics.clone(),
-                };
-                Some(probe::http::AbortOnDrop(tokio::spawn(admin::serve(listener, state))))
-            }
-            Err(err) => return Outcome::Failed(err.to_string()),
-        },
+    let admin = match startup::start_admin(common.admin_addr, &ctx).await {
+        Ok(admin) => admin,
+        Err(_) => return Outcome::Failed("cannot start the admin server".to_owned()),
     };
     tracing::info!(
         binary = BINARY.name,
@@ -556,7 +453,7 @@ async fn serve(config: Config, common: &CommonArgs) -> Outcome {
         targets = config.targets.len(),
         mode = if config.any { "any" } else { "all" },
         timeout = %config.timeout.map_or("none".to_owned(), wait::human),
-        admin = %admin_addr,
+        admin = admin.addr(),
         "Starting."
     );
     let outcome = tokio::select! {
@@ -598,13 +495,4 @@ pub fn exec(command: Vec<OsString>) -> ExitCode {
     let err = anyhow::Error::new(err).context(format!("cannot run `{}`", program.to_string_lossy()));
     tracing::error!("{err:#}");
     ExitCode::from(code)
-}
-
-/// Parses a list of targets the way the CLI does (for tests and embedding).
-pub fn parse_targets(specs: &[&str]) -> anyhow::Result<Vec<Target>> {
-    specs
-        .iter()
-        .flat_map(|s| target::split_list(s))
-        .map(|s| Target::parse(&s).with_context(|| format!("target {s}")))
-        .collect()
 }

@@ -1,4 +1,5 @@
-//! Name resolution, TCP connects and TLS, shared by every network probe.
+//! Name resolution, TCP connects and TLS connects (configs come from
+//! `podkit-tls`), shared by every network probe.
 //!
 //! Names are resolved afresh on every attempt (a Service's DNS record often
 //! appears after the pod that waits for it starts), through the system
@@ -9,8 +10,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime, pem::PemObject};
-use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::ClientConfig;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
@@ -140,66 +140,9 @@ fn describe_lookup_error(err: &io::Error) -> String {
     }
 }
 
-/// How TLS connections verify servers.
-#[derive(Debug, Clone, Default)]
-pub enum Trust {
-    /// The compiled-in Mozilla roots (webpki-roots).
-    #[default]
-    WebPki,
-    /// The PEM certificates from a file (a private CA, the pod's ca.crt).
-    Pem(Vec<CertificateDer<'static>>),
-    /// No verification at all (`--tls-insecure`).
-    Insecure,
-}
-
-impl Trust {
-    /// Reads a PEM CA bundle; an error names the file.
-    pub fn from_pem_file(path: &std::path::Path) -> Result<Self, String> {
-        let certs: Result<Vec<_>, _> = CertificateDer::pem_file_iter(path)
-            .map_err(|e| format!("cannot read CA file {}: {e}", path.display()))?
-            .collect();
-        let certs = certs.map_err(|e| format!("cannot read CA file {}: {e}", path.display()))?;
-        if certs.is_empty() {
-            return Err(format!("CA file {} holds no PEM certificate", path.display()));
-        }
-        Ok(Self::Pem(certs))
-    }
-
-    /// Builds a client config that offers the ALPN protocols `alpn`.
-    pub fn client_config(&self, alpn: &[&[u8]]) -> Result<Arc<ClientConfig>, String> {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let builder = ClientConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()
-            .map_err(|e| e.to_string())?;
-        let mut config = match self {
-            Self::WebPki => {
-                let roots = RootCertStore {
-                    roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-                };
-                builder.with_root_certificates(roots).with_no_client_auth()
-            }
-            Self::Pem(certs) => {
-                let mut roots = RootCertStore::empty();
-                for cert in certs {
-                    roots
-                        .add(cert.clone())
-                        .map_err(|e| format!("bad CA certificate: {e}"))?;
-                }
-                builder.with_root_certificates(roots).with_no_client_auth()
-            }
-            Self::Insecure => builder
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(NoVerify(provider)))
-                .with_no_client_auth(),
-        };
-        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-        Ok(Arc::new(config))
-    }
-}
-
 /// Wraps `stream` in TLS to `host`.
 pub async fn tls(stream: TcpStream, host: &str, config: Arc<ClientConfig>) -> Result<Stream, String> {
-    let name = ServerName::try_from(host.to_owned()).map_err(|_| format!("`{host}` is not a TLS server name"))?;
+    let name = podkit_tls::server_name(host).map_err(|e| e.to_string())?;
     let stream = tokio_rustls::TlsConnector::from(config)
         .connect(name, stream)
         .await
@@ -213,46 +156,6 @@ pub async fn open(resolver: &Resolver, addr: &HostPort, config: Option<&Arc<Clie
     match config {
         Some(config) => tls(stream, &addr.host, config.clone()).await,
         None => Ok(Box::pin(stream)),
-    }
-}
-
-/// The verifier behind `--tls-insecure`: accepts any certificate, still
-/// checks handshake signatures so the connection is at least well-formed.
-#[derive(Debug)]
-struct NoVerify(Arc<rustls::crypto::CryptoProvider>);
-
-impl rustls::client::danger::ServerCertVerifier for NoVerify {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        Ok(rustls::client::danger::ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
     }
 }
 

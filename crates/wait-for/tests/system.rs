@@ -29,6 +29,17 @@ fn skip<T>(why: impl Into<String>) -> Result<T, Skip> {
     Err(Skip(why.into()))
 }
 
+/// A loopback port for a server that binds it itself (postgres, redis...):
+/// bound to port 0, read back and released, so another process could take it
+/// meanwhile. Acceptable here only because these tests run one at a time;
+/// a port a test opens itself is reserved with [`ClosedPort`] instead.
+fn port_for_a_server() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
 fn main() {
     let tests: &[Test] = &[
         ("postgres_accepting_connections_per_pg_isready", postgres),
@@ -166,7 +177,7 @@ fn postgres() -> Outcome {
         .status()
         .unwrap();
     assert!(status.success(), "initdb failed");
-    let port = free_port().to_string();
+    let port = port_for_a_server().to_string();
     let target = format!("postgres://127.0.0.1:{port}");
     // Wrong user and database: the server is up and says no, which
     // pg_isready counts as accepting connections.
@@ -190,7 +201,7 @@ fn redis() -> Outcome {
         return skip("redis-server is not installed (Debian: redis-server)");
     };
     let tmp = tempfile::tempdir().unwrap();
-    let port = free_port().to_string();
+    let port = port_for_a_server().to_string();
     let target = format!("redis://:s3cret@127.0.0.1:{port}");
     let proc = waiting_on(&[&target], "connection refused");
     let _server = start(
@@ -242,7 +253,7 @@ fn mariadb() -> Outcome {
         .status()
         .unwrap();
     assert!(status.success(), "mariadb-install-db failed");
-    let port = free_port().to_string();
+    let port = port_for_a_server().to_string();
     let target = format!("mysql://127.0.0.1:{port}");
     let proc = waiting_on(&[&target], "connection refused");
     let _server = start(
@@ -262,7 +273,7 @@ fn dns_mid_wait() -> Outcome {
         return skip("dnsmasq is not installed (Debian: dnsmasq-base)");
     };
     let hosts = tempfile::tempdir().unwrap();
-    let dns_port = free_port().to_string();
+    let dns_port = port_for_a_server().to_string();
     let mut cmd = Command::new(dnsmasq);
     cmd.args(["--keep-in-foreground", "--no-resolv", "--no-hosts", "--bind-interfaces"])
         .args(["--listen-address=127.0.0.1", "--local=/test/", "--port", &dns_port])
@@ -314,7 +325,8 @@ fn pid1() -> Outcome {
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "1");
 
     // SIGTERM to PID 1 is dropped by the kernel unless it has a handler.
-    let closed = format!("127.0.0.1:{}", free_port());
+    let closed_port = ClosedPort::new();
+    let closed = closed_port.addr().to_string();
     let mut cmd = Command::new("unshare");
     cmd.args([
         "--pid",
@@ -430,7 +442,7 @@ fn https() -> Outcome {
         "-extfile",
         "ext",
     ]);
-    let port = free_port().to_string();
+    let port = port_for_a_server().to_string();
     let _server = start(
         Command::new(&openssl)
             .args(["s_server", "-quiet", "-www", "-accept", &format!("127.0.0.1:{port}")])
@@ -439,7 +451,7 @@ fn https() -> Outcome {
     );
     let url = format!("https://localhost:{port}/");
     let ca = dir.path().join("ca.pem");
-    let (status, _, err) = spawn(&["--tls-ca", ca.to_str().unwrap(), &url], &[]).finish();
+    let (status, _, err) = spawn(&["--tls-ca-file", ca.to_str().unwrap(), &url], &[]).finish();
     assert_eq!(status.code(), Some(0), "{err}");
     let (status, _, err) = spawn(&["-t", "500ms", &url], &[]).finish();
     assert_eq!(status.code(), Some(124), "public roots do not trust the test CA: {err}");

@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::net::TcpListener;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use common::*;
@@ -33,8 +33,8 @@ fn usage_errors_exit_64_naming_the_flag() {
 
 #[test]
 fn port_opening_mid_wait_is_noticed_and_the_command_is_exec_d_with_the_same_pid() {
-    let port = free_port();
-    let target = format!("tcp://127.0.0.1:{port}");
+    let port = ClosedPort::new();
+    let target = format!("tcp://{}", port.addr());
     let mut proc = spawn(
         &["--progress-interval", "100ms", &target, "--", "sh", "-c", "echo pid=$$"],
         &[],
@@ -42,7 +42,7 @@ fn port_opening_mid_wait_is_noticed_and_the_command_is_exec_d_with_the_same_pid(
     let pid = proc.pid();
     let line = proc.wait_for_line("Still waiting.");
     assert!(line.contains(&target) && line.contains("connection refused"), "{line}");
-    let _listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
+    let _listener = port.listen();
     let (status, out, err) = proc.finish();
     assert_eq!(status.code(), Some(0), "{err}");
     assert_eq!(
@@ -57,8 +57,8 @@ fn port_opening_mid_wait_is_noticed_and_the_command_is_exec_d_with_the_same_pid(
 fn timeout_exits_124_names_what_is_missing_and_runs_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let marker = dir.path().join("ran");
-    let port = free_port();
-    let target = format!("127.0.0.1:{port}");
+    let port = ClosedPort::new();
+    let target = port.addr().to_string();
     let script = format!("touch {}", marker.display());
     let (status, _, err) = spawn(&["-t", "300ms", &target, "--", "sh", "-c", &script], &[]).finish();
     assert_eq!(status.code(), Some(124), "{err}");
@@ -75,7 +75,8 @@ fn sigterm_and_sigint_end_the_wait_with_143_and_run_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let marker = dir.path().join("ran");
         let script = format!("touch {}", marker.display());
-        let target = format!("127.0.0.1:{}", free_port());
+        let closed_port = ClosedPort::new();
+        let target = closed_port.addr().to_string();
         let mut proc = spawn(&[&target, "--", "sh", "-c", &script], &[]);
         proc.wait_for_line("Starting.");
         proc.signal(sig);
@@ -97,7 +98,8 @@ fn env_twin_lists_targets_and_any_mode_needs_just_one() {
     drop((a, b));
 
     let (_open, addr) = listen();
-    let closed = format!("127.0.0.1:{}", free_port());
+    let closed_port = ClosedPort::new();
+    let closed = closed_port.addr().to_string();
     let (status, _, err) = spawn(&["--any", &closed, &addr.to_string()], &[]).finish();
     assert_eq!(status.code(), Some(0), "{err}");
     let (status, _, err) = spawn(&["-t", "200ms", &closed, &addr.to_string()], &[]).finish();
@@ -418,7 +420,8 @@ fn kubernetes_objects_via_a_fake_api_server() {
 
 #[test]
 fn admin_endpoints_report_what_is_pending() {
-    let target = format!("127.0.0.1:{}", free_port());
+    let closed_port = ClosedPort::new();
+    let target = closed_port.addr().to_string();
     let mut proc = spawn(&["--admin-addr", "127.0.0.1:0", &target], &[]);
     let admin = proc.admin_addr();
     podkit_testkit::wait_until("/readyz to name the refused target", || {
@@ -458,7 +461,8 @@ fn json_logs_and_quiet() {
     let (status, _, err) = spawn(&["-q", &addr.to_string()], &[]).finish();
     assert_eq!(status.code(), Some(0), "{err}");
     assert_eq!(err, "", "quiet prints nothing on success");
-    let target = format!("127.0.0.1:{}", free_port());
+    let closed_port = ClosedPort::new();
+    let target = closed_port.addr().to_string();
     let (status, _, err) = spawn(&["-q", "-t", "100ms", &target], &[("WAIT_FOR_QUIET", "true")]).finish();
     assert_eq!(status.code(), Some(124));
     assert!(err.contains("Timed out"), "errors still show: {err}");
@@ -477,4 +481,98 @@ fn a_lone_command_runs_with_no_targets() {
     let (status, out, err) = spawn(&["--", "echo", "hello"], &[]).finish();
     assert_eq!(status.code(), Some(0), "{err}");
     assert_eq!(out, "hello\n");
+}
+
+/// A CA (PEM file in `dir`) and an HTTPS server on loopback with a
+/// certificate it issued for `localhost`, answering 200 to every request.
+fn https_server(dir: &std::path::Path) -> (std::path::PathBuf, std::net::SocketAddr) {
+    use std::io::{BufRead, BufReader, Write};
+
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .signed_by(&key, &rcgen::Issuer::new(ca_params, ca_key))
+        .unwrap();
+    let ca_pem = dir.join("ca.pem");
+    std::fs::write(&ca_pem, ca.pem()).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        )
+        .unwrap();
+    let config = Arc::new(config);
+    let (listener, addr) = listen();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { continue };
+            let config = Arc::clone(&config);
+            std::thread::spawn(move || {
+                let conn = rustls::ServerConnection::new(config).unwrap();
+                let mut tls = BufReader::new(rustls::StreamOwned::new(conn, stream));
+                let mut line = String::new();
+                // Untrusting clients abort the handshake here: nothing to answer.
+                while tls.read_line(&mut line).unwrap_or(0) > 0 && line.trim() != "" {
+                    line.clear();
+                }
+                let tls = tls.get_mut();
+                let _ = tls.write_all(response(200, &[], "ok").as_bytes());
+                let _ = tls.flush();
+            });
+        }
+    });
+    (ca_pem, addr)
+}
+
+#[test]
+fn tls_flags_new_spellings_old_spellings_and_env_twins() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, addr) = https_server(dir.path());
+    let ca = ca.to_str().unwrap();
+    let url = format!("https://localhost:{}/", addr.port());
+    type Flags<'a> = &'a [&'a str];
+    type Env<'a> = &'a [(&'a str, &'a str)];
+    let ways: [(Flags<'_>, Env<'_>); 4] = [
+        (&["--tls-ca-file", ca], &[]),
+        (&["--tls-ca", ca], &[]),
+        (&[], &[("WAIT_FOR_TLS_CA_FILE", ca)]),
+        (&[], &[("WAIT_FOR_TLS_CA", ca)]),
+    ];
+    for (flags, env) in ways {
+        let args: Vec<&str> = flags.iter().copied().chain([url.as_str()]).collect();
+        let (status, _, err) = spawn(&args, env).finish();
+        assert_eq!(status.code(), Some(0), "{flags:?} {env:?}: {err}");
+    }
+    let (status, _, err) = spawn(&["-t", "300ms", &url], &[]).finish();
+    assert_eq!(status.code(), Some(124), "public roots do not trust the test CA: {err}");
+    assert!(err.contains("UnknownIssuer"), "{err}");
+    let (status, _, err) = spawn(&["--tls-insecure", &url], &[]).finish();
+    assert_eq!(status.code(), Some(0), "{err}");
+
+    // A bad file is a usage error naming the flag and the file.
+    let empty = dir.path().join("empty.pem");
+    std::fs::write(&empty, "").unwrap();
+    let (status, _, err) = spawn(&["--tls-ca", empty.to_str().unwrap(), &url], &[]).finish();
+    assert_eq!(status.code(), Some(64), "{err}");
+    assert!(
+        err.contains(&format!("--tls-ca-file: the CA file {} is empty", empty.display())),
+        "{err}"
+    );
+    let (status, _, err) = spawn(&["--tls-client-cert", ca, &url], &[]).finish();
+    assert_eq!(status.code(), Some(64), "{err}");
+    assert!(err.contains("--tls-client-key: the client certificate"), "{err}");
+    let help = spawn(&["--help"], &[]).finish().1;
+    assert!(
+        help.contains("--tls-ca-file <FILE>") && help.contains("WAIT_FOR_TLS_CLIENT_KEY"),
+        "{help}"
+    );
+    assert!(!help.contains("--tls-ca "), "old spellings stay hidden: {help}");
 }

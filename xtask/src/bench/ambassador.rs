@@ -4,12 +4,19 @@
 //! - `amb-tcp`: TCP bulk (iperf3) through ambassador tcp mode, nginx
 //!   stream, HAProxy (plain and with splice) and socat: CPU-s per GB.
 //! - `amb-http-tcp`: HTTP keep-alive (wrk) through the same TCP proxies.
+//! - `amb-http-tcp-close`: the same with `Connection: close` (a TCP
+//!   connection, and an upstream connection, per request).
 //! - `amb-reverse`: HTTP keep-alive (wrk) through ambassador reverse mode,
 //!   nginx `proxy_pass` with an upstream keep-alive pool, HAProxy http mode.
 //! - `amb-forward`: absolute-form requests (wrk) through ambassador
 //!   http-forward, nginx (`proxy_pass http://$http_host`) and tinyproxy.
 //! - `amb-connect`: a CONNECT tunnel carrying bulk data through ambassador
 //!   http-forward and tinyproxy (nginx and HAProxy have no CONNECT).
+//!
+//! The HTTP scenarios also run the ambassador with `--workers 2` beside
+//! nginx with 2 workers and HAProxy with 2 threads (the ratios the runner
+//! prints compare the 1-worker ambassador; read the 2-worker rows side by
+//! side). wrk keeps 50 connections open.
 //!
 //! The origin (nginx answering a fixed 200, or `iperf3 -s`, or an in-process
 //! sink) is not measured; load generators' CPU is reported apart from
@@ -56,21 +63,28 @@ pub fn scenarios() -> Vec<Scenario> {
         },
         Scenario {
             name: "amb-http-tcp",
-            about: "HTTP keep-alive (wrk, 16 connections) through a TCP proxy",
+            about: "HTTP keep-alive (wrk, 50 connections) through a TCP proxy",
             unit: "requests",
             tools: TOOLS,
             setup: setup_http_tcp,
         },
         Scenario {
+            name: "amb-http-tcp-close",
+            about: "HTTP with Connection: close (wrk, 50 connections) through a TCP proxy: ambassador vs nginx stream, HAProxy",
+            unit: "requests",
+            tools: TOOLS,
+            setup: setup_http_tcp_close,
+        },
+        Scenario {
             name: "amb-reverse",
-            about: "HTTP keep-alive (wrk, 16 connections) through a reverse proxy: ambassador vs nginx, HAProxy",
+            about: "HTTP keep-alive (wrk, 50 connections) through a reverse proxy: ambassador vs nginx, HAProxy",
             unit: "requests",
             tools: TOOLS,
             setup: setup_reverse,
         },
         Scenario {
             name: "amb-forward",
-            about: "absolute-form HTTP (wrk, 16 connections) through a forward proxy: ambassador vs nginx, tinyproxy",
+            about: "absolute-form HTTP (wrk, 50 connections) through a forward proxy: ambassador vs nginx, HAProxy, tinyproxy",
             unit: "requests",
             tools: TOOLS,
             setup: setup_forward,
@@ -111,6 +125,10 @@ fn ambassador_at(bin: &std::path::Path, args: &[&str]) -> Command {
 }
 
 fn nginx(env: &Env, name: &str, body: &str) -> Result<Command> {
+    nginx_workers(env, name, body, 1)
+}
+
+fn nginx_workers(env: &Env, name: &str, body: &str, workers: usize) -> Result<Command> {
     let dir = env.work.join(name);
     std::fs::create_dir_all(&dir)?;
     let conf = dir.join("nginx.conf");
@@ -123,7 +141,7 @@ fn nginx(env: &Env, name: &str, body: &str) -> Result<Command> {
     std::fs::write(
         &conf,
         format!(
-            "{load}daemon off; worker_processes 1; pid {d}/nginx.pid; error_log stderr error;\n\
+            "{load}daemon off; worker_processes {workers}; pid {d}/nginx.pid; error_log stderr error;\n\
              events {{ worker_connections 4096; }}\n{body}\n",
             d = dir.display()
         ),
@@ -142,11 +160,15 @@ fn http_block(env: &Env, servers: &str) -> String {
 }
 
 fn haproxy(env: &Env, name: &str, body: &str) -> Result<Command> {
+    haproxy_threads(env, name, body, 1)
+}
+
+fn haproxy_threads(env: &Env, name: &str, body: &str, threads: usize) -> Result<Command> {
     let conf = env.work.join(format!("{name}.cfg"));
     std::fs::write(
         &conf,
         format!(
-            "global\n  maxconn 4096\n  nbthread 1\ndefaults\n  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\n{body}\n"
+            "global\n  maxconn 4096\n  nbthread {threads}\ndefaults\n  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\n{body}\n"
         ),
     )?;
     let mut cmd = Command::new("haproxy");
@@ -257,11 +279,21 @@ fn iperf_load(port: u16) -> Result<Load> {
     anyhow::bail!("iperf3 through port {port} kept failing")
 }
 
+/// Connections wrk keeps open.
+const CONNECTIONS: &str = "-c50";
+
 fn wrk_load_with(port: u16, script: Option<&str>) -> Result<Load> {
+    wrk_load_headers(port, script, &[])
+}
+
+fn wrk_load_headers(port: u16, script: Option<&str>, headers: &[&str]) -> Result<Load> {
     let mut cmd = Command::new("wrk");
-    cmd.args(["-t1", "-c16", "--latency", &format!("-d{}s", RUN.as_secs())]);
+    cmd.args(["-t1", CONNECTIONS, "--latency", &format!("-d{}s", RUN.as_secs())]);
     if let Some(script) = script {
         cmd.args(["-s", script]);
+    }
+    for header in headers {
+        cmd.args(["-H", header]);
     }
     cmd.arg(format!("http://127.0.0.1:{port}/"));
     let (out, cpu) = run_load(&mut cmd)?;
@@ -304,6 +336,10 @@ fn wrk_load(port: u16) -> Result<Load> {
     wrk_load_with(port, None)
 }
 
+fn wrk_close_load(port: u16) -> Result<Load> {
+    wrk_load_headers(port, None, &["Connection: close"])
+}
+
 fn wrk_forward_load(port: u16) -> Result<Load> {
     let script = std::env::temp_dir().join("podkit-bench-forward.lua");
     std::fs::write(
@@ -320,6 +356,7 @@ fn tcp_contenders(
     keep: Arc<dyn std::any::Any>,
     upstream: u16,
     load: fn(u16) -> Result<Load>,
+    extras: bool,
 ) -> Result<Vec<Contender>> {
     let up = format!("127.0.0.1:{upstream}");
     let mut out = vec![
@@ -332,9 +369,9 @@ fn tcp_contenders(
             load,
         ),
         proxy(
-            "podkit ambassador (tcp, --workers 0)",
+            "podkit ambassador (tcp, --workers 2)",
             false,
-            ambassador(env, &["--workers", "0", "--tcp", &format!("127.0.0.1:18925={up}")]),
+            ambassador(env, &["--workers", "2", "--tcp", &format!("127.0.0.1:18925={up}")]),
             18925,
             Arc::clone(&keep),
             load,
@@ -351,31 +388,48 @@ fn tcp_contenders(
         ));
     }
     if std::path::Path::new("/usr/lib/nginx/modules/ngx_stream_module.so").exists() {
+        for (workers, port) in [(1, 18921), (2, 18927)] {
+            out.push(proxy(
+                &if workers == 1 {
+                    "nginx stream".to_owned()
+                } else {
+                    format!("nginx stream ({workers} workers)")
+                },
+                false,
+                nginx_workers(
+                    env,
+                    &format!("stream{workers}"),
+                    &format!("stream {{ server {{ listen 127.0.0.1:{port} backlog=4096; proxy_pass {up}; }} }}"),
+                    workers,
+                )?,
+                port,
+                Arc::clone(&keep),
+                load,
+            ));
+        }
+    }
+    for (threads, port) in [(1, 18922), (2, 18928)] {
         out.push(proxy(
-            "nginx stream",
+            &if threads == 1 {
+                "HAProxy tcp".to_owned()
+            } else {
+                format!("HAProxy tcp ({threads} threads)")
+            },
             false,
-            nginx(
+            haproxy_threads(
                 env,
-                "stream",
-                &format!("stream {{ server {{ listen 127.0.0.1:18921 backlog=4096; proxy_pass {up}; }} }}"),
+                &format!("haproxy-tcp{threads}"),
+                &format!("listen l\n  mode tcp\n  bind 127.0.0.1:{port}\n  server s {up}\n"),
+                threads,
             )?,
-            18921,
+            port,
             Arc::clone(&keep),
             load,
         ));
     }
-    out.push(proxy(
-        "HAProxy tcp",
-        false,
-        haproxy(
-            env,
-            "haproxy-tcp",
-            &format!("listen l\n  mode tcp\n  bind 127.0.0.1:18922\n  server s {up}\n"),
-        )?,
-        18922,
-        Arc::clone(&keep),
-        load,
-    ));
+    if !extras {
+        return Ok(out);
+    }
     out.push(proxy(
         "HAProxy tcp + splice",
         false,
@@ -402,24 +456,33 @@ fn setup_tcp_bulk(env: &Env) -> Result<Vec<Contender>> {
     iperf.args(["-s", "-B", "127.0.0.1", "-p", &ORIGIN_IPERF.to_string()]);
     let origin: Arc<dyn std::any::Any> = Arc::new(Server::spawn(iperf)?);
     wait_port(ORIGIN_IPERF)?;
-    tcp_contenders(env, origin, ORIGIN_IPERF, iperf_load)
+    tcp_contenders(env, origin, ORIGIN_IPERF, iperf_load, true)
 }
 
 fn setup_http_tcp(env: &Env) -> Result<Vec<Contender>> {
     let origin: Arc<dyn std::any::Any> = origin_http(env)?;
-    tcp_contenders(env, origin, ORIGIN_HTTP, wrk_load)
+    tcp_contenders(env, origin, ORIGIN_HTTP, wrk_load, true)
+}
+
+fn setup_http_tcp_close(env: &Env) -> Result<Vec<Contender>> {
+    let origin: Arc<dyn std::any::Any> = origin_http(env)?;
+    tcp_contenders(env, origin, ORIGIN_HTTP, wrk_close_load, false)
 }
 
 fn setup_reverse(env: &Env) -> Result<Vec<Contender>> {
     let origin: Arc<dyn std::any::Any> = origin_http(env)?;
     let up = format!("127.0.0.1:{ORIGIN_HTTP}");
-    let nginx_body = http_block(
-        env,
-        &format!(
-            "upstream o {{ server {up}; keepalive 64; }}\n\
-             server {{ listen 127.0.0.1:18931 backlog=4096; location / {{ proxy_pass http://o; proxy_http_version 1.1; proxy_set_header Connection \"\"; proxy_set_header Host example.com; }} }}"
-        ),
-    );
+    let nginx_body = |port: u16| {
+        http_block(
+            env,
+            &format!(
+                "upstream o {{ server {up}; keepalive 64; }}\n\
+                 server {{ listen 127.0.0.1:{port} backlog=4096; location / {{ proxy_pass http://o; proxy_http_version 1.1; proxy_set_header Connection \"\"; proxy_set_header Host example.com; }} }}"
+            ),
+        )
+    };
+    let haproxy_body =
+        |port: u16| format!("listen l\n  mode http\n  bind 127.0.0.1:{port}\n  http-reuse always\n  server s {up}\n");
     Ok(vec![
         proxy(
             "podkit ambassador (reverse)",
@@ -430,11 +493,11 @@ fn setup_reverse(env: &Env) -> Result<Vec<Contender>> {
             wrk_load,
         ),
         proxy(
-            "podkit ambassador (reverse, --workers 0)",
+            "podkit ambassador (reverse, --workers 2)",
             false,
             ambassador(
                 env,
-                &["--workers", "0", "--reverse", &format!("127.0.0.1:18933=http://{up}")],
+                &["--workers", "2", "--reverse", &format!("127.0.0.1:18933=http://{up}")],
             ),
             18933,
             Arc::clone(&origin),
@@ -443,20 +506,32 @@ fn setup_reverse(env: &Env) -> Result<Vec<Contender>> {
         proxy(
             "nginx proxy_pass (keepalive pool)",
             false,
-            nginx(env, "reverse", &nginx_body)?,
+            nginx(env, "reverse", &nginx_body(18931))?,
             18931,
+            Arc::clone(&origin),
+            wrk_load,
+        ),
+        proxy(
+            "nginx proxy_pass (keepalive pool, 2 workers)",
+            false,
+            nginx_workers(env, "reverse2", &nginx_body(18934), 2)?,
+            18934,
             Arc::clone(&origin),
             wrk_load,
         ),
         proxy(
             "HAProxy http",
             false,
-            haproxy(
-                env,
-                "haproxy-http",
-                &format!("listen l\n  mode http\n  bind 127.0.0.1:18932\n  http-reuse always\n  server s {up}\n"),
-            )?,
+            haproxy(env, "haproxy-http", &haproxy_body(18932))?,
             18932,
+            Arc::clone(&origin),
+            wrk_load,
+        ),
+        proxy(
+            "HAProxy http (2 threads)",
+            false,
+            haproxy_threads(env, "haproxy-http2", &haproxy_body(18935), 2)?,
+            18935,
             origin,
             wrk_load,
         ),
@@ -465,10 +540,22 @@ fn setup_reverse(env: &Env) -> Result<Vec<Contender>> {
 
 fn setup_forward(env: &Env) -> Result<Vec<Contender>> {
     let origin: Arc<dyn std::any::Any> = origin_http(env)?;
-    let nginx_body = http_block(
-        env,
-        "server { listen 127.0.0.1:18941 backlog=4096; location / { proxy_pass http://$http_host$request_uri; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }",
-    );
+    let nginx_body = |port: u16| {
+        http_block(
+            env,
+            &format!(
+                "server {{ listen 127.0.0.1:{port} backlog=4096; location / {{ proxy_pass http://$http_host$request_uri; proxy_http_version 1.1; proxy_set_header Connection \"\"; }} }}"
+            ),
+        )
+    };
+    // HAProxy has no forward proxy mode: this one sends the absolute-form
+    // requests to the one origin it knows (less work than a forward proxy,
+    // which must resolve and pick each destination).
+    let haproxy_body = |port: u16| {
+        format!(
+            "listen l\n  mode http\n  bind 127.0.0.1:{port}\n  http-reuse always\n  server s 127.0.0.1:{ORIGIN_HTTP}\n"
+        )
+    };
     let tiny = env.work.join("tinyproxy-forward.conf");
     std::fs::write(
         &tiny,
@@ -486,9 +573,9 @@ fn setup_forward(env: &Env) -> Result<Vec<Contender>> {
             wrk_forward_load,
         ),
         proxy(
-            "podkit ambassador (http-forward, --workers 0)",
+            "podkit ambassador (http-forward, --workers 2)",
             false,
-            ambassador(env, &["--workers", "0", "--http-forward", "127.0.0.1:18943"]),
+            ambassador(env, &["--workers", "2", "--http-forward", "127.0.0.1:18943"]),
             18943,
             Arc::clone(&origin),
             wrk_forward_load,
@@ -496,8 +583,32 @@ fn setup_forward(env: &Env) -> Result<Vec<Contender>> {
         proxy(
             "nginx proxy_pass $http_host",
             false,
-            nginx(env, "forward", &nginx_body)?,
+            nginx(env, "forward", &nginx_body(18941))?,
             18941,
+            Arc::clone(&origin),
+            wrk_forward_load,
+        ),
+        proxy(
+            "nginx proxy_pass $http_host (2 workers)",
+            false,
+            nginx_workers(env, "forward2", &nginx_body(18944), 2)?,
+            18944,
+            Arc::clone(&origin),
+            wrk_forward_load,
+        ),
+        proxy(
+            "HAProxy http (fixed server)",
+            false,
+            haproxy(env, "haproxy-forward", &haproxy_body(18945))?,
+            18945,
+            Arc::clone(&origin),
+            wrk_forward_load,
+        ),
+        proxy(
+            "HAProxy http (fixed server, 2 threads)",
+            false,
+            haproxy_threads(env, "haproxy-forward2", &haproxy_body(18946), 2)?,
+            18946,
             Arc::clone(&origin),
             wrk_forward_load,
         ),

@@ -234,6 +234,30 @@ impl TestCa {
     }
 }
 
+/// What `openssl req -x509` makes by default and new users serve: a
+/// self-signed certificate for `localhost` and 127.0.0.1 with `CA:TRUE`.
+/// Returns the server config and the certificate's PEM file (in `dir`).
+pub fn self_signed_ca_server(dir: &Path) -> (Arc<rustls::ServerConfig>, PathBuf) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let cert = params.self_signed(&key).unwrap();
+    let pem = dir.join("self-signed.pem");
+    std::fs::write(&pem, cert.pem()).unwrap();
+    let mut server = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        )
+        .unwrap();
+    server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    (Arc::new(server), pem)
+}
+
 /// The running binary plus its listener addresses.
 pub struct Amb {
     pub proc: Proc,

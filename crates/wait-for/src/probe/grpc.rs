@@ -13,8 +13,9 @@ use http::{HeaderMap, HeaderValue, Method, Request};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::ClientConfig;
+use tokio_util::task::AbortOnDropHandle;
 
-use super::http::{AbortOnDrop, describe_hyper};
+use super::http::describe_hyper;
 use super::{Check, Fail};
 use crate::net::{self, Resolver};
 use crate::target::HostPort;
@@ -25,7 +26,7 @@ pub async fn check(resolver: &Resolver, addr: &HostPort, tls: Option<&Arc<Client
     let (mut sender, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(io))
         .await
         .map_err(|e| describe_hyper(&e))?;
-    let _conn = AbortOnDrop(tokio::spawn(conn));
+    let _conn = AbortOnDropHandle::new(tokio::spawn(conn));
     let scheme = if tls.is_some() { "https" } else { "http" };
     let uri = format!("{scheme}://{addr}/grpc.health.v1.Health/Check");
     let mut request = Request::new(Full::new(encode_request(service)));

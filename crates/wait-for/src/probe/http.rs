@@ -13,6 +13,7 @@ use http::{Method, Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::rt::TokioIo;
 use rustls::ClientConfig;
+use tokio_util::task::AbortOnDropHandle;
 
 use super::{Check, Fail};
 use crate::net::{self, Resolver};
@@ -115,7 +116,7 @@ pub async fn fetch(
         .await
         .map_err(|e| describe_hyper(&e))?;
     // The connection task lives only as long as this call.
-    let conn = AbortOnDrop(tokio::spawn(conn));
+    let conn = AbortOnDropHandle::new(tokio::spawn(conn));
     let response = sender.send_request(request).await.map_err(|e| describe_hyper(&e))?;
     let (parts, body) = response.into_parts();
     let body = match body_limit {
@@ -221,15 +222,6 @@ pub fn describe_hyper(err: &hyper::Error) -> String {
         source = cause.source();
     }
     text
-}
-
-/// Aborts a spawned task when dropped.
-pub(crate) struct AbortOnDrop<T>(pub(crate) tokio::task::JoinHandle<T>);
-
-impl<T> Drop for AbortOnDrop<T> {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }
 
 #[cfg(test)]

@@ -16,15 +16,19 @@
 //!
 //! A 403 names the missing RBAC permission.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use http::{HeaderValue, Method, StatusCode};
+use anyhow::bail;
+use http::{HeaderValue, Method, StatusCode, Uri};
+use podkit_runtime::ConfigError;
+use podkit_tls::{ClientTls, Trust};
 use rustls::ClientConfig;
 use serde_json::Value;
 
 use super::http::{fetch, request};
 use super::{Check, Fail};
+use crate::Args;
 use crate::net::Resolver;
 use crate::target::{HostPort, K8sKind, K8sObject};
 
@@ -45,6 +49,97 @@ pub struct K8sEnv {
     pub token_file: Option<PathBuf>,
     /// The namespace of targets that name none.
     pub namespace: String,
+}
+
+impl K8sEnv {
+    /// How to reach the API server, from `--k8s-*` and the pod's service
+    /// account: `--k8s-api`, else `https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT`;
+    /// the token, CA and namespace from their flags, else the service
+    /// account's files. Errors are configuration errors naming the flag.
+    pub fn from_args(args: &Args) -> anyhow::Result<Self> {
+        let sa = Path::new(SERVICE_ACCOUNT_DIR);
+        let (tls, addr) = match (&args.k8s_api, &args.kubernetes_service_host) {
+            (Some(url), _) => api_url(url)?,
+            (None, Some(host)) => {
+                let port = args.kubernetes_service_port.as_deref().unwrap_or("443");
+                let port = port
+                    .parse()
+                    .map_err(|_| ConfigError::new(format!("KUBERNETES_SERVICE_PORT: `{port}` is not a port number")))?;
+                let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
+                (true, HostPort { host, port })
+            }
+            (None, None) => bail!(ConfigError::new(
+                "k8s: targets need the API server: run in a pod (KUBERNETES_SERVICE_HOST) or give --k8s-api"
+            )),
+        };
+        let token_file = match &args.k8s_token_file {
+            Some(file) => {
+                std::fs::metadata(file)
+                    .map_err(|e| ConfigError::new(format!("--k8s-token-file: cannot read {}: {e}", file.display())))?;
+                Some(file.clone())
+            }
+            None => Some(sa.join("token")).filter(|f| f.exists()),
+        };
+        let tls = if tls {
+            let k8s_error = |e: podkit_tls::TlsError| ConfigError::new(format!("--k8s-ca-file: {e}"));
+            let trust = match &args.k8s_ca_file {
+                Some(file) => Trust::from_pem_file(file).map_err(k8s_error)?,
+                None if sa.join("ca.crt").exists() => Trust::from_pem_file(&sa.join("ca.crt")).map_err(k8s_error)?,
+                None => Trust::WebRoots,
+            };
+            Some(ClientTls::new(trust).client_config(&[b"http/1.1"]).map_err(k8s_error)?)
+        } else {
+            None
+        };
+        let namespace = match &args.k8s_namespace {
+            Some(ns) => ns.clone(),
+            None => std::fs::read_to_string(sa.join("namespace"))
+                .map(|s| s.trim().to_owned())
+                .unwrap_or_else(|_| "default".to_owned()),
+        };
+        Ok(Self {
+            addr,
+            tls,
+            token_file,
+            namespace,
+        })
+    }
+}
+
+/// `--k8s-api URL`: whether it is https, and its host and port (443 or 80
+/// when it names none).
+fn api_url(url: &str) -> anyhow::Result<(bool, HostPort)> {
+    let bad = || ConfigError::new(format!("--k8s-api: `{url}` is not a URL like https://10.96.0.1:443"));
+    let uri: Uri = url.parse().map_err(|_| bad())?;
+    let tls = match uri.scheme_str() {
+        Some("https") => true,
+        Some("http") => false,
+        _ => bail!(ConfigError::new(format!(
+            "--k8s-api: `{url}` is not an http:// or https:// URL"
+        ))),
+    };
+    if uri.path_and_query().is_some_and(|p| p.as_str() != "/") {
+        return Err(bad().into());
+    }
+    let authority = uri.authority().ok_or_else(bad)?.as_str();
+    let after_host = authority.rsplit_once(']').map_or(authority, |(_, rest)| rest);
+    let port = match (after_host.contains(':'), uri.port_u16()) {
+        (false, _) => {
+            if tls {
+                443
+            } else {
+                80
+            }
+        }
+        (true, Some(port)) => port,
+        (true, None) => return Err(bad().into()),
+    };
+    let host = uri
+        .host()
+        .filter(|h| !h.is_empty() && !authority.contains('@'))
+        .ok_or_else(bad)?;
+    let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
+    Ok((tls, HostPort { host, port }))
 }
 
 /// What to ask the API server for one object, and how to explain a 403.
@@ -331,6 +426,29 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn api_urls_give_scheme_host_and_port() {
+        let hp = |url: &str| {
+            api_url(url)
+                .map(|(tls, a)| (tls, a.host, a.port))
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(hp("https://10.96.0.1"), Ok((true, "10.96.0.1".into(), 443)));
+        assert_eq!(hp("http://127.0.0.1:8001/"), Ok((false, "127.0.0.1".into(), 8001)));
+        assert_eq!(hp("https://[fd00::1]:6443"), Ok((true, "fd00::1".into(), 6443)));
+        assert_eq!(hp("http://api.example"), Ok((false, "api.example".into(), 80)));
+        for bad in [
+            "ftp://x",
+            "10.96.0.1:443",
+            "https://x/api/v1",
+            "https://x:notaport",
+            "https://u@x",
+        ] {
+            let err = hp(bad).unwrap_err();
+            assert!(err.contains("--k8s-api") && err.contains(bad), "{bad}: {err}");
+        }
+    }
 
     fn reason(check: Check) -> String {
         match check {

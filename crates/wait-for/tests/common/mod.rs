@@ -1,4 +1,4 @@
-//! Helpers shared by wait-for's process tests: the binary, free ports, and a
+//! Helpers shared by wait-for's process tests: the binary, and a
 //! tiny HTTP/1.1 server whose answers a test scripts per request.
 
 #![allow(dead_code, missing_docs)]
@@ -8,14 +8,9 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-pub use podkit_testkit::{PATIENCE, Proc};
+pub use podkit_testkit::{ClosedPort, PATIENCE, Proc};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_wait-for");
-
-/// A loopback port nothing listens on (bound, then released).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 /// Spawns wait-for with a clean environment plus `envs`.
 pub fn spawn(args: &[&str], envs: &[(&str, &str)]) -> Proc {

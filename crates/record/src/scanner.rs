@@ -1,5 +1,5 @@
-//! A field scanner: the fast path of `--parse` for the shape almost every log
-//! pattern has, a sequence of literals and greedy character-class runs, each
+//! A field scanner: the fast path of [`Matcher`](crate::matcher::Matcher)
+//! for the shape almost every log pattern has, a sequence of literals and greedy character-class runs, each
 //! run ending where a literal that the class cannot match begins:
 //!
 //! ```text
@@ -39,6 +39,7 @@ impl Set {
         Self { ascii, wide }
     }
 
+    #[inline]
     fn contains(&self, c: u32) -> bool {
         if c < 128 {
             return self.ascii[c as usize];
@@ -80,7 +81,7 @@ pub struct Scanner {
 }
 
 /// The class of `.`, with or without `(?s)`.
-fn is_dot(class: &ClassUnicode) -> bool {
+pub(crate) fn is_dot(class: &ClassUnicode) -> bool {
     let ranges: Vec<(char, char)> = class.ranges().iter().map(|r| (r.start(), r.end())).collect();
     ranges == [('\0', '\t'), ('\u{b}', '\u{10FFFF}')] || ranges == [('\0', '\u{10FFFF}')]
 }
@@ -100,7 +101,8 @@ fn run_of(hir: &Hir) -> Option<(&ClassUnicode, usize)> {
 }
 
 impl Scanner {
-    /// Compiles `pattern` (the regex crate's syntax) if it has the scanner's
+    /// Compiles `pattern` (the regex crate's syntax; `groups` is its number
+    /// of groups, including group 0) if it has the scanner's
     /// shape: `^`, then literals, single classes and greedy class runs
     /// (captured or not) where each run is followed by the end, `$`, a `.*`
     /// rest, or a literal starting with a character outside the run's class.
@@ -241,6 +243,7 @@ impl Scanner {
     }
 
     /// The span of group `i` in the last match.
+    #[inline]
     pub fn get(&self, i: usize) -> Option<(usize, usize)> {
         self.slots.get(i).copied().flatten()
     }

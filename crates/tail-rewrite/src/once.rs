@@ -20,8 +20,9 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 
-use crate::output::Output;
 use crate::{Args, Config, LongLines};
+use podkit_record::Output;
+use podkit_runtime::startup::{self, LogFilter};
 
 /// Size of each read.
 pub const CHUNK: usize = 256 * 1024;
@@ -42,17 +43,18 @@ enum Msg {
 
 /// The whole `--once` mode: logging, validation, run, exit code.
 pub fn main(args: Args) -> ExitCode {
-    let common = args.common.clone();
-    if let Err(err) = podkit_runtime::logging::init(common.log_level.as_deref(), common.log_format) {
-        eprintln!("tail-rewrite: {err}");
-        return ExitCode::from(podkit_runtime::exit::USAGE);
+    let common = &args.common;
+    if let Err(code) = startup::init_logging(
+        crate::BINARY.name,
+        common.log_level.as_deref(),
+        common.log_format,
+        LogFilter::Directives,
+    ) {
+        return code;
     }
-    let config = match Config::from_args(args) {
+    let config = match startup::build_config(args, Config::from_args) {
         Ok(config) => config,
-        Err(err) => {
-            tracing::error!("Invalid configuration: {err:#}");
-            return ExitCode::from(podkit_runtime::exit::USAGE);
-        }
+        Err(code) => return code,
     };
     let (stop_tx, stop_rx) = mpsc::sync_channel::<()>(1);
     if let Err(err) = spawn_signal_thread(stop_tx) {
@@ -269,7 +271,7 @@ impl LineSplitter {
 /// Runs `--once` to the end of the inputs or until `stop` receives.
 pub fn run(mut config: Config, stop: Option<Receiver<()>>) -> anyhow::Result<()> {
     let crate::Input::Once(inputs) = config.input.clone() else {
-        anyhow::bail!("pipe::run needs a --once configuration");
+        anyhow::bail!("once::run needs a --once configuration");
     };
     let mut output = Output::open(config.output.clone()).with_context(|| format!("cannot open {:?}", config.output))?;
     let (tx, rx) = mpsc::sync_channel::<Msg>(4);

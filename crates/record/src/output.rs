@@ -1,4 +1,5 @@
-//! Where rewritten lines go: stdout, or a file with size-based rotation.
+//! Where output lines go: stdout, or a file with size-based rotation (tail-rewrite
+//! `--output`, the log-shipper `file://` sink).
 //!
 //! The callers batch lines in a buffer and hand whole buffers to
 //! [`Output::write`], so there is one `write(2)` per batch, not per line.
