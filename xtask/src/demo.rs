@@ -40,20 +40,140 @@ fn sections(bins: &Path, work: &Path) -> Result<()> {
     let app_log = work.join("app.log");
     std::fs::write(&app_log, "")?;
     let follow = app_log.display().to_string();
+    let serve_root = work.display().to_string();
     for (bin, args) in [
-        ("log-shipper", vec![]),
+        (
+            "log-shipper",
+            vec!["--serve", "127.0.0.1:0", "--serve-root", serve_root.as_str()],
+        ),
         ("tail-rewrite", vec!["--follow", follow.as_str(), "--no-checkpoint"]),
         ("ambassador", vec!["--http-forward", "127.0.0.1:0"]),
     ] {
         heading(&format!("{bin}: admin endpoints and graceful SIGTERM"));
         lifecycle(&bins.join(bin), &args)?;
     }
+    heading("Sidecar: log-shipper serves the app's log directory in place of nginx");
+    sidecar_serve(&bins.join("log-shipper"), work)?;
+    heading("Sidecar: log-shipper ships every line to a collector, through a rotation and a restart");
+    sidecar_ship(&bins.join("log-shipper"), work)?;
     heading("Init container: wait-for blocks until a dependency is really ready, then execs the app");
     init_container(&bins.join("wait-for"))?;
     heading("Adapter: tail-rewrite replaces `tail -f app.log | sed -e 's/^/Date /' > out.log`");
     adapter(&bins.join("tail-rewrite"), work)?;
     heading("Ambassador: the app curls 127.0.0.1 and reaches the remote service");
     ambassador(&bins.join("ambassador"), work)?;
+    Ok(())
+}
+
+/// The seed's sidecar pod: the app appends `date` lines to index.html in
+/// the shared directory, and log-shipper serves it as nginx did, plus the
+/// last lines (`?tail=N`), and refuses paths that leave the directory.
+fn sidecar_serve(bin: &Path, work: &Path) -> Result<()> {
+    let root = work.join("html");
+    std::fs::create_dir_all(&root)?;
+    let lines = "Sat Dec  5 23:06:14 UTC 2026\nSat Dec  5 23:06:16 UTC 2026\nSat Dec  5 23:06:18 UTC 2026\n";
+    std::fs::write(root.join("index.html"), lines)?;
+    let root_s = root.display().to_string();
+    let args = ["--serve", "127.0.0.1:0", "--serve-root", &root_s, "--admin-addr", "127.0.0.1:0"];
+    println!("  log-shipper {}", args.join(" "));
+    let mut proc = Proc::spawn(bin, &args, &[]);
+    let line = proc.wait_for_line("Serving.");
+    let addr: SocketAddr = line
+        .split_whitespace()
+        .find_map(|f| f.strip_prefix("addr="))
+        .with_context(|| format!("no addr= in {line:?}"))?
+        .trim_matches('"')
+        .parse()?;
+    for (path, want_status, want_body) in [
+        ("/", 200, lines),
+        ("/?tail=1", 200, "Sat Dec  5 23:06:18 UTC 2026\n"),
+        ("/%2e%2e/%2e%2e/etc/passwd", 400, ""),
+    ] {
+        let (status, body) = http_get(addr, path)?;
+        println!("  curl http://{addr}{path} -> {status}");
+        for line in body.lines().take(3) {
+            println!("    {line}");
+        }
+        ensure!(status == want_status, "GET {path}: expected {want_status}, got {status}");
+        ensure!(
+            want_body.is_empty() || body == want_body,
+            "GET {path}: unexpected body {body:?}"
+        );
+    }
+    let code = terminate(&mut proc);
+    println!("  SIGTERM -> exited {code}");
+    ensure!(code == 0, "expected exit 0 after SIGTERM");
+    Ok(())
+}
+
+/// The shipping sidecar: log-shipper follows app.log and POSTs each line as
+/// an NDJSON record to a collector (the test kit's sink); the log is rotated
+/// by rename, the shipper restarted, and every line arrives exactly once.
+fn sidecar_ship(bin: &Path, work: &Path) -> Result<()> {
+    let dir = work.join("ship");
+    let state = work.join("ship-state");
+    std::fs::create_dir_all(&dir)?;
+    let log = dir.join("app.log");
+    let date = |i: usize| format!("Sat Dec  5 23:{:02}:{:02} UTC 2026", 6 + i / 30, (i % 30) * 2);
+    let append = |from: usize, to: usize| -> Result<()> {
+        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&log)?;
+        for i in from..to {
+            writeln!(f, "{}", date(i))?;
+        }
+        Ok(())
+    };
+    append(0, 3)?;
+    let sink = podkit_testkit::sink::Sink::keeping_bodies();
+    let url = sink.url("/ingest");
+    let (glob, state_s) = (dir.join("*.log").display().to_string(), state.display().to_string());
+    let args = [
+        "--follow",
+        &glob,
+        "--sink",
+        &url,
+        "--state-dir",
+        &state_s,
+        "--label",
+        "pod=demo-pod",
+        "--admin-addr",
+        "127.0.0.1:0",
+    ];
+    println!("  log-shipper {}", args.join(" "));
+    let mut proc = Proc::spawn(bin, &args, &[]);
+    proc.wait_for_line("Following.");
+    sink.wait_records(3);
+    std::fs::rename(&log, dir.join("app.log.1"))?;
+    append(3, 5)?;
+    println!("  app.log rotated by rename, 2 more lines written to the new app.log");
+    sink.wait_records(5);
+    let code = terminate(&mut proc);
+    println!("  SIGTERM -> exited {code} (delivered, checkpointed)");
+    ensure!(code == 0, "expected exit 0 after SIGTERM");
+    append(5, 6)?;
+    let mut proc = Proc::spawn(bin, &args, &[]);
+    proc.wait_for_line("Following.");
+    sink.wait_records(6);
+    ensure!(terminate(&mut proc) == 0, "expected exit 0 after SIGTERM");
+    let records = sink.received_records();
+    let mut messages = Vec::new();
+    for record in &records {
+        let value: serde_json::Value = serde_json::from_slice(record)?;
+        messages.push(value["message"].as_str().unwrap_or_default().to_owned());
+    }
+    if let Some(first) = records.first() {
+        println!("  collector's first record: {}", String::from_utf8_lossy(first));
+    }
+    println!(
+        "  restarted after one more line: the collector holds {} records in {} requests",
+        records.len(),
+        sink.stats().accepted
+    );
+    let expected: Vec<String> = (0..6).map(date).collect();
+    ensure!(
+        messages == expected,
+        "expected every line once, in order: {messages:?}"
+    );
+    println!("  every line arrived exactly once, in order, across the rotation and the restart");
     Ok(())
 }
 
