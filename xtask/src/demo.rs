@@ -74,7 +74,14 @@ fn sidecar_serve(bin: &Path, work: &Path) -> Result<()> {
     let lines = "Sat Dec  5 23:06:14 UTC 2026\nSat Dec  5 23:06:16 UTC 2026\nSat Dec  5 23:06:18 UTC 2026\n";
     std::fs::write(root.join("index.html"), lines)?;
     let root_s = root.display().to_string();
-    let args = ["--serve", "127.0.0.1:0", "--serve-root", &root_s, "--admin-addr", "127.0.0.1:0"];
+    let args = [
+        "--serve",
+        "127.0.0.1:0",
+        "--serve-root",
+        &root_s,
+        "--admin-addr",
+        "127.0.0.1:0",
+    ];
     println!("  log-shipper {}", args.join(" "));
     let mut proc = Proc::spawn(bin, &args, &[]);
     let line = proc.wait_for_line("Serving.");
@@ -94,7 +101,10 @@ fn sidecar_serve(bin: &Path, work: &Path) -> Result<()> {
         for line in body.lines().take(3) {
             println!("    {line}");
         }
-        ensure!(status == want_status, "GET {path}: expected {want_status}, got {status}");
+        ensure!(
+            status == want_status,
+            "GET {path}: expected {want_status}, got {status}"
+        );
         ensure!(
             want_body.is_empty() || body == want_body,
             "GET {path}: unexpected body {body:?}"
@@ -169,10 +179,7 @@ fn sidecar_ship(bin: &Path, work: &Path) -> Result<()> {
         sink.stats().accepted
     );
     let expected: Vec<String> = (0..6).map(date).collect();
-    ensure!(
-        messages == expected,
-        "expected every line once, in order: {messages:?}"
-    );
+    ensure!(messages == expected, "expected every line once, in order: {messages:?}");
     println!("  every line arrived exactly once, in order, across the rotation and the restart");
     Ok(())
 }
