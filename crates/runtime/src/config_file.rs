@@ -2,7 +2,7 @@
 //! TOML (`.toml`) or YAML (`.yaml`, `.yml`), one key per long flag name
 //! (`grace-period = "5s"`, or `grace_period`), lists for repeatable flags.
 //!
-//! The file's values become clap defaults, so the precedence CONVENTIONS.md
+//! The file's values become clap defaults, so the precedence podkit
 //! asks for falls out of clap itself: flag > environment > config file >
 //! built-in default. An unknown key, or a value of the wrong shape, is a
 //! configuration error naming the key and the file.

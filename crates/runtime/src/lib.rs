@@ -84,7 +84,7 @@ pub const SEMVER: &str = env!("CARGO_PKG_VERSION");
 /// The git revision the binaries were built from, or `unknown`.
 pub const REVISION: &str = env!("PODKIT_REVISION");
 
-/// Exit codes shared by all binaries (../shared/CONVENTIONS.md).
+/// Exit codes shared by all binaries (see CONTRIBUTING.md).
 pub mod exit {
     /// Success, including a drain after SIGTERM.
     pub const OK: u8 = 0;
