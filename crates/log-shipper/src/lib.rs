@@ -14,11 +14,14 @@
 //! - [`delivery`]: per-sink batching, the send/retry loop, the reject
 //!   policy, and the shared acknowledgement that lets a file's offset reach
 //!   the checkpoint only once every sink accepted its lines;
-//! - [`sink`]: stdout, file and HTTP transports;
+//! - [`sink`]: stdout, file and HTTP transports, and the platform sinks'
+//!   wire formats (Loki, Elasticsearch/OpenSearch `_bulk`, OTLP/HTTP logs);
+//! - [`dead_letter`]: the bounded dead-letter file;
 //! - [`metrics`]: the `podkit_log_shipper_*` metrics.
 
 pub mod args;
 pub mod config;
+pub mod dead_letter;
 pub mod delivery;
 pub mod encode;
 pub mod metrics;
@@ -113,7 +116,7 @@ async fn ship(config: Config, ctx: Context) -> anyhow::Result<()> {
             config: sink.clone(),
             parsers: config.sources.iter().map(Parser::new).collect(),
             labels: config.sources.iter().map(|s| s.labels.clone()).collect(),
-            encoder: Encoder::new(sink.format),
+            encoder: Encoder::for_sink(sink),
             flush_when_idle: !matches!(sink.kind, SinkKind::Http(_)),
             metrics: Arc::clone(&sink_metrics),
             reports_parse_stats: i == 0,

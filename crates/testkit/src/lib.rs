@@ -17,6 +17,7 @@
 //!   kubelet runs them (pause container, native sidecars, probes), and
 //!   [`seed_pods`], the scenarios that check the seed's pods with it.
 
+pub mod platform;
 pub mod pod;
 pub mod seed_pods;
 pub mod sink;
