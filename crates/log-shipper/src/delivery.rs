@@ -571,12 +571,19 @@ impl SinkSender {
 
     /// Writes a rejected body to the dead-letter file: as it is for plain
     /// HTTP sinks, as entries with the reason for the platform sinks.
-    async fn dead_letter(&self, sealed: &Sealed, reason: &str) -> std::io::Result<()> {
+    async fn dead_letter(&mut self, sealed: &Sealed, reason: &str) -> std::io::Result<()> {
         let mut body = sealed.plain()?;
         if let SinkKind::Http(http) = &self.config.kind
             && !matches!(http.api, Api::Plain)
         {
-            body = rejected_body_entries(&http.api, &self.config.name, reason, &body);
+            // Of a `_bulk` body whose failed items were being retried: the
+            // items refused so far, and those never accepted.
+            let partial = self.transport.take_partial();
+            let unaccepted = self.transport.take_unaccepted();
+            let mut entries: Vec<u8> = partial.rejected.into_iter().flat_map(|(_, e)| e).collect();
+            let rest = unaccepted.as_deref().unwrap_or(&body);
+            entries.extend(rejected_body_entries(&http.api, &self.config.name, reason, rest));
+            body = entries;
         } else if self.config.format == Format::JsonArray || body.last() != Some(&b'\n') {
             body.push(b'\n');
         }

@@ -122,6 +122,20 @@ impl Transport {
             Self::Output(_) => Partial::default(),
         }
     }
+
+    /// Of the body given up on, the part the sink had not accepted yet
+    /// (`_bulk` items still failing), uncompressed; `None` when that is
+    /// the whole body.
+    pub fn take_unaccepted(&mut self) -> Option<Vec<u8>> {
+        let Self::Http(http) = self else { return None };
+        let (_, body) = http.remaining.take()?;
+        if !http.gzip {
+            return Some(body.to_vec());
+        }
+        let mut out = Vec::with_capacity(body.len() * 4);
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&body[..]), &mut out).ok()?;
+        Some(out)
+    }
 }
 
 /// One HTTP/1.1 connection to a sink, reopened when it breaks.

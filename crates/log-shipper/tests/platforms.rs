@@ -436,3 +436,73 @@ fn platform_sink_mistakes_exit_64_naming_the_flag_or_key() {
     assert_eq!(status.code(), Some(64), "{stderr}");
     assert!(stderr.contains("loki_tennant"), "{stderr}");
 }
+
+#[test]
+fn loki_pushes_hold_at_most_max_streams_streams() {
+    let d = Dirs::new();
+    let loki = PlatformServer::start(Platform::Loki);
+    let config = d.logs.join("../shipper.toml");
+    let mut toml = format!(
+        "state-dir = \"{}\"\nsink = [\"{}\"]\nloki-max-streams = 2\nbatch-timeout = \"1s\"\n",
+        Dirs::s(&d.state),
+        loki.sink_url()
+    );
+    for app in ["a", "b", "c"] {
+        toml.push_str(&format!(
+            "[[source]]\nname = \"{app}\"\nfollow = \"{}\"\nlabels = {{ app = \"{app}\" }}\n",
+            Dirs::s(&d.logs.join(format!("{app}.log")))
+        ));
+        append(&d.logs.join(format!("{app}.log")), (0..100).map(line));
+    }
+    fs::write(&config, toml).unwrap();
+    let shipper = Shipper::start(&["--config", &Dirs::s(&config)], &[]);
+    let stats = loki.wait_entries(300);
+    assert_eq!(loki.malformed(), Vec::<String>::new());
+    assert!(stats.max_groups <= 2, "{stats:?}");
+    for app in ["a", "b", "c"] {
+        let lines: Vec<Entry> = loki.entries().into_iter().filter(|e| e.labels["app"] == app).collect();
+        let got = received(&lines);
+        assert!(got.missing(0..100).is_empty() && got.duplicated().is_empty(), "{app}");
+    }
+    let (status, stderr) = shipper.stop();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+}
+
+#[test]
+fn elasticsearch_items_that_keep_failing_are_dead_lettered_alone_after_retry_max() {
+    let d = Dirs::new();
+    let es = PlatformServer::start(Platform::Elasticsearch);
+    es.es_fail_items("ALWAYS-BUSY", 429, None);
+    let shipper = start(
+        &d,
+        &es,
+        &[
+            "--parse",
+            "json",
+            "--retry-max",
+            "2",
+            "--retry-max-delay",
+            "50ms",
+            "--compression",
+            "gzip",
+        ],
+    );
+    append(
+        &d.app_log(),
+        [
+            json_line("2026-12-06T00:00:00Z", "info", "ok1"),
+            json_line("2026-12-06T00:00:01Z", "info", "ALWAYS-BUSY"),
+            json_line("2026-12-06T00:00:02Z", "info", "ok2"),
+        ],
+    );
+    wait_until("the dead letter", || !dead_letters(&d, "elasticsearch").is_empty());
+    let dead = dead_letters(&d, "elasticsearch");
+    assert_eq!(dead.len(), 1, "only the failing item: {dead:?}");
+    assert_eq!(dead[0]["document"]["msg"], "ALWAYS-BUSY");
+    assert!(dead[0]["reason"].as_str().unwrap().contains("--retry-max"), "{dead:?}");
+    let msgs: Vec<String> = es.entries().iter().map(|e| e.fields["msg"].clone()).collect();
+    assert_eq!(msgs, ["ok1", "ok2"]);
+    assert_eq!(es.malformed(), Vec::<String>::new());
+    let (status, stderr) = shipper.stop();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+}

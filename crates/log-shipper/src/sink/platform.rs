@@ -365,11 +365,14 @@ pub fn for_each_field(rec: &Record<'_>, ts_field: TimestampField<'_>, mut each: 
     }
 }
 
-/// Writes `n` in decimal.
+/// Writes `n` in decimal (nanosecond times fit an `i64` until 2262).
 pub fn write_int(out: &mut Vec<u8>, n: i128) {
     use std::io::Write as _;
     // Writing into a Vec cannot fail.
-    let _ = write!(out, "{n}");
+    let _ = match i64::try_from(n) {
+        Ok(n) => write!(out, "{n}"),
+        Err(_) => write!(out, "{n}"),
+    };
 }
 
 /// One dead-letter entry: `{"time":…,"sink":…,"reason":…,` then `rest`
