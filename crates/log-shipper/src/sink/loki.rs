@@ -22,7 +22,7 @@
 use crate::rec::escape::{json_string, json_string_lossy};
 use crate::record::{Record, TimestampField};
 
-use super::platform::{Groups, Layout, for_each_field, write_int};
+use super::platform::{Groups, Layout, NanosText, for_each_field};
 
 const LAYOUT: Layout = Layout {
     prefix: b"{\"streams\":[",
@@ -37,6 +37,7 @@ pub struct LokiEncoder {
     groups: Groups,
     /// `,{"file":"…"` for the current group.
     meta_head: Vec<u8>,
+    time: NanosText,
 }
 
 impl LokiEncoder {
@@ -46,6 +47,7 @@ impl LokiEncoder {
             max_streams,
             groups: Groups::default(),
             meta_head: Vec::with_capacity(128),
+            time: NanosText::default(),
         }
     }
 
@@ -67,7 +69,7 @@ impl LokiEncoder {
         let start = out.len();
         let ns = rec.timestamp().as_nanosecond();
         out.extend_from_slice(b"[\"");
-        write_int(out, ns);
+        self.time.write(ns, out);
         out.extend_from_slice(b"\",");
         let mut bad = json_string_lossy(out, rec.line);
         out.extend_from_slice(&self.meta_head);

@@ -32,7 +32,7 @@ use serde::Deserialize;
 use crate::rec::escape::{json_string, json_string_lossy};
 use crate::record::{Record, TimestampField};
 
-use super::platform::{FieldValue, Groups, Layout, for_each_field, write_int};
+use super::platform::{FieldValue, Groups, Layout, NanosText, for_each_field, write_int};
 
 const LAYOUT: Layout = Layout {
     prefix: b"{\"resourceLogs\":[",
@@ -49,6 +49,8 @@ pub struct OtlpEncoder {
     groups: Groups,
     /// `,"attributes":[{"key":"log.file.path",…}` for the current group.
     file_attr: Vec<u8>,
+    time: NanosText,
+    observed: NanosText,
 }
 
 impl Default for OtlpEncoder {
@@ -63,6 +65,8 @@ impl OtlpEncoder {
         Self {
             groups: Groups::default(),
             file_attr: Vec::with_capacity(128),
+            time: NanosText::default(),
+            observed: NanosText::default(),
         }
     }
 
@@ -80,9 +84,9 @@ impl OtlpEncoder {
     pub fn record(&mut self, rec: &Record<'_>, ts_field: TimestampField<'_>, out: &mut Vec<u8>) -> bool {
         let start = out.len();
         out.extend_from_slice(b"{\"timeUnixNano\":\"");
-        write_int(out, rec.timestamp().as_nanosecond());
+        self.time.write(rec.timestamp().as_nanosecond(), out);
         out.extend_from_slice(b"\",\"observedTimeUnixNano\":\"");
-        write_int(out, rec.read_time.as_nanosecond());
+        self.observed.write(rec.read_time.as_nanosecond(), out);
         out.push(b'"');
         let mut level_key = None;
         for_each_field(rec, ts_field, |key, value| {

@@ -365,14 +365,32 @@ pub fn for_each_field(rec: &Record<'_>, ts_field: TimestampField<'_>, mut each: 
     }
 }
 
-/// Writes `n` in decimal (nanosecond times fit an `i64` until 2262).
+/// Writes `n` in decimal.
 pub fn write_int(out: &mut Vec<u8>, n: i128) {
     use std::io::Write as _;
     // Writing into a Vec cannot fail.
-    let _ = match i64::try_from(n) {
-        Ok(n) => write!(out, "{n}"),
-        Err(_) => write!(out, "{n}"),
-    };
+    let _ = write!(out, "{n}");
+}
+
+/// A nanosecond time as decimal text, kept for the next record: the
+/// records of a batch mostly share their read time.
+#[derive(Debug, Clone, Default)]
+pub struct NanosText {
+    last: Option<i128>,
+    text: Vec<u8>,
+}
+
+impl NanosText {
+    /// Appends `ns` in decimal.
+    #[inline]
+    pub fn write(&mut self, ns: i128, out: &mut Vec<u8>) {
+        if self.last != Some(ns) {
+            self.text.clear();
+            write_int(&mut self.text, ns);
+            self.last = Some(ns);
+        }
+        out.extend_from_slice(&self.text);
+    }
 }
 
 /// One dead-letter entry: `{"time":…,"sink":…,"reason":…,` then `rest`
