@@ -297,6 +297,7 @@ fn otlp_resource_logs_with_k8s_attributes_severity_and_partial_success() {
     assert_eq!(boom.fields["log.file.path"], Dirs::s(&d.app_log()));
     assert!(boom.fields["observedTimeUnixNano"].parse::<u128>().unwrap() > 0);
     assert_eq!(entries[1].line, "plain line");
+    assert_eq!(entries[1].time_ns, 0, "no event time: unknown, as the spec says");
     assert_eq!(entries[1].fields["severityNumber"], "0");
     wait_until("the partial-success metric", || {
         shipper.metric("podkit_log_shipper_records_dropped_by_sink_total{sink=\"otlp\"}") == Some(1.0)

@@ -5,7 +5,7 @@
 //! ```json
 //! {"resourceLogs":[{"resource":{"attributes":[{"key":"k8s.pod.name","value":{"stringValue":"web-1"}}]},
 //!   "scopeLogs":[{"scope":{"name":"log-shipper","version":"0.1.0"},"logRecords":[
-//!     {"timeUnixNano":"1733479200123000000","observedTimeUnixNano":"1733479200124000000",
+//!     {"observedTimeUnixNano":"1733479200124000000","timeUnixNano":"1733479200123000000",
 //!      "severityNumber":9,"severityText":"info","body":{"stringValue":"GET /cart 200"},
 //!      "attributes":[{"key":"log.file.path","value":{"stringValue":"/var/log/app.log"}}]}]}]}]}
 //! ```
@@ -15,8 +15,9 @@
 //!   semantic-convention attributes `k8s.pod.name`, `k8s.namespace.name`,
 //!   `k8s.container.name`, `k8s.node.name` and `k8s.pod.uid`; other labels
 //!   keep their names.
-//! - A log record: `timeUnixNano` (the event time, else the read time),
-//!   `observedTimeUnixNano` (the read time), `severityText` and
+//! - A log record: `observedTimeUnixNano` (the read time), `timeUnixNano`
+//!   (the event time from the timestamp field; left out, which means
+//!   unknown, when there is none, as the filelog receiver does), `severityText` and
 //!   `severityNumber` from a parsed `level` (or `severity`, `lvl`,
 //!   `loglevel`) field, `body` (the line), `attributes`: `log.file.path`
 //!   and the other parsed fields (strings, numbers, booleans; objects and
@@ -83,11 +84,14 @@ impl OtlpEncoder {
     /// Appends one log record; returns whether invalid UTF-8 was replaced.
     pub fn record(&mut self, rec: &Record<'_>, ts_field: TimestampField<'_>, out: &mut Vec<u8>) -> bool {
         let start = out.len();
-        out.extend_from_slice(b"{\"timeUnixNano\":\"");
-        self.time.write(rec.timestamp().as_nanosecond(), out);
-        out.extend_from_slice(b"\",\"observedTimeUnixNano\":\"");
+        out.extend_from_slice(b"{\"observedTimeUnixNano\":\"");
         self.observed.write(rec.read_time.as_nanosecond(), out);
         out.push(b'"');
+        if let Some(time) = rec.time {
+            out.extend_from_slice(b",\"timeUnixNano\":\"");
+            self.time.write(time.as_nanosecond(), out);
+            out.push(b'"');
+        }
         let mut level_key = None;
         for_each_field(rec, ts_field, |key, value| {
             if level_key.is_none()
