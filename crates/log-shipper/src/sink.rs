@@ -307,6 +307,9 @@ impl HttpTransport {
     /// Reads a `_bulk` answer's items: refused items are kept for the
     /// sender, failed ones become the body sent next.
     fn bulk_items(&mut self, id: (usize, usize), body: &Bytes, answer: &[u8], sink: &str) -> Result<(), SendError> {
+        if elasticsearch::all_succeeded(answer) {
+            return Ok(());
+        }
         let plain = if self.gzip {
             let mut out = Vec::with_capacity(body.len() * 4);
             std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&body[..]), &mut out)

@@ -82,6 +82,13 @@ pub struct ItemResults {
     pub rejected: Vec<(Vec<u8>, String)>,
 }
 
+/// Whether the answer says `"errors":false` (before its items).
+pub fn all_succeeded(answer: &[u8]) -> bool {
+    let head = memchr::memmem::find(answer, b"\"items\"").map_or(answer, |i| &answer[..i]);
+    let compact: Vec<u8> = head.iter().copied().filter(|b| !b.is_ascii_whitespace()).collect();
+    memchr::memmem::find(&compact, b"\"errors\":false").is_some() && answer.trim_ascii_end().ends_with(b"}")
+}
+
 #[derive(Deserialize)]
 struct BulkAnswer {
     errors: bool,
@@ -102,9 +109,7 @@ struct BulkItem {
 /// reading the items (one per document: parsing them all cost more than
 /// encoding the documents).
 pub fn read_answer(body: &[u8], answer: &[u8]) -> Result<Option<ItemResults>, String> {
-    let head = memchr::memmem::find(answer, b"\"items\"").map_or(answer, |i| &answer[..i]);
-    let compact: Vec<u8> = head.iter().copied().filter(|b| !b.is_ascii_whitespace()).collect();
-    if memchr::memmem::find(&compact, b"\"errors\":false").is_some() && answer.trim_ascii_end().ends_with(b"}") {
+    if all_succeeded(answer) {
         return Ok(None);
     }
     let parsed: BulkAnswer =
