@@ -218,6 +218,9 @@ where
     };
     let metrics = Metrics::default();
     metrics.register(ctx);
+    // Watching before the baseline is read: a change from now on is seen.
+    let wake = Arc::new(Notify::new());
+    let watcher = watch(&path, Arc::clone(&wake));
     // What the process started with: the baseline for "changed since start".
     let bytes = std::fs::read(&path).unwrap_or_default();
     let started = config_file::values(&path).unwrap_or_default();
@@ -234,8 +237,7 @@ where
     };
     let ctx = ctx.clone();
     tokio::spawn(async move {
-        let wake = Arc::new(Notify::new());
-        let _watcher = watch(&reloader.path, Arc::clone(&wake));
+        let _watcher = watcher;
         let mut poll = tokio::time::interval(POLL);
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         poll.tick().await;
@@ -434,7 +436,83 @@ fn changed_keys(old: &BTreeMap<String, Value>, new: &BTreeMap<String, Value>) ->
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
+    use crate::CommonArgs;
+
+    #[derive(Debug, Parser)]
+    struct Args {
+        #[command(flatten)]
+        common: CommonArgs,
+        #[arg(long, env = "T_RELOAD_TEST_CONFIG")]
+        config: Option<PathBuf>,
+        #[arg(long, default_value = "none")]
+        word: String,
+    }
+
+    impl Cli for Args {
+        fn common(&self) -> &CommonArgs {
+            &self.common
+        }
+    }
+
+    /// An edit in place and an editor's write-and-rename both reload; a
+    /// change of a runtime setting is applied for the rest and noted in
+    /// readiness, which stays ready; putting it back clears the note.
+    #[tokio::test]
+    async fn edits_and_renames_over_a_plain_file_are_reloaded() {
+        let dir = std::env::temp_dir().join(format!("podkit-reload-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("c.toml");
+        std::fs::write(&file, "word = \"one\"\n").unwrap();
+        let ctx = Context::new("t");
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let args = ["t", "--config", file.to_str().unwrap()].map(OsString::from).to_vec();
+        let watching = spawn_with_args(
+            &ctx,
+            "127.0.0.1:0",
+            args,
+            |a: Args| Ok(a.word),
+            move |change: Change<String>| {
+                let _ = tx.send(change.config);
+                Vec::new()
+            },
+        );
+        assert!(watching);
+        let mut next = async || {
+            tokio::time::timeout(Duration::from_secs(30), rx.recv())
+                .await
+                .expect("a reload within 30 s")
+                .unwrap()
+        };
+
+        std::fs::write(&file, "word = \"two\"\n").unwrap();
+        assert_eq!(next().await, "two");
+
+        let tmp = dir.join(".c.toml.swp");
+        std::fs::write(&tmp, "word = \"three\"\ngrace-period = \"3s\"\n").unwrap();
+        std::fs::rename(&tmp, &file).unwrap();
+        assert_eq!(next().await, "three");
+        assert!(ctx.readiness.is_ready());
+        assert_eq!(ctx.readiness.notes(), ["config: restart required for grace-period"]);
+
+        std::fs::write(&file, "word = \"four\"\n").unwrap();
+        assert_eq!(next().await, "four");
+        assert!(ctx.readiness.notes().is_empty());
+        let metrics = ctx.metrics.encode();
+        assert!(
+            metrics.contains("podkit_config_reloads_total{result=\"applied\"} 2"),
+            "{metrics}"
+        );
+        assert!(
+            metrics.contains("podkit_config_reloads_total{result=\"restart_required\"} 1"),
+            "{metrics}"
+        );
+
+        ctx.shutdown.trigger();
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     fn map(text: &str) -> BTreeMap<String, Value> {
         toml::from_str(text).unwrap()
