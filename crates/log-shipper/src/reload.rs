@@ -84,7 +84,9 @@ impl Reloads {
                 change
                     .changed_since_start
                     .iter()
-                    .filter(|k| k.starts_with("serve"))
+                    // Serve mode is not part of `Config` here (taken by `run`);
+                    // TLS client configs cannot be compared, their keys can.
+                    .filter(|k| k.starts_with("serve") || k.starts_with("tls"))
                     .cloned(),
             );
             if restart.iter().any(|r| r == "sources" || r == "sinks") {
