@@ -10,7 +10,6 @@
 //!   HTTP ones share; [`policy`] the forward proxy's destination rules.
 //! - [`net`]: drain tokens, byte pipes, idle timeouts, access log; [`stats`]
 //!   the metrics.
-//!
 //! - [`reload`]: a `--config` file's new upstreams, routes, allow rules and
 //!   timeouts applied to new connections without a restart.
 //!
