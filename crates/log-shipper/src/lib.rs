@@ -17,7 +17,9 @@
 //! - [`sink`]: stdout, file and HTTP transports, and the platform sinks'
 //!   wire formats (Loki, Elasticsearch/OpenSearch `_bulk`, OTLP/HTTP logs);
 //! - [`dead_letter`]: the bounded dead-letter file;
-//! - [`metrics`]: the `podkit_log_shipper_*` metrics.
+//! - [`metrics`]: the `podkit_log_shipper_*` metrics;
+//! - [`reload`]: a `--config` file's new labels and batch limits applied
+//!   without a restart.
 
 pub mod args;
 pub mod config;
@@ -26,6 +28,7 @@ pub mod delivery;
 pub mod encode;
 pub mod metrics;
 pub mod record;
+pub mod reload;
 pub mod serve;
 pub mod sink;
 pub mod source;
@@ -104,6 +107,7 @@ async fn ship(config: Config, ctx: Context) -> anyhow::Result<()> {
     }
 
     let (fatal_tx, mut fatal) = mpsc::channel::<anyhow::Error>(1);
+    let reloads = reload::Reloads::new(&config);
     let mut sink_inputs = Vec::new();
     for (i, sink) in config.sinks.iter().enumerate() {
         let transport =
@@ -121,6 +125,7 @@ async fn ship(config: Config, ctx: Context) -> anyhow::Result<()> {
             metrics: Arc::clone(&sink_metrics),
             reports_parse_stats: i == 0,
             spares: spares.clone(),
+            live: reloads.sink(i),
         };
         let sender = SinkSender {
             config: sink.clone(),
@@ -135,6 +140,7 @@ async fn ship(config: Config, ctx: Context) -> anyhow::Result<()> {
         sink_inputs.push(tx);
     }
     drop(fatal_tx);
+    reloads.spawn(&config, &ctx);
 
     let mut tailers = Vec::new();
     let mut started = Vec::new();
