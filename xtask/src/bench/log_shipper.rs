@@ -537,13 +537,39 @@ fn idle(name: String, podkit: bool, mut start: Start) -> Contender {
                 running = Some(start()?);
             }
             let (server, _keep) = running.as_mut().expect("started above");
-            let sample = server.measure(|| {
-                std::thread::sleep(WINDOW);
-                Ok((WINDOW.as_secs_f64(), 0.0))
-            })?;
+            let sample = idle_window(server.pid());
             ensure!(server.running(), "it exited during the idle window");
             Ok(sample)
         }),
+    }
+}
+
+/// Measures a quiet window: CPU, and the largest resident set the tree had
+/// during it (VmRSS, not the high-water mark: a shipper's burst before it
+/// went idle would count otherwise).
+fn idle_window(pid: u32) -> Sample {
+    let cpu0 = proc::tree_cpu_seconds(pid);
+    let (busy0, _) = proc::machine_ticks();
+    let start = Instant::now();
+    let mut peak = 0;
+    while start.elapsed() < WINDOW {
+        let rss: u64 = proc::tree(pid)
+            .iter()
+            .map(|p| proc::status_kb(*p, "VmRSS:") * 1024)
+            .sum();
+        peak = peak.max(rss);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let wall = start.elapsed();
+    let cpu = proc::tree_cpu_seconds(pid) - cpu0;
+    let (busy1, _) = proc::machine_ticks();
+    Sample {
+        units: wall.as_secs_f64(),
+        wall,
+        cpu,
+        peak_rss: peak,
+        other_cores: ((busy1 - busy0) as f64 / proc::USER_HZ - cpu).max(0.0) / wall.as_secs_f64(),
+        p99: None,
     }
 }
 
