@@ -184,38 +184,54 @@ impl Sealed {
 /// Spare body buffers: the sender hands a delivered body's buffer back,
 /// so that at a steady high rate bodies are written into memory that is
 /// already mapped (a fresh 1 MiB buffer per body cost a page fault per 4 KiB).
-/// Emptied when the sink goes quiet, so an idle sink holds no big buffer.
+/// Emptied when the sink goes quiet, so an idle sink holds no big buffer;
+/// bodies delivered after that (the ones in flight when it went quiet) are
+/// not kept either, until input comes again.
 #[derive(Debug, Clone, Default)]
-pub struct Spares(Arc<std::sync::Mutex<Vec<Vec<u8>>>>);
+pub struct Spares(Arc<std::sync::Mutex<SpareList>>);
+
+/// The buffers, and whether to keep more (the sink is busy).
+#[derive(Debug, Default)]
+pub struct SpareList {
+    buffers: Vec<Vec<u8>>,
+    keeping: bool,
+}
 
 impl Spares {
     /// Buffers kept at most: the one being filled, one waiting, one in flight.
     const KEEP: usize = 2;
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Vec<u8>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, SpareList> {
         self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// A spare buffer, or a new one of `capacity`.
+    /// A spare buffer, or a new one of `capacity`; delivered buffers are
+    /// kept again from now on.
     fn take(&self, capacity: usize) -> Vec<u8> {
-        self.lock().pop().unwrap_or_else(|| Vec::with_capacity(capacity))
+        let mut spares = self.lock();
+        spares.keeping = true;
+        spares.buffers.pop().unwrap_or_else(|| Vec::with_capacity(capacity))
     }
 
-    /// Hands back a delivered body's buffer, if nothing else holds it.
+    /// Hands back a delivered body's buffer, if nothing else holds it and
+    /// the sink is busy.
     pub fn put(&self, body: Bytes) {
         if let Ok(buf) = body.try_into_mut() {
             let mut buf = Vec::from(buf);
             let mut spares = self.lock();
-            if spares.len() < Self::KEEP && buf.capacity() > 0 {
+            if spares.keeping && spares.buffers.len() < Self::KEEP && buf.capacity() > 0 {
                 buf.clear();
-                spares.push(buf);
+                spares.buffers.push(buf);
             }
         }
     }
 
-    /// Lets every spare buffer go.
+    /// Lets every spare buffer go, and the ones delivered until the next
+    /// [`Spares::take`].
     fn clear(&self) {
-        self.lock().clear();
+        let mut spares = self.lock();
+        spares.keeping = false;
+        spares.buffers.clear();
     }
 }
 
