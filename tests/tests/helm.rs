@@ -46,10 +46,11 @@ type TestResult = Result<Outcome, String>;
 
 type Test = (&'static str, fn(&Ctx) -> TestResult);
 
-const TESTS: [Test; 6] = [
+const TESTS: [Test; 7] = [
     ("values_table_in_readme_is_in_sync", values_table_in_sync),
     ("lint_strict", lint_strict),
     ("template_matrix_validates", template_matrix_validates),
+    ("wait_for_rbac_is_least_privilege", wait_for_rbac_is_least_privilege),
     ("golden_files", golden_files),
     ("bad_values_fail_with_a_clear_message", bad_values_fail),
     ("all_helpers_pod_on_docker", all_helpers_pod_on_docker),
@@ -401,6 +402,85 @@ fn template_matrix_validates(ctx: &Ctx) -> TestResult {
                 || format!("expected plain containers on {kube} {extra:?}: init {init:?}, containers {containers:?}"),
             )?;
         }
+    }
+    Ok(Outcome::Passed)
+}
+
+/// wait-for's `k8s:` targets get exactly what they need, per namespace, and
+/// the token is mounted only then.
+fn wait_for_rbac_is_least_privilege(ctx: &Ctx) -> TestResult {
+    #[derive(serde::Deserialize, Debug)]
+    struct Doc {
+        kind: String,
+        metadata: Meta,
+        #[serde(default)]
+        rules: Vec<Rule>,
+    }
+    #[derive(serde::Deserialize, Debug)]
+    struct Meta {
+        namespace: Option<String>,
+    }
+    #[derive(serde::Deserialize, Debug, PartialEq)]
+    #[serde(rename_all = "camelCase")]
+    struct Rule {
+        api_groups: Vec<String>,
+        resources: Vec<String>,
+        verbs: Vec<String>,
+        #[serde(default)]
+        resource_names: Vec<String>,
+    }
+    let helm = match ctx.helm() {
+        Ok(h) => h,
+        Err(skip) => return Ok(skip),
+    };
+    let values = ctx.root.join("tests/helm/values/wait-for.yaml");
+    let rendered = ctx.template(
+        helm,
+        &ctx.chart,
+        Some(&values),
+        "1.33",
+        &["--show-only", "templates/rbac.yaml"],
+    )?;
+    let docs: Vec<Doc> = serde_saphyr::from_multiple(&rendered).map_err(|e| format!("rbac.yaml: {e}"))?;
+    let rule = |group: &str, resource: &str, verb: &str, name: Option<&str>| Rule {
+        api_groups: vec![group.into()],
+        resources: vec![resource.into()],
+        verbs: vec![verb.into()],
+        resource_names: name.map(|n| vec![n.to_owned()]).unwrap_or_default(),
+    };
+    let roles: Vec<(Option<&str>, &Vec<Rule>)> = docs
+        .iter()
+        .filter(|d| d.kind == "Role")
+        .map(|d| (d.metadata.namespace.as_deref(), &d.rules))
+        .collect();
+    let want_apps = vec![
+        rule("apps", "deployments", "get", Some("api")),
+        rule("batch", "jobs", "get", Some("migrate")),
+        rule("", "pods", "list", None),
+    ];
+    let want_shared = vec![rule("discovery.k8s.io", "endpointslices", "list", None)];
+    check(
+        roles.len() == 2
+            && roles.contains(&(Some(NAMESPACE), &want_apps))
+            && roles.contains(&(Some("shared"), &want_shared))
+            && docs.iter().filter(|d| d.kind == "RoleBinding").count() == 2,
+        || format!("unexpected Roles for {}:\n{rendered}", values.display()),
+    )?;
+    println!("  {NAMESPACE}: {want_apps:?}\n  shared: {want_shared:?}");
+    // The token: mounted for k8s: targets, not for the others.
+    for (file, mounted) in [("wait-for.yaml", "true"), ("all.yaml", "false")] {
+        let values = ctx.root.join("tests/helm/values").join(file);
+        let workload = ctx.template(
+            helm,
+            &ctx.chart,
+            Some(&values),
+            "1.33",
+            &["--show-only", "templates/workload.yaml"],
+        )?;
+        check(
+            workload.contains(&format!("automountServiceAccountToken: {mounted}")),
+            || format!("{file}: expected automountServiceAccountToken: {mounted}"),
+        )?;
     }
     Ok(Outcome::Passed)
 }
