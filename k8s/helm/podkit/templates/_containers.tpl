@@ -70,7 +70,10 @@ With `args` set in the values, the generated arguments are left out.
 {{- $key := index . 1 -}}
 {{- $v := index $s.v $key -}}
 {{- if $v.configFile -}}
-{{- toJson (list (printf "--config=%s/%s" $s.v.configFiles.mountPath (index . 2))) -}}
+{{- $settings := include (printf "podkit.%s.settings" $key) $s | fromYaml -}}
+{{- $restart := pick $settings "admin-addr" "grace-period" -}}
+{{- $args := list (printf "--config=%s/%s" $s.v.configFiles.mountPath (index . 2)) -}}
+{{- toJson (concat $args (include "podkit.flags" (list $restart $key) | fromJsonArray)) -}}
 {{- else -}}
 {{- include "podkit.flags" (list (include (printf "podkit.%s.settings" $key) $s | fromYaml) $key) -}}
 {{- end -}}

@@ -177,13 +177,17 @@ a flag: (list settings helperKey).
 {{- end -}}
 {{- end -}}
 
-{{/* The ConfigMap's data (file name → content). Takes a scope. */}}
+{{/*
+The ConfigMap's data (file name → content). Takes a scope. The admin address
+and grace period stay flags: they only change with a restart, and as part of
+the pod spec a change of them rolls the pods.
+*/}}
 {{- define "podkit.configMap.data" -}}
 {{- $data := dict -}}
 {{- range $key, $file := dict "logShipper" "log-shipper.yaml" "tailRewrite" "tail-rewrite.yaml" "ambassador" "ambassador.yaml" -}}
 {{- $h := index $.v $key -}}
 {{- if and $h.enabled $h.configFile -}}
-{{- $settings := include (printf "podkit.%s.settings" $key) $ | fromYaml -}}
+{{- $settings := omit (include (printf "podkit.%s.settings" $key) $ | fromYaml) "admin-addr" "grace-period" -}}
 {{- $_ := set $data $file (printf "# %s settings rendered by the podkit chart.\n%s\n" $file (toYaml $settings)) -}}
 {{- end -}}
 {{- end -}}
