@@ -16,12 +16,13 @@ use http::{Method, Request, Response, StatusCode, Uri, Version};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use podkit_runtime::Shutdown;
 use tokio::net::TcpStream;
 
 use crate::http::{
     Body, ClientConn, answer, check_body_size, find_cause, handle_logged, limit_body, restore_upgrade, strip_hop_by_hop,
 };
-use crate::net::{AccessLogger, Drain};
+use crate::net::AccessLogger;
 use crate::policy::{Denied, Policy};
 use crate::stats::ListenerStats;
 use crate::upstream::{Resolver, connect_addr};
@@ -135,7 +136,7 @@ pub struct ForwardProxy {
     /// Access log.
     pub access: AccessLogger,
     /// Tunnels are tracked for the drain.
-    pub drain: Drain,
+    pub drain: Shutdown,
 }
 
 /// Builds the keep-alive pool to origins.
@@ -279,7 +280,7 @@ impl ForwardProxy {
         let on_upgrade = hyper::upgrade::on(&mut req);
         let slot = Some(client.slot.clone());
         let (idle, drain, stats) = (self.idle_timeout, self.drain.clone(), self.stats.clone());
-        self.drain.tasks.spawn(async move {
+        self.drain.spawn(async move {
             let _slot = slot;
             match on_upgrade.await {
                 Ok(client) => crate::http::tunnel_tcp(client, origin, idle, drain, stats).await,

@@ -11,12 +11,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use podkit_runtime::Shutdown;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Semaphore;
 
 use crate::config::{Options, Target};
 use crate::http::ConnSlot;
-use crate::net::{AccessLogger, Drain};
+use crate::net::AccessLogger;
 use crate::{forward, policy, reverse, stats, upstream};
 
 /// Which listener kind the bytes are sent to.
@@ -42,7 +43,7 @@ pub async fn exchange(kind: Kind, input: &[u8]) -> Vec<u8> {
         connect_timeout: Duration::from_secs(1),
         ..Options::default()
     };
-    let drain = Drain::default();
+    let drain = Shutdown::new(Duration::from_secs(1));
     let resolver = upstream::Resolver::new(None);
     let peer: SocketAddr = ([127, 0, 0, 1], 1).into();
     let slot = ConnSlot::new(
@@ -135,8 +136,7 @@ pub async fn exchange(kind: Kind, input: &[u8]) -> Vec<u8> {
     let out = tokio::time::timeout(Duration::from_secs(10), talk)
         .await
         .unwrap_or_default();
-    drain.hard_stop.cancel();
-    drain.stop_accepting.cancel();
+    drain.stop_now();
     server_task.abort();
     out
 }

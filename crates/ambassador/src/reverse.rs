@@ -19,11 +19,12 @@ use http::{Request, Response, StatusCode, Uri, Version};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use podkit_runtime::Shutdown;
 
 use crate::http::{
     Body, ClientConn, answer, check_body_size, find_cause, handle_logged, limit_body, restore_upgrade, strip_hop_by_hop,
 };
-use crate::net::{AccessLogger, Drain};
+use crate::net::AccessLogger;
 use crate::stats::ListenerStats;
 use crate::sticky::StickyError;
 use crate::upstream::{Conn, Retired, Upstream, UpstreamError};
@@ -81,7 +82,7 @@ pub struct ReverseProxy {
     /// Access log.
     pub access: AccessLogger,
     /// For upgraded connections.
-    pub drain: Drain,
+    pub drain: Shutdown,
 }
 
 /// Idle upstream connections kept per listener.

@@ -32,9 +32,6 @@ pub struct Config {
     pub state_dir: Option<PathBuf>,
     /// Whether checkpoints are kept.
     pub checkpoint: bool,
-    /// How long the drain after SIGTERM may take (sinks stop retrying a
-    /// little before it ends, so that the final checkpoint is written).
-    pub grace_period: Duration,
     /// Serve mode, when `--serve` is given (alone or beside shipping).
     pub serve: Option<crate::serve::ServeConfig>,
 }
@@ -197,11 +194,8 @@ impl Config {
     /// [`Config::from_args`] with an explicit environment lookup (tests).
     pub fn from_args_with_env(args: Args, env: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
         let mut serve = crate::serve::ServeConfig::from_args(args.serve.clone())?;
-        if let Some(serve) = &mut serve {
-            serve.set_grace_period(args.common.grace_period);
-            if let Some(state) = &args.state_dir {
-                serve.hide(state);
-            }
+        if let (Some(serve), Some(state)) = (&mut serve, &args.state_dir) {
+            serve.hide(state);
         }
         let sections = match &args.config {
             Some(path) => Sections::read(path)?,
@@ -331,7 +325,6 @@ impl Config {
                 sinks,
                 state_dir,
                 checkpoint,
-                grace_period: args.common.grace_period,
                 serve,
             });
         }
@@ -353,7 +346,6 @@ impl Config {
             sinks,
             state_dir,
             checkpoint,
-            grace_period: args.common.grace_period,
             serve,
         })
     }

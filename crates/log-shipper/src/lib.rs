@@ -28,7 +28,6 @@ pub mod sink;
 pub mod source;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 /// The record pieces shared with tail-rewrite: the regex matcher, JSON
 /// escaping, timestamp parsing and formatting, the rotated output file.
@@ -37,7 +36,6 @@ pub(crate) use podkit_record as rec;
 use anyhow::Context as _;
 use podkit_runtime::{Binary, ConfigError, Context};
 use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 
 pub use crate::args::Args;
 pub use crate::config::Config;
@@ -85,20 +83,9 @@ async fn ship(config: Config, ctx: Context) -> anyhow::Result<()> {
         sources.push(source::open(&config, i, Arc::clone(m))?);
     }
 
-    // Stop retrying a little before the grace period ends, so that the
-    // tailers can write their final checkpoints.
-    let give_up = CancellationToken::new();
-    {
-        let (shutdown, give_up) = (ctx.shutdown.clone(), give_up.clone());
-        let budget = config
-            .grace_period
-            .saturating_sub((config.grace_period / 4).min(Duration::from_secs(1)));
-        tokio::spawn(async move {
-            shutdown.cancelled().await;
-            tokio::time::sleep(budget).await;
-            give_up.cancel();
-        });
-    }
+    // Stop retrying at the drain deadline, a little before the grace period
+    // ends, so that the tailers can write their final checkpoints.
+    let give_up = ctx.shutdown.hard_stop_token();
 
     let (fatal_tx, mut fatal) = mpsc::channel::<anyhow::Error>(1);
     let mut sink_inputs = Vec::new();
