@@ -11,7 +11,7 @@
 //! - [`net`]: drain tokens, byte pipes, idle timeouts, access log; [`stats`]
 //!   the metrics.
 //!
-//! The binary is a thin `main.rs` over [`run`], which tests call in-process.
+//! The binary is a thin `main.rs` over [`run`]; tests run the real binary.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;

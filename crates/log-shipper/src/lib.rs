@@ -1,8 +1,8 @@
 //! `log-shipper`: the sidecar that follows an app's log files through
 //! rotation and ships every line to stdout, files or HTTP collectors.
 //!
-//! The binary is a thin `main.rs` over [`Config::from_args`] and [`run`],
-//! which tests call in-process. The pieces, in the order a line meets them:
+//! The binary is a thin `main.rs` over [`Config::from_args`] and [`run`];
+//! tests run the real binary. The pieces, in the order a line meets them:
 //!
 //! - [`args`] and [`config`]: flags, env twins, the config file's
 //!   `[[source]]`/`[[sink]]` sections, validated into a [`Config`];
