@@ -153,16 +153,8 @@ pub fn pool(dialer: Dialer) -> Client<Dialer, Body> {
 
 /// A `Via` token unique to this process.
 pub fn via_token() -> HeaderValue {
-    let token = format!("1.1 ambassador-{:016x}", fastrand_u64());
+    let token = format!("1.1 ambassador-{:016x}", fastrand::u64(..));
     HeaderValue::from_str(&token).unwrap_or(HeaderValue::from_static("1.1 ambassador"))
-}
-
-fn fastrand_u64() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    // RandomState is seeded from the OS: enough to tell processes apart.
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u32(std::process::id());
-    h.finish()
 }
 
 impl ForwardProxy {

@@ -38,7 +38,16 @@ impl Origin {
 
     /// A TLS origin serving HTTP/1.1 and HTTP/2 (ALPN) with `tls`.
     pub fn start_with(id: &str, bind: &str, tls: Option<Arc<rustls::ServerConfig>>) -> Self {
-        let listener = std::net::TcpListener::bind(bind).expect("bind origin");
+        Self::serve(id, std::net::TcpListener::bind(bind).expect("bind origin"), tls)
+    }
+
+    /// A plain HTTP origin on a listener the test already holds (a
+    /// [`podkit_testkit::ClosedPort`] opened at last).
+    pub fn on(id: &str, listener: std::net::TcpListener) -> Self {
+        Self::serve(id, listener, None)
+    }
+
+    fn serve(id: &str, listener: std::net::TcpListener, tls: Option<Arc<rustls::ServerConfig>>) -> Self {
         listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap();
         let (arrived_tx, arrived) = mpsc::channel();
@@ -276,11 +285,7 @@ impl Amb {
     /// The bound address of the listener whose name contains `needle`
     /// (e.g. `reverse:127.0.0.1:0`).
     pub fn addr(&mut self, needle: &str) -> SocketAddr {
-        let line = self.proc.wait_for_line(&format!("listener={needle}"));
-        line.split_whitespace()
-            .find_map(|f| f.strip_prefix("addr="))
-            .map(|a| a.trim_matches('"').parse().expect("addr"))
-            .unwrap_or_else(|| panic!("no addr in {line}"))
+        self.proc.logged_addr(&format!("listener={needle}"), "addr")
     }
 
     pub fn admin(&mut self) -> SocketAddr {
@@ -304,10 +309,4 @@ pub fn curl(args: &[&str]) -> (u16, String) {
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
     (code.trim().parse().unwrap_or(0), body.to_owned())
-}
-
-/// A port on 127.0.0.1 that nothing listens on (bound, then released).
-pub fn dead_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
 }
