@@ -19,7 +19,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use podkit_runtime::Shutdown;
 use tokio::net::TcpStream;
 
-use crate::http::{
+use crate::http_conn::{
     Body, ClientConn, answer, check_body_size, find_cause, handle_logged, limit_body, restore_upgrade, strip_hop_by_hop,
 };
 use crate::net::AccessLogger;
@@ -59,7 +59,7 @@ impl ForwardError {
     fn reason(&self) -> &'static str {
         match self {
             Self::Denied(Denied::NotAllowed(_)) => "not_allowed",
-            Self::Denied(Denied::Metadata(..)) => "metadata",
+            Self::Denied(Denied::LinkLocalOrMetadata(..)) => "metadata",
             Self::Denied(Denied::SelfLoop(_)) => "self_loop",
             _ => "other",
         }
@@ -245,7 +245,7 @@ impl ForwardProxy {
             }
             Ok(Ok(response)) => response,
         };
-        crate::http::finish_response(
+        crate::http_conn::finish_response(
             response,
             client_upgrade,
             slot,
@@ -275,10 +275,10 @@ impl ForwardProxy {
         self.drain.spawn(async move {
             let _slot = slot;
             match on_upgrade.await {
-                Ok(client) => crate::http::tunnel_tcp(client, origin, idle, drain, stats).await,
+                Ok(client) => crate::http_conn::tunnel_tcp(client, origin, idle, drain, stats).await,
                 Err(err) => tracing::debug!(%err, "CONNECT upgrade failed."),
             }
         });
-        Response::new(crate::http::full(bytes::Bytes::new()))
+        Response::new(crate::http_conn::full(bytes::Bytes::new()))
     }
 }

@@ -6,10 +6,12 @@
 //!   > default.
 //! - [`upstream`]: re-resolved names, balancing, passive health, connects
 //!   with retries and TLS (set up by `podkit-tls`).
-//! - [`tcp`], [`reverse`], [`forward`]: the three modes; [`http`] what the
-//!   HTTP ones share; [`policy`] the forward proxy's destination rules.
-//! - [`net`]: drain tokens, byte pipes, idle timeouts, access log; [`stats`]
-//!   the metrics.
+//! - [`tcp`], [`reverse`], [`forward`]: the three modes; [`http_conn`] what
+//!   the HTTP ones share; [`owned_upstream`] the reverse proxy's upstream
+//!   connections owned by one client connection; [`policy`] the forward
+//!   proxy's destination rules.
+//! - [`net`]: byte pipes, idle timeouts, access log; [`stats`] the metrics.
+//!   The drain is the runtime's `Shutdown`.
 //!
 //! The binary is a thin `main.rs` over [`run`]; tests run the real binary.
 
@@ -32,14 +34,14 @@ pub mod config;
 pub mod forward;
 #[doc(hidden)]
 pub mod fuzzing;
-pub mod http;
+pub mod http_conn;
 pub mod net;
+pub mod owned_upstream;
 pub mod policy;
 pub mod proxy_protocol;
 pub mod reverse;
 pub mod splice;
 pub mod stats;
-pub mod sticky;
 pub mod tcp;
 pub mod upstream;
 
@@ -535,7 +537,7 @@ pub async fn run(config: Config, ctx: Context) -> anyhow::Result<()> {
                     prefix: prefix.clone(),
                     headers: l.options.headers.clone(),
                     client: reverse::pool(Arc::clone(&upstream)),
-                    idle: sticky::Idle::new(reverse::MAX_IDLE, reverse::IDLE_TIMEOUT),
+                    idle: owned_upstream::Idle::new(reverse::MAX_IDLE, reverse::IDLE_TIMEOUT),
                     upstream,
                     request_timeout: l.options.request_timeout,
                     max_request_body: l.options.max_request_body,
@@ -589,7 +591,7 @@ pub async fn run(config: Config, ctx: Context) -> anyhow::Result<()> {
 }
 
 fn make_upstream(
-    targets: &[config::Target],
+    targets: &[config::UpstreamSpec],
     l: &ListenerConfig,
     resolver: &upstream::Resolver,
     ctx: &Context,
@@ -656,14 +658,14 @@ async fn accept_loop(
             continue;
         };
         let handler = handler.clone();
-        let slot = http::ConnSlot::new(permit, stats.active.clone());
+        let slot = http_conn::ConnSlot::new(permit, stats.active.clone());
         let (drain2, stats2, options) = (drain.clone(), stats.clone(), Arc::clone(&options));
         drain.spawn(async move {
             match handler {
                 Handler::Tcp(proxy) => proxy.handle(stream, peer, &drain2).await,
                 Handler::Reverse(proxy) => {
                     let _ = stream.set_nodelay(true);
-                    http::serve_connection(
+                    http_conn::serve_connection(
                         stream,
                         peer,
                         &options,
@@ -676,7 +678,7 @@ async fn accept_loop(
                 }
                 Handler::Forward(proxy) => {
                     let _ = stream.set_nodelay(true);
-                    http::serve_connection(
+                    http_conn::serve_connection(
                         stream,
                         peer,
                         &options,

@@ -284,7 +284,7 @@ pub struct ClientConn {
     /// The connection's slot, which tunnels and upgrades keep until they close.
     pub slot: ConnSlot,
     /// Its own upstream connection between requests (reverse mode).
-    pub sticky: crate::sticky::Home,
+    pub own_upstream: crate::owned_upstream::Home,
 }
 
 impl Drop for SlotInner {
@@ -369,7 +369,7 @@ pub async fn serve_connection<S, F>(
     let client = Arc::new(ClientConn {
         peer,
         slot,
-        sticky: crate::sticky::Home::default(),
+        own_upstream: crate::owned_upstream::Home::default(),
     });
     let service_activity = Arc::clone(&activity);
     let service = service_fn(move |req: Request<Incoming>| {
