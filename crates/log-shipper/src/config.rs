@@ -228,13 +228,8 @@ impl Config {
         if !args.follow.is_empty() {
             sources.push(source(&args, &top, &Origin::Flags, "default".into(), &labels, &env)?);
         }
-        for (index, value) in sections.source.into_iter().enumerate() {
-            let origin = Origin::Section {
-                file: &file,
-                kind: "source",
-                index,
-            };
-            let section: SourceSection = section(value, &origin)?;
+        for (index, parsed) in sections_of::<SourceSection>(sections.source, &file, "source").enumerate() {
+            let (origin, section) = parsed?;
             let name = section.name.clone().unwrap_or_else(|| format!("source-{}", index + 1));
             check_name(&origin, &name)?;
             if section.follow.is_empty() {
@@ -283,13 +278,8 @@ impl Config {
             )?;
             sinks.push(sink);
         }
-        for (index, value) in sections.sink.into_iter().enumerate() {
-            let origin = Origin::Section {
-                file: &file,
-                kind: "sink",
-                index,
-            };
-            let section: SinkSection = section(value, &origin)?;
+        for parsed in sections_of::<SinkSection>(sections.sink, &file, "sink") {
+            let (origin, section) = parsed?;
             let Some(url) = section.url.clone() else {
                 return Err(origin.error("url", "a [[sink]] needs `url`").into());
             };
@@ -520,6 +510,20 @@ impl Sections {
     }
 }
 
+/// The `[[kind]]` sections of `file`, each deserialized with the origin
+/// its errors name.
+fn sections_of<'f, T: serde::de::DeserializeOwned>(
+    values: Vec<serde_json::Value>,
+    file: &'f Path,
+    kind: &'static str,
+) -> impl Iterator<Item = Result<(Origin<'f>, T), ConfigError>> + 'f {
+    values.into_iter().enumerate().map(move |(index, value)| {
+        let origin = Origin::Section { file, kind, index };
+        let parsed = section(value, &origin)?;
+        Ok((origin, parsed))
+    })
+}
+
 /// Deserializes one section, accepting `kebab-case` keys too.
 fn section<T: serde::de::DeserializeOwned>(value: serde_json::Value, origin: &Origin<'_>) -> Result<T, ConfigError> {
     let value = match value {
@@ -603,14 +607,8 @@ fn source(
     } else {
         s.follow_exclude.0.clone()
     };
-    let max_line_bytes = match &s.max_line_bytes {
-        Some(size) => size.bytes(origin, "max-line-bytes")?,
-        None => args.max_line_bytes,
-    };
-    let max_line_bytes = usize::try_from(max_line_bytes)
-        .ok()
-        .filter(|&n| n > 0 && n <= 1 << 30)
-        .ok_or_else(|| origin.error("max-line-bytes", "must be between 1 byte and 1GiB"))?;
+    let max_line_bytes = size(origin, "max-line-bytes", s.max_line_bytes.as_ref(), args.max_line_bytes)?;
+    let max_line_bytes = size_within(origin, "max-line-bytes", max_line_bytes, 1..=1 << 30, "1 byte and 1GiB")?;
     let parse_text = s.parse.as_deref().unwrap_or(&args.parse);
     let parse = match parse_text.trim() {
         "" | "none" => Parse::None,
@@ -773,14 +771,19 @@ fn sink(
     if max_lines == 0 {
         return Err(origin.error("batch-max-lines", "must be at least 1"));
     }
-    let max_bytes = match &s.batch_max_bytes {
-        Some(size) => size.bytes(origin, "batch-max-bytes")?,
-        None => args.batch_max_bytes,
-    };
-    let max_bytes = usize::try_from(max_bytes)
-        .ok()
-        .filter(|&n| (1024..=256 << 20).contains(&n))
-        .ok_or_else(|| origin.error("batch-max-bytes", "must be between 1KiB and 256MiB"))?;
+    let max_bytes = size(
+        origin,
+        "batch-max-bytes",
+        s.batch_max_bytes.as_ref(),
+        args.batch_max_bytes,
+    )?;
+    let max_bytes = size_within(
+        origin,
+        "batch-max-bytes",
+        max_bytes,
+        1024..=256 << 20,
+        "1KiB and 256MiB",
+    )?;
     let timeout = duration(origin, "batch-timeout", s.batch_timeout.as_deref(), args.batch_timeout)?;
     let on_reject = s.on_reject.unwrap_or(args.on_reject);
     let dead_letter = match (on_reject, &kind) {
@@ -822,6 +825,29 @@ fn sink(
         on_reject,
         dead_letter,
     })
+}
+
+/// A section's size, else the flag's value.
+fn size(origin: &Origin<'_>, flag: &str, value: Option<&Size>, default: u64) -> Result<u64, ConfigError> {
+    match value {
+        Some(size) => size.bytes(origin, flag),
+        None => Ok(default),
+    }
+}
+
+/// `bytes` as a `usize` within `range` (`between` in words), else an error
+/// naming the flag or key.
+fn size_within(
+    origin: &Origin<'_>,
+    flag: &str,
+    bytes: u64,
+    range: std::ops::RangeInclusive<usize>,
+    between: &str,
+) -> Result<usize, ConfigError> {
+    usize::try_from(bytes)
+        .ok()
+        .filter(|n| range.contains(n))
+        .ok_or_else(|| origin.error(flag, format!("must be between {between}")))
 }
 
 fn duration(origin: &Origin<'_>, flag: &str, text: Option<&str>, default: Duration) -> Result<Duration, ConfigError> {
