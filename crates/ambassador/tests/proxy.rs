@@ -8,8 +8,9 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
+use podkit_testkit::tls::{TestCa, self_signed_server};
 use podkit_testkit::{ClosedPort, PATIENCE, http_get, wait_until};
-use support::{Amb, Origin, TestCa, curl, self_signed_ca_server};
+use support::{Amb, Origin, curl};
 
 #[test]
 fn tcp_mode_carries_http_and_spreads_over_endpoints() {
@@ -353,7 +354,7 @@ fn upstream_down_fails_fast_then_recovers() {
 #[test]
 fn an_unreachable_upstream_names_the_telling_cause_and_every_endpoint() {
     let dir = tempfile::tempdir().unwrap();
-    let (server, cert_pem) = self_signed_ca_server(dir.path());
+    let (server, cert_pem) = self_signed_server(dir.path());
     let origin = Origin::start_with("tls", "127.0.0.1:0", Some(server));
     let port = origin.addr.port();
     let spec = format!("127.0.0.1:0=https://localhost:{port}");

@@ -11,6 +11,8 @@
 //!   that has no event to wait on.
 //! - [`sink`]: a scriptable HTTP sink on `127.0.0.1:0` that counts the
 //!   records log shippers POST to it (NDJSON or JSON arrays, gzip or not).
+//! - [`tls::TestCa`]: a throwaway CA, server configs with a certificate it
+//!   signed, and a client certificate, for the TLS tests of every binary.
 //! - [`ClosedPort`]: a loopback port that refuses connections and stays
 //!   reserved until the test opens it, so parallel tests never share one.
 //! - [`pod`]: Kubernetes pods from `k8s/` run on a docker engine the way the
@@ -20,6 +22,7 @@
 pub mod pod;
 pub mod seed_pods;
 pub mod sink;
+pub mod tls;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};

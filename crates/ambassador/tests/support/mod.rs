@@ -6,7 +6,6 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
@@ -173,98 +172,6 @@ async fn echo(
         .unwrap_or_default();
     text.push_str(&format!("body_len={}\n", body.len()));
     Response::new(Full::new(Bytes::from(text)))
-}
-
-/// A CA and a server certificate for `localhost` and 127.0.0.1, written as
-/// PEM files in `dir`.
-pub struct TestCa {
-    pub ca_pem: PathBuf,
-    pub server: Arc<rustls::ServerConfig>,
-    /// A server config that demands a client certificate from this CA.
-    pub server_mtls: Arc<rustls::ServerConfig>,
-    /// A client certificate and key (PEM files) issued by this CA.
-    pub client_cert: PathBuf,
-    pub client_key: PathBuf,
-}
-
-impl TestCa {
-    pub fn new(dir: &Path) -> Self {
-        use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
-        let ca_key = KeyPair::generate().unwrap();
-        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, "ambassador test CA");
-        let ca = ca_params.self_signed(&ca_key).unwrap();
-        let key = KeyPair::generate().unwrap();
-        let params = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
-        let issuer = rcgen::Issuer::new(ca_params, ca_key);
-        let cert = params.signed_by(&key, &issuer).unwrap();
-        let client_key_pair = KeyPair::generate().unwrap();
-        let mut client_params = CertificateParams::new(vec!["app.test".to_owned()]).unwrap();
-        client_params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
-        let client = client_params.signed_by(&client_key_pair, &issuer).unwrap();
-        let ca_pem = dir.join("ca.pem");
-        std::fs::write(&ca_pem, ca.pem()).unwrap();
-        let client_cert = dir.join("client.pem");
-        let client_key = dir.join("client-key.pem");
-        std::fs::write(&client_cert, client.pem()).unwrap();
-        std::fs::write(&client_key, client_key_pair.serialize_pem()).unwrap();
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let server_key = || rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into());
-        let mut server = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(vec![cert.der().clone()], server_key())
-            .unwrap();
-        server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-        let mut roots = rustls::RootCertStore::empty();
-        roots.add(ca.der().clone()).unwrap();
-        let verifier =
-            rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), Arc::clone(&provider))
-                .build()
-                .unwrap();
-        let mut server_mtls = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_client_cert_verifier(verifier)
-            .with_single_cert(vec![cert.der().clone()], server_key())
-            .unwrap();
-        server_mtls.alpn_protocols = vec![b"http/1.1".to_vec()];
-        Self {
-            ca_pem,
-            server: Arc::new(server),
-            server_mtls: Arc::new(server_mtls),
-            client_cert,
-            client_key,
-        }
-    }
-}
-
-/// What `openssl req -x509` makes by default and new users serve: a
-/// self-signed certificate for `localhost` and 127.0.0.1 with `CA:TRUE`.
-/// Returns the server config and the certificate's PEM file (in `dir`).
-pub fn self_signed_ca_server(dir: &Path) -> (Arc<rustls::ServerConfig>, PathBuf) {
-    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
-    let key = KeyPair::generate().unwrap();
-    let mut params = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let cert = params.self_signed(&key).unwrap();
-    let pem = dir.join("self-signed.pem");
-    std::fs::write(&pem, cert.pem()).unwrap();
-    let mut server = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(
-            vec![cert.der().clone()],
-            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
-        )
-        .unwrap();
-    server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    (Arc::new(server), pem)
 }
 
 /// The running binary plus its listener addresses.
