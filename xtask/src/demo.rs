@@ -84,13 +84,7 @@ fn sidecar_serve(bin: &Path, work: &Path) -> Result<()> {
     ];
     println!("  log-shipper {}", args.join(" "));
     let mut proc = Proc::spawn(bin, &args, &[]);
-    let line = proc.wait_for_line("Serving.");
-    let addr: SocketAddr = line
-        .split_whitespace()
-        .find_map(|f| f.strip_prefix("addr="))
-        .with_context(|| format!("no addr= in {line:?}"))?
-        .trim_matches('"')
-        .parse()?;
+    let addr = proc.logged_addr("Serving.", "addr");
     for (path, want_status, want_body) in [
         ("/", 200, lines),
         ("/?tail=1", 200, "Sat Dec  5 23:06:18 UTC 2026\n"),
@@ -275,21 +269,14 @@ fn ambassador(bin: &Path, work: &Path) -> Result<()> {
     let mut proc = Proc::spawn_command(cmd);
     let admin = proc.admin_addr();
     // The port the kernel picked for the listener, from its "Listening." line.
-    let line = proc.wait_for_line("listener=reverse:127.0.0.1:0");
-    let listen = line
-        .split_whitespace()
-        .find_map(|f| f.strip_prefix("addr="))
-        .with_context(|| format!("no addr= in {line:?}"))?
-        .trim_matches('"')
-        .to_owned();
+    let addr = proc.logged_addr("listener=reverse:127.0.0.1:0", "addr");
     let deadline = Instant::now() + Duration::from_secs(30);
     while http_get(admin, "/readyz").map(|(s, _)| s).unwrap_or(0) != 200 {
         ensure!(Instant::now() < deadline, "ambassador never became ready");
         std::thread::sleep(Duration::from_millis(20));
     }
-    let addr: SocketAddr = listen.parse()?;
     let (status, body) = http_get(addr, "/index.html")?;
-    println!("  app: curl http://{listen}/index.html -> {status}");
+    println!("  app: curl http://{addr}/index.html -> {status}");
     for line in body.lines() {
         println!("    {line}");
     }

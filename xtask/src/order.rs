@@ -36,7 +36,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
 
-use podkit_testkit::ClosedPort;
+use podkit_testkit::{ClosedPort, Proc};
 
 use crate::build;
 
@@ -275,7 +275,7 @@ fn profile(bin: &Path, dir: &Path, scenarios: Vec<Scenario>) -> Result<Vec<PathB
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-        scenario(&mut cmd).with_context(|| format!("profiling scenario {i}"))?;
+        scenario(cmd).with_context(|| format!("profiling scenario {i}"))?;
         let prefix = format!("callgrind.{i}.");
         let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
             .filter_map(|e| e.ok().map(|e| e.path()))
@@ -296,14 +296,14 @@ fn profile(bin: &Path, dir: &Path, scenarios: Vec<Scenario>) -> Result<Vec<PathB
     Ok(profiles)
 }
 
-type Scenario = Box<dyn Fn(&mut Command) -> Result<()>>;
+type Scenario = Box<dyn Fn(Command) -> Result<()>>;
 
 /// The waits profiled: a tcp port that opens while waiting (the bench), an
 /// open port then exec, a closed port until the timeout (progress lines),
 /// SIGTERM while waiting, and an http target whose server comes up late.
 fn wait_for_scenarios() -> Vec<Scenario> {
     vec![
-        Box::new(|cmd| {
+        Box::new(|mut cmd| {
             let reserved = ClosedPort::new();
             let port = reserved.port();
             let opener = std::thread::spawn(move || -> Result<()> {
@@ -317,14 +317,14 @@ fn wait_for_scenarios() -> Vec<Scenario> {
             let _ = TcpStream::connect(("127.0.0.1", port));
             opener.join().map_err(|_| anyhow::anyhow!("opener panicked"))?
         }),
-        Box::new(|cmd| {
+        Box::new(|mut cmd| {
             let listener = TcpListener::bind("127.0.0.1:0")?;
             let port = listener.local_addr()?.port();
             let status = cmd.args([&format!("127.0.0.1:{port}"), "--", "/bin/true"]).status()?;
             ensure!(status.success(), "wait-for -- /bin/true exited with {status}");
             Ok(())
         }),
-        Box::new(|cmd| {
+        Box::new(|mut cmd| {
             let closed = ClosedPort::new();
             let status = cmd
                 .args([&format!("tcp://{}", closed.addr()), "--timeout", "1s"])
@@ -332,7 +332,7 @@ fn wait_for_scenarios() -> Vec<Scenario> {
             ensure!(status.code() == Some(124), "wait-for should time out, got {status}");
             Ok(())
         }),
-        Box::new(|cmd| {
+        Box::new(|mut cmd| {
             let closed = ClosedPort::new();
             let mut child = cmd.arg(format!("tcp://{}", closed.addr())).spawn()?;
             std::thread::sleep(Duration::from_millis(1500));
@@ -344,7 +344,7 @@ fn wait_for_scenarios() -> Vec<Scenario> {
             );
             Ok(())
         }),
-        Box::new(|cmd| {
+        Box::new(|mut cmd| {
             let reserved = ClosedPort::new();
             let port = reserved.port();
             let server = std::thread::spawn(move || -> Result<()> {
@@ -363,20 +363,11 @@ fn wait_for_scenarios() -> Vec<Scenario> {
     ]
 }
 
-/// A loopback port for the ambassador to bind itself: bound to port 0, read
-/// back and released (the profiling runs one process at a time, and its
-/// ports are given on the command line so valgrind's slow start-up needs no
-/// log parsing). A port the xtask opens itself is reserved with
-/// [`ClosedPort`] instead.
-fn free_port() -> Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
 /// The ambassador with a listener of each mode: start-up, the admin
 /// endpoints, two requests through each mode (the first makes the
 /// connections), idle time, then SIGTERM and the drain.
 fn ambassador_scenarios() -> Vec<Scenario> {
-    vec![Box::new(|cmd| {
+    vec![Box::new(|mut cmd| {
         let origin = TcpListener::bind("127.0.0.1:0")?;
         let up = origin.local_addr()?;
         std::thread::spawn(move || {
@@ -393,13 +384,17 @@ fn ambassador_scenarios() -> Vec<Scenario> {
                 });
             }
         });
-        let (admin, tcp, reverse, forward) = (free_port()?, free_port()?, free_port()?, free_port()?);
-        let mut child = cmd
-            .args(["--admin-addr", &format!("127.0.0.1:{admin}"), "--drain-delay", "0s"])
-            .args(["--tcp", &format!("127.0.0.1:{tcp}={up}")])
-            .args(["--reverse", &format!("127.0.0.1:{reverse}=http://{up}")])
-            .args(["--http-forward", &format!("127.0.0.1:{forward}")])
-            .spawn()?;
+        cmd.args(["--admin-addr", "127.0.0.1:0", "--drain-delay", "0s"])
+            .args(["--tcp", &format!("127.0.0.1:0={up}")])
+            .args(["--reverse", &format!("127.0.0.1:0=http://{up}")])
+            .args(["--http-forward", "127.0.0.1:0"]);
+        // Every port is picked by the kernel and read back from the log
+        // (nothing to race with another process for).
+        let mut proc = Proc::spawn_command(cmd);
+        let admin = proc.admin_addr().port();
+        let tcp = proc.logged_addr("listener=tcp:", "addr").port();
+        let reverse = proc.logged_addr("listener=reverse:", "addr").port();
+        let forward = proc.logged_addr("listener=http-forward:", "addr").port();
         let result = (|| -> Result<()> {
             // Under valgrind start-up takes a while.
             let deadline = std::time::Instant::now() + Duration::from_secs(60);
@@ -418,8 +413,8 @@ fn ambassador_scenarios() -> Vec<Scenario> {
             std::thread::sleep(Duration::from_secs(2));
             Ok(())
         })();
-        crate::proc::kill(child.id(), libc::SIGTERM);
-        let status = child.wait()?;
+        proc.signal(libc::SIGTERM);
+        let (status, _) = proc.wait_exit(Duration::from_secs(60));
         result?;
         ensure!(status.success(), "the ambassador should drain and exit 0, got {status}");
         Ok(())
@@ -490,7 +485,7 @@ fn wait_until(what: &str, mut done: impl FnMut() -> bool) -> Result<()> {
 /// SIGTERM and the drain; and a second run into a `file://` sink.
 fn log_shipper_scenarios() -> Vec<Scenario> {
     vec![
-        Box::new(|cmd| {
+        Box::new(|mut cmd| {
             let dir = build::tempdir()?;
             let result = (|| -> Result<()> {
                 let logs = dir.join("logs");
@@ -500,17 +495,18 @@ fn log_shipper_scenarios() -> Vec<Scenario> {
                     append_lines(&logs.join(format!("app-{f}.log")), 0, 100)?;
                 }
                 let sink = podkit_testkit::sink::Sink::start();
-                let (admin, serve) = (free_port()?, free_port()?);
-                let mut child = cmd
-                    .args(["--follow", &format!("{}/*.log", logs.display())])
+                cmd.args(["--follow", &format!("{}/*.log", logs.display())])
                     .arg("--state-dir")
                     .arg(dir.join("state"))
                     .args(["--sink", &sink.url("/ingest")])
-                    .args(["--serve", &format!("127.0.0.1:{serve}")])
+                    .args(["--serve", "127.0.0.1:0"])
                     .arg("--serve-root")
                     .arg(&logs)
-                    .args(["--admin-addr", &format!("127.0.0.1:{admin}"), "--grace-period", "30s"])
-                    .spawn()?;
+                    .args(["--admin-addr", "127.0.0.1:0", "--grace-period", "30s"]);
+                // Ports picked by the kernel and read back from the log.
+                let mut proc = Proc::spawn_command(cmd);
+                let admin = proc.admin_addr().port();
+                let serve = proc.logged_addr("Serving.", "addr").port();
                 let run = (|| -> Result<()> {
                     wait_until("log-shipper ready", || http(admin, "/readyz", None).is_ok())?;
                     wait_until("1000 lines at the sink", || sink.records() >= 1000)?;
@@ -529,8 +525,8 @@ fn log_shipper_scenarios() -> Vec<Scenario> {
                     http(admin, "/metrics", None)?;
                     Ok(())
                 })();
-                crate::proc::kill(child.id(), libc::SIGTERM);
-                let status = child.wait()?;
+                proc.signal(libc::SIGTERM);
+                let (status, _) = proc.wait_exit(Duration::from_secs(60));
                 run?;
                 ensure!(status.success(), "log-shipper should drain and exit 0, got {status}");
                 Ok(())
@@ -538,21 +534,19 @@ fn log_shipper_scenarios() -> Vec<Scenario> {
             let _ = std::fs::remove_dir_all(&dir);
             result
         }),
-        Box::new(|cmd| {
+        Box::new(|mut cmd| {
             let dir = build::tempdir()?;
             let result = (|| -> Result<()> {
                 let log = dir.join("app.log");
                 append_lines(&log, 0, 500)?;
                 let out = dir.join("shipped.ndjson");
-                let admin = free_port()?;
-                let mut child = cmd
-                    .args(["--follow", &log.display().to_string()])
+                cmd.args(["--follow", &log.display().to_string()])
                     .arg("--state-dir")
                     .arg(dir.join("state"))
                     .args(["--sink", &format!("file://{}", out.display())])
                     .args(["--file-max-size", "16KiB", "--file-keep", "20"])
-                    .args(["--admin-addr", &format!("127.0.0.1:{admin}"), "--grace-period", "30s"])
-                    .spawn()?;
+                    .args(["--admin-addr", "127.0.0.1:0", "--grace-period", "30s"]);
+                let mut proc = Proc::spawn_command(cmd);
                 let run = wait_until("500 lines in the file sink", || {
                     let lines = |p: &Path| std::fs::read_to_string(p).map_or(0, |t| t.lines().count());
                     let rotated: usize = (1..=20)
@@ -560,8 +554,8 @@ fn log_shipper_scenarios() -> Vec<Scenario> {
                         .sum();
                     rotated + lines(&out) >= 500
                 });
-                crate::proc::kill(child.id(), libc::SIGTERM);
-                let status = child.wait()?;
+                proc.signal(libc::SIGTERM);
+                let (status, _) = proc.wait_exit(Duration::from_secs(60));
                 run?;
                 ensure!(status.success(), "log-shipper should drain and exit 0, got {status}");
                 Ok(())

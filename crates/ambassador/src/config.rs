@@ -22,12 +22,12 @@ pub enum Mode {
     /// Copies bytes both ways to one of the upstream endpoints.
     Tcp {
         /// The upstream endpoints (`host:port`, optionally `tls://`).
-        upstreams: Vec<Target>,
+        upstreams: Vec<UpstreamSpec>,
     },
     /// An HTTP reverse proxy to a fixed upstream.
     Reverse {
         /// The upstream endpoints; they share scheme and path prefix.
-        upstreams: Vec<Target>,
+        upstreams: Vec<UpstreamSpec>,
         /// The path prefix put in front of every request path (`/api`), or
         /// empty.
         prefix: String,
@@ -52,7 +52,7 @@ impl Mode {
 /// One upstream endpoint as configured: a name (or IP) and port, with or
 /// without TLS origination.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Target {
+pub struct UpstreamSpec {
     /// Host name or IP literal (without brackets).
     pub host: String,
     /// Port.
@@ -61,7 +61,7 @@ pub struct Target {
     pub tls: bool,
 }
 
-impl fmt::Display for Target {
+impl fmt::Display for UpstreamSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let scheme = if self.tls { "tls://" } else { "" };
         if self.host.contains(':') {
@@ -381,7 +381,7 @@ pub fn parse_listen(s: &str) -> Result<SocketAddr, String> {
 }
 
 /// Parses `host:port`, `[v6]:port` or `tls://host:port`.
-pub fn parse_target(s: &str) -> Result<Target, String> {
+pub fn parse_target(s: &str) -> Result<UpstreamSpec, String> {
     let s = s.trim();
     let (tls, rest) = match s.split_once("://") {
         Some(("tls", rest)) => (true, rest),
@@ -390,7 +390,7 @@ pub fn parse_target(s: &str) -> Result<Target, String> {
         None => (false, s),
     };
     let (host, port) = split_host_port(rest).ok_or_else(|| format!("`{s}` is not an upstream like db.svc:5432"))?;
-    Ok(Target {
+    Ok(UpstreamSpec {
         host,
         port: port.ok_or_else(|| format!("`{s}` has no port (write host:port)"))?,
         tls,
@@ -424,7 +424,7 @@ pub fn split_host_port(s: &str) -> Option<(String, Option<u16>)> {
 
 /// Parses an `http://` or `https://` URL into a target (default ports 80 and
 /// 443), the path prefix (no trailing slash) and the authority for Host.
-pub fn parse_url(s: &str) -> Result<(Target, String, String), String> {
+pub fn parse_url(s: &str) -> Result<(UpstreamSpec, String, String), String> {
     let s = s.trim();
     let bad = || format!("`{s}` is not an upstream URL like http://api.svc:8080 or https://example.com/prefix");
     let (scheme, rest) = s.split_once("://").ok_or_else(bad)?;
@@ -446,7 +446,7 @@ pub fn parse_url(s: &str) -> Result<(Target, String, String), String> {
     if !prefix.is_empty() && http::uri::PathAndQuery::try_from(prefix.as_str()).is_err() {
         return Err(bad());
     }
-    Ok((Target { host, port, tls }, prefix, authority.to_ascii_lowercase()))
+    Ok((UpstreamSpec { host, port, tls }, prefix, authority.to_ascii_lowercase()))
 }
 
 /// Parses a listener given on the command line: `LISTEN=UPSTREAM[,UPSTREAM]`
@@ -678,7 +678,7 @@ mod tests {
         assert_eq!(
             mode,
             Mode::Reverse {
-                upstreams: vec![Target {
+                upstreams: vec![UpstreamSpec {
                     host: "example.com".into(),
                     port: 443,
                     tls: true

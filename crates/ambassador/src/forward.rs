@@ -16,12 +16,13 @@ use http::{Method, Request, Response, StatusCode, Uri, Version};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use podkit_runtime::Shutdown;
 use tokio::net::TcpStream;
 
-use crate::http::{
+use crate::http_conn::{
     Body, ClientConn, answer, check_body_size, find_cause, handle_logged, limit_body, restore_upgrade, strip_hop_by_hop,
 };
-use crate::net::{AccessLogger, Drain};
+use crate::net::AccessLogger;
 use crate::policy::{Denied, Policy};
 use crate::stats::ListenerStats;
 use crate::upstream::{Resolver, connect_addr};
@@ -58,7 +59,7 @@ impl ForwardError {
     fn reason(&self) -> &'static str {
         match self {
             Self::Denied(Denied::NotAllowed(_)) => "not_allowed",
-            Self::Denied(Denied::Metadata(..)) => "metadata",
+            Self::Denied(Denied::LinkLocalOrMetadata(..)) => "metadata",
             Self::Denied(Denied::SelfLoop(_)) => "self_loop",
             _ => "other",
         }
@@ -135,7 +136,7 @@ pub struct ForwardProxy {
     /// Access log.
     pub access: AccessLogger,
     /// Tunnels are tracked for the drain.
-    pub drain: Drain,
+    pub drain: Shutdown,
 }
 
 /// Builds the keep-alive pool to origins.
@@ -152,16 +153,8 @@ pub fn pool(dialer: Dialer) -> Client<Dialer, Body> {
 
 /// A `Via` token unique to this process.
 pub fn via_token() -> HeaderValue {
-    let token = format!("1.1 ambassador-{:016x}", fastrand_u64());
+    let token = format!("1.1 ambassador-{:016x}", fastrand::u64(..));
     HeaderValue::from_str(&token).unwrap_or(HeaderValue::from_static("1.1 ambassador"))
-}
-
-fn fastrand_u64() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    // RandomState is seeded from the OS: enough to tell processes apart.
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u32(std::process::id());
-    h.finish()
 }
 
 impl ForwardProxy {
@@ -252,7 +245,7 @@ impl ForwardProxy {
             }
             Ok(Ok(response)) => response,
         };
-        crate::http::finish_response(
+        crate::http_conn::finish_response(
             response,
             client_upgrade,
             slot,
@@ -279,13 +272,13 @@ impl ForwardProxy {
         let on_upgrade = hyper::upgrade::on(&mut req);
         let slot = Some(client.slot.clone());
         let (idle, drain, stats) = (self.idle_timeout, self.drain.clone(), self.stats.clone());
-        self.drain.tasks.spawn(async move {
+        self.drain.spawn(async move {
             let _slot = slot;
             match on_upgrade.await {
-                Ok(client) => crate::http::tunnel_tcp(client, origin, idle, drain, stats).await,
+                Ok(client) => crate::http_conn::tunnel_tcp(client, origin, idle, drain, stats).await,
                 Err(err) => tracing::debug!(%err, "CONNECT upgrade failed."),
             }
         });
-        Response::new(crate::http::full(bytes::Bytes::new()))
+        Response::new(crate::http_conn::full(bytes::Bytes::new()))
     }
 }

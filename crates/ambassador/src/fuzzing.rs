@@ -11,12 +11,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use podkit_runtime::Shutdown;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Semaphore;
 
-use crate::config::{Options, Target};
-use crate::http::ConnSlot;
-use crate::net::{AccessLogger, Drain};
+use crate::config::{Options, UpstreamSpec};
+use crate::http_conn::ConnSlot;
+use crate::net::AccessLogger;
 use crate::{forward, policy, reverse, stats, upstream};
 
 /// Which listener kind the bytes are sent to.
@@ -42,7 +43,7 @@ pub async fn exchange(kind: Kind, input: &[u8]) -> Vec<u8> {
         connect_timeout: Duration::from_secs(1),
         ..Options::default()
     };
-    let drain = Drain::default();
+    let drain = Shutdown::new(Duration::from_secs(1));
     let resolver = upstream::Resolver::new(None);
     let peer: SocketAddr = ([127, 0, 0, 1], 1).into();
     let slot = ConnSlot::new(
@@ -77,13 +78,19 @@ pub async fn exchange(kind: Kind, input: &[u8]) -> Vec<u8> {
                         access: AccessLogger(crate::config::AccessLog::Off),
                         drain: drain.clone(),
                     });
-                    crate::http::serve_connection(server, peer, &options, &drain, &lstats, slot, move |req, client| {
-                        Box::pin(Arc::clone(&proxy).handle(req, Arc::clone(client)))
-                    })
+                    crate::http_conn::serve_connection(
+                        server,
+                        peer,
+                        &options,
+                        &drain,
+                        &lstats,
+                        slot,
+                        move |req, client| Box::pin(Arc::clone(&proxy).handle(req, Arc::clone(client))),
+                    )
                     .await;
                 }
                 Kind::Reverse => {
-                    let targets = vec![Target {
+                    let targets = vec![UpstreamSpec {
                         host: "nowhere.invalid".into(),
                         port: 80,
                         tls: false,
@@ -105,7 +112,7 @@ pub async fn exchange(kind: Kind, input: &[u8]) -> Vec<u8> {
                         prefix: "/prefix".into(),
                         headers: vec![],
                         client: reverse::pool(Arc::clone(&up)),
-                        idle: crate::sticky::Idle::new(reverse::MAX_IDLE, reverse::IDLE_TIMEOUT),
+                        idle: crate::owned_upstream::Idle::new(reverse::MAX_IDLE, reverse::IDLE_TIMEOUT),
                         upstream: up,
                         request_timeout: options.request_timeout,
                         max_request_body: options.max_request_body,
@@ -114,9 +121,15 @@ pub async fn exchange(kind: Kind, input: &[u8]) -> Vec<u8> {
                         access: AccessLogger(crate::config::AccessLog::Off),
                         drain: drain.clone(),
                     });
-                    crate::http::serve_connection(server, peer, &options, &drain, &lstats, slot, move |req, client| {
-                        Box::pin(Arc::clone(&proxy).handle(req, Arc::clone(client)))
-                    })
+                    crate::http_conn::serve_connection(
+                        server,
+                        peer,
+                        &options,
+                        &drain,
+                        &lstats,
+                        slot,
+                        move |req, client| Box::pin(Arc::clone(&proxy).handle(req, Arc::clone(client))),
+                    )
                     .await;
                 }
             }
@@ -135,8 +148,7 @@ pub async fn exchange(kind: Kind, input: &[u8]) -> Vec<u8> {
     let out = tokio::time::timeout(Duration::from_secs(10), talk)
         .await
         .unwrap_or_default();
-    drain.hard_stop.cancel();
-    drain.stop_accepting.cancel();
+    drain.stop_now();
     server_task.abort();
     out
 }

@@ -6,14 +6,16 @@
 //!   > default.
 //! - [`upstream`]: re-resolved names, balancing, passive health, connects
 //!   with retries and TLS (set up by `podkit-tls`).
-//! - [`tcp`], [`reverse`], [`forward`]: the three modes; [`http`] what the
-//!   HTTP ones share; [`policy`] the forward proxy's destination rules.
-//! - [`net`]: drain tokens, byte pipes, idle timeouts, access log; [`stats`]
-//!   the metrics.
+//! - [`tcp`], [`reverse`], [`forward`]: the three modes; [`http_conn`] what
+//!   the HTTP ones share; [`owned_upstream`] the reverse proxy's upstream
+//!   connections owned by one client connection; [`policy`] the forward
+//!   proxy's destination rules.
+//! - [`net`]: byte pipes, idle timeouts, access log; [`stats`] the metrics.
+//!   The drain is the runtime's `Shutdown`.
 //! - [`reload`]: a `--config` file's new upstreams, routes, allow rules and
 //!   timeouts applied to new connections without a restart.
 //!
-//! The binary is a thin `main.rs` over [`run`], which tests call in-process.
+//! The binary is a thin `main.rs` over [`run`]; tests run the real binary.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -24,7 +26,7 @@ use ::http::HeaderValue;
 use anyhow::Context as _;
 use clap::Parser;
 use podkit_runtime::cli::{AdminAddr, parse_duration, parse_size};
-use podkit_runtime::{Binary, CommonArgs, ConfigError, Context};
+use podkit_runtime::{Binary, CommonArgs, ConfigError, Context, Shutdown};
 use podkit_tls::{Legacy, TlsArgs, TlsFlags, TlsOption};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
@@ -34,15 +36,15 @@ pub mod config;
 pub mod forward;
 #[doc(hidden)]
 pub mod fuzzing;
-pub mod http;
+pub mod http_conn;
 pub mod net;
+pub mod owned_upstream;
 pub mod policy;
 pub mod proxy_protocol;
 pub mod reload;
 pub mod reverse;
 pub mod splice;
 pub mod stats;
-pub mod sticky;
 pub mod tcp;
 pub mod upstream;
 
@@ -287,10 +289,9 @@ impl podkit_runtime::cli::Cli for Args {
 pub struct Config {
     /// The listeners.
     pub listeners: Vec<ListenerConfig>,
-    /// After SIGTERM, how long listeners keep accepting.
+    /// After SIGTERM, how long listeners keep accepting (the runtime's
+    /// drain caps it at half the grace period).
     pub drain_delay: Duration,
-    /// The process's grace period (the drain closes what is left before it).
-    pub grace_period: Duration,
     /// Extra hosts file.
     pub hosts_file: Option<PathBuf>,
     /// Access log format.
@@ -365,12 +366,9 @@ impl Config {
                     .map_err(|e| format!("{}: {}", l.name, e.with_flag()))?;
             }
         }
-        let grace_period = args.common.grace_period;
-        let drain_delay = args.drain_delay.unwrap_or(Duration::from_secs(2)).min(grace_period / 2);
         Ok(Self {
             listeners,
-            drain_delay,
-            grace_period,
+            drain_delay: args.drain_delay.unwrap_or(Duration::from_secs(2)),
             hosts_file: args.hosts_file,
             access_log: args.access_log.unwrap_or_default(),
             admin_addr: match args.common.admin_addr {
@@ -469,11 +467,13 @@ struct Bound {
     listener: TcpListener,
 }
 
-/// Binds every listener, then serves until shutdown: on SIGTERM listeners
-/// keep accepting for the drain delay, then stop; open connections get
-/// until shortly before the grace period ends, and what is left then is
+/// Binds every listener, then serves until shutdown, on the runtime's
+/// drain: on SIGTERM listeners keep accepting for the drain delay, then
+/// stop; open connections (tasks on `ctx.shutdown`) get until its drain
+/// deadline, shortly before the grace period ends, and what is left then is
 /// closed.
 pub async fn run(config: Config, ctx: Context) -> anyhow::Result<()> {
+    ctx.shutdown.set_drain_delay(config.drain_delay);
     let mut bound = Vec::new();
     for l in &config.listeners {
         let listener = TcpListener::bind(l.listen)
@@ -501,8 +501,9 @@ pub async fn run(config: Config, ctx: Context) -> anyhow::Result<()> {
 
     let stats = stats::Stats::register(&ctx.metrics);
     let resolver = upstream::Resolver::new(config.hosts_file.clone());
-    let drain = net::Drain::default();
-    let refresh_stop = tokio_util::sync::CancellationToken::new();
+    let drain = &ctx.shutdown;
+    // DNS refreshes end when the listeners stop accepting.
+    let refresh_stop = drain.stop_accepting_token();
     let access = net::AccessLogger(config.access_log);
     let via = forward::via_token();
 
@@ -544,7 +545,7 @@ pub async fn run(config: Config, ctx: Context) -> anyhow::Result<()> {
                         prefix: prefix.clone(),
                         headers: l.options.headers.clone(),
                         client: reverse::pool(Arc::clone(&upstream)),
-                        idle: sticky::Idle::new(reverse::MAX_IDLE, reverse::IDLE_TIMEOUT),
+                        idle: owned_upstream::Idle::new(reverse::MAX_IDLE, reverse::IDLE_TIMEOUT),
                         upstream,
                         request_timeout: l.options.request_timeout,
                         max_request_body: l.options.max_request_body,
@@ -587,8 +588,7 @@ pub async fn run(config: Config, ctx: Context) -> anyhow::Result<()> {
         let (current, handlers) = tokio::sync::watch::channel((handler, Arc::new(l.options.clone())));
         reloadable.push(reload::Listener::new(l.clone(), current, stop));
         tracing::info!(listener = %l.name, mode = l.mode.name(), addr = %local, "Listening.");
-        let accept = accept_loop(b.listener, l.clone(), handlers, lstats, drain.clone());
-        tokio::spawn(accept);
+        drain.spawn(accept_loop(b.listener, l.clone(), handlers, lstats, drain.clone()));
     }
     reload::spawn(&config, &ctx, reloadable, refresh_stop.clone(), build);
 
@@ -605,34 +605,14 @@ pub async fn run(config: Config, ctx: Context) -> anyhow::Result<()> {
         }
     });
 
-    ctx.shutdown.cancelled().await;
-    if !config.drain_delay.is_zero() {
-        tracing::info!(drain_delay = ?config.drain_delay, "Still accepting for the drain delay.");
-        tokio::time::sleep(config.drain_delay).await;
-    }
-    drain.stop_accepting.cancel();
-    refresh_stop.cancel();
-    drain.tasks.close();
-    // Leave a margin before the runtime's own grace deadline so that what
-    // is still open is closed by us, cleanly, and the process exits 0.
-    let budget = config
-        .grace_period
-        .saturating_sub(config.drain_delay)
-        .saturating_sub(config.grace_period / 10 + Duration::from_millis(200));
-    tracing::info!(open = drain.tasks.len(), budget = ?budget, "Stopped accepting; draining open connections.");
-    if tokio::time::timeout(budget, drain.tasks.wait()).await.is_err() {
-        tracing::warn!(
-            open = drain.tasks.len(),
-            "Closing connections still open at the drain deadline."
-        );
-        drain.hard_stop.cancel();
-        let _ = tokio::time::timeout(Duration::from_secs(1), drain.tasks.wait()).await;
-    }
+    // The accept loops and every connection are on the runtime's tracker,
+    // which its drain waits for.
+    drain.stop_accepting().await;
     Ok(())
 }
 
 fn make_upstream(
-    targets: &[config::Target],
+    targets: &[config::UpstreamSpec],
     l: &ListenerConfig,
     resolver: &upstream::Resolver,
     ctx: &Context,
@@ -666,7 +646,7 @@ async fn accept_loop(
     l: ListenerConfig,
     mut handlers: tokio::sync::watch::Receiver<(Handler, Arc<config::Options>)>,
     stats: stats::ListenerStats,
-    drain: net::Drain,
+    drain: Shutdown,
 ) {
     let limit = Arc::new(Semaphore::new(l.options.max_connections));
     // The handler and the options (shared by every connection of the
@@ -678,7 +658,7 @@ async fn accept_loop(
             // Fixed order (no random pick per poll); the stop first, so a
             // flood of connections cannot hide it.
             biased;
-            () = drain.stop_accepting.cancelled() => break,
+            () = drain.stop_accepting() => break,
             accepted = listener.accept() => accepted,
         };
         let (stream, peer) = match accepted {
@@ -703,14 +683,14 @@ async fn accept_loop(
             continue;
         };
         let handler = handler.clone();
-        let slot = http::ConnSlot::new(permit, stats.active.clone());
+        let slot = http_conn::ConnSlot::new(permit, stats.active.clone());
         let (drain2, stats2, options) = (drain.clone(), stats.clone(), Arc::clone(&options));
-        drain.tasks.spawn(async move {
+        drain.spawn(async move {
             match handler {
                 Handler::Tcp(proxy) => proxy.handle(stream, peer, &drain2).await,
                 Handler::Reverse(proxy) => {
                     let _ = stream.set_nodelay(true);
-                    http::serve_connection(
+                    http_conn::serve_connection(
                         stream,
                         peer,
                         &options,
@@ -723,7 +703,7 @@ async fn accept_loop(
                 }
                 Handler::Forward(proxy) => {
                     let _ = stream.set_nodelay(true);
-                    http::serve_connection(
+                    http_conn::serve_connection(
                         stream,
                         peer,
                         &options,

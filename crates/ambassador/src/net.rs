@@ -1,4 +1,4 @@
-//! Connection plumbing shared by every mode: the drain tokens, a stream
+//! Connection plumbing shared by every mode: a stream
 //! wrapper that counts bytes and remembers the last activity (for idle
 //! timeouts), bidirectional copies with half-close, and the access log.
 
@@ -10,27 +10,12 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime};
 
+use podkit_runtime::Shutdown;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use crate::config::AccessLog;
 use crate::stats::ListenerStats;
-
-/// The drain protocol as connections see it.
-#[derive(Debug, Clone, Default)]
-pub struct Drain {
-    /// Cancelled when listeners stop accepting (SIGTERM plus the drain
-    /// delay): HTTP connections then close once their in-flight requests
-    /// are answered.
-    pub stop_accepting: CancellationToken,
-    /// Cancelled when the drain deadline passes: everything still open is
-    /// closed.
-    pub hard_stop: CancellationToken,
-    /// Every connection, tunnel and upgraded stream; the drain waits on it.
-    pub tasks: TaskTracker,
-}
 
 /// Last activity and byte counts of one client connection.
 #[derive(Debug)]
@@ -253,7 +238,7 @@ pub async fn pipe<A, B>(
     upstream: &mut B,
     activity: &Activity,
     idle: Duration,
-    drain: &Drain,
+    drain: &Shutdown,
 ) -> PipeEnd
 where
     A: AsyncRead + AsyncWrite + Unpin,
@@ -271,7 +256,7 @@ where
             }
         }
         () = activity.idle(idle) => PipeEnd::Idle,
-        () = drain.hard_stop.cancelled() => PipeEnd::Drained,
+        () = drain.hard_stop() => PipeEnd::Drained,
     }
 }
 
@@ -283,7 +268,7 @@ pub async fn pipe_tcp(
     upstream: &mut TcpStream,
     activity: &Activity,
     idle: Duration,
-    drain: &Drain,
+    drain: &Shutdown,
 ) -> PipeEnd {
     tokio::select! {
         biased;
@@ -297,7 +282,7 @@ pub async fn pipe_tcp(
             }
         }
         () = activity.idle(idle) => PipeEnd::Idle,
-        () = drain.hard_stop.cancelled() => PipeEnd::Drained,
+        () = drain.hard_stop() => PipeEnd::Drained,
     }
 }
 

@@ -189,7 +189,7 @@ pub enum Denied {
     NotAllowed(String),
     /// A link-local or cloud metadata address.
     #[error("destination {0} resolves to {1}, a link-local or metadata address")]
-    Metadata(String, IpAddr),
+    LinkLocalOrMetadata(String, IpAddr),
     /// One of the ambassador's own listeners.
     #[error("destination {0} is this proxy itself")]
     SelfLoop(String),
@@ -260,7 +260,7 @@ impl Policy {
                 return Err(Denied::SelfLoop(dest()));
             }
             if !net_allowed && DEFAULT_DENY.iter().any(|net| net.contains(ip)) {
-                return Err(Denied::Metadata(dest(), ip));
+                return Err(Denied::LinkLocalOrMetadata(dest(), ip));
             }
             if !self.allow.is_empty() && !net_allowed && !host_allowed {
                 return Err(Denied::NotAllowed(dest()));
@@ -415,7 +415,7 @@ mod tests {
             assert!(
                 matches!(
                     p.check("innocent.example", 80, &[addr(meta)]),
-                    Err(Denied::Metadata(..))
+                    Err(Denied::LinkLocalOrMetadata(..))
                 ),
                 "{meta}"
             );

@@ -19,13 +19,14 @@ use http::{Request, Response, StatusCode, Uri, Version};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use podkit_runtime::Shutdown;
 
-use crate::http::{
+use crate::http_conn::{
     Body, ClientConn, answer, check_body_size, find_cause, handle_logged, limit_body, restore_upgrade, strip_hop_by_hop,
 };
-use crate::net::{AccessLogger, Drain};
+use crate::net::AccessLogger;
+use crate::owned_upstream::ExchangeError;
 use crate::stats::ListenerStats;
-use crate::sticky::StickyError;
 use crate::upstream::{Conn, Retired, Upstream, UpstreamError};
 
 /// Connects the client pool to the listener's upstream, whatever the URI.
@@ -68,8 +69,8 @@ pub struct ReverseProxy {
     /// The keep-alive pool to the upstream (TLS upstreams, which may speak
     /// HTTP/2, and upgrades).
     pub client: Client<UpstreamConnector, Body>,
-    /// Idle connections of the plain-HTTP/1 path ([`crate::sticky`]).
-    pub idle: Arc<crate::sticky::Idle>,
+    /// Idle connections of the plain-HTTP/1 path ([`crate::owned_upstream`]).
+    pub idle: Arc<crate::owned_upstream::Idle>,
     /// See [`crate::config::Options::request_timeout`].
     pub request_timeout: Duration,
     /// See [`crate::config::Options::max_request_body`].
@@ -81,7 +82,7 @@ pub struct ReverseProxy {
     /// Access log.
     pub access: AccessLogger,
     /// For upgraded connections.
-    pub drain: Drain,
+    pub drain: Shutdown,
 }
 
 /// Idle upstream connections kept per listener.
@@ -113,7 +114,7 @@ impl ReverseProxy {
 
     /// The upstream URI of a request: the upstream's scheme and authority
     /// (for the pool, which writes origin-form itself; left out when
-    /// `origin_form`, for the sticky path's raw HTTP/1 connection, which
+    /// `origin_form`, for the client-owned raw HTTP/1 upstream connection, which
     /// writes the URI as given), the prefix, then the request's path and
     /// query (`/` for a target without one). Built from parts, without
     /// formatting and parsing the whole URI again.
@@ -147,9 +148,9 @@ impl ReverseProxy {
             return refused;
         }
         let upgrade = strip_hop_by_hop(req.headers_mut());
-        // Plain-HTTP upstreams without an upgrade take the sticky path.
-        let sticky = self.scheme == "http" && upgrade.is_none();
-        let Some(uri) = self.upstream_uri(req.uri(), sticky) else {
+        // Plain-HTTP upstreams without an upgrade use the client connection's own upstream connection.
+        let owned = self.scheme == "http" && upgrade.is_none();
+        let Some(uri) = self.upstream_uri(req.uri(), owned) else {
             return answer(StatusCode::BAD_REQUEST, "bad request target");
         };
         let client_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut req));
@@ -165,11 +166,11 @@ impl ReverseProxy {
             restore_upgrade(&mut parts.headers, upgrade);
         }
         let mut outbound = Request::from_parts(parts, limit_body(body, self.max_request_body));
-        if sticky {
-            let exchange = crate::sticky::exchange(&self.upstream, &self.idle, client, outbound);
+        if owned {
+            let exchange = crate::owned_upstream::exchange(&self.upstream, &self.idle, client, outbound);
             return match self.timed(exchange).await {
                 None => self.timed_out(),
-                Some(Err(StickyError::Upstream(cause))) => unreachable(&cause),
+                Some(Err(ExchangeError::Upstream(cause))) => unreachable(&cause),
                 Some(Err(err)) => {
                     tracing::debug!(%err, "Upstream exchange failed.");
                     answer(StatusCode::BAD_GATEWAY, &err.to_string())
@@ -200,7 +201,7 @@ impl ReverseProxy {
                 connected.poison();
             }
         }
-        crate::http::finish_response(
+        crate::http_conn::finish_response(
             response,
             client_upgrade,
             slot,

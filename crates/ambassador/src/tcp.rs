@@ -9,9 +9,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use podkit_runtime::Shutdown;
 use tokio::net::TcpStream;
 
-use crate::net::{AccessEntry, AccessLogger, Activity, Drain, PipeEnd, Tracked, pipe, pipe_tcp};
+use crate::net::{AccessEntry, AccessLogger, Activity, PipeEnd, Tracked, pipe, pipe_tcp};
 use crate::stats::ListenerStats;
 use crate::upstream::Upstream;
 
@@ -34,7 +35,7 @@ pub struct TcpProxy {
 
 impl TcpProxy {
     /// Proxies one client connection to its end.
-    pub async fn handle(&self, client: TcpStream, peer: SocketAddr, drain: &Drain) {
+    pub async fn handle(&self, client: TcpStream, peer: SocketAddr, drain: &Shutdown) {
         let start = Instant::now();
         let _ = client.set_nodelay(true);
         // The local address costs a syscall: ask only when a header is sent.
@@ -48,7 +49,7 @@ impl TcpProxy {
         let connected = tokio::select! {
             biased;
             result = self.upstream.connect_with(&preamble) => result,
-            () = drain.hard_stop.cancelled() => return,
+            () = drain.hard_stop() => return,
         };
         let mut upstream = match connected {
             Ok(conn) => conn,

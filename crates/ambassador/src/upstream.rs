@@ -23,7 +23,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
-use crate::config::{Balance, Options, Target};
+use crate::config::{Balance, Options, UpstreamSpec};
 use crate::stats::UpstreamStats;
 
 /// Resolves names: IP literals as they are, then the optional hosts file
@@ -266,7 +266,7 @@ pub struct Upstream {
     /// A name for logs, metrics and `/readyz` (the first target, plus a
     /// count when there are more).
     pub name: String,
-    targets: Vec<Target>,
+    targets: Vec<UpstreamSpec>,
     options: ConnectOptions,
     resolver: Resolver,
     tls: Option<TlsOrigin>,
@@ -329,7 +329,7 @@ impl Upstream {
     /// Nothing is resolved yet: call [`Upstream::refresh`] or
     /// [`Upstream::spawn_refresh`].
     pub fn new(
-        targets: Vec<Target>,
+        targets: Vec<UpstreamSpec>,
         options: ConnectOptions,
         resolver: Resolver,
         tls: Option<TlsOrigin>,
@@ -358,7 +358,7 @@ impl Upstream {
     }
 
     /// The label for an upstream over these targets.
-    pub fn label(targets: &[Target]) -> String {
+    pub fn label(targets: &[UpstreamSpec]) -> String {
         match targets {
             [] => String::new(),
             [one] => one.to_string(),
@@ -789,7 +789,7 @@ mod tests {
         let stats = crate::stats::Stats::register(&metrics).upstream("t");
         let targets = targets
             .iter()
-            .map(|a| Target {
+            .map(|a| UpstreamSpec {
                 host: a.ip().to_string(),
                 port: a.port(),
                 tls: false,

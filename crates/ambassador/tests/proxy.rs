@@ -8,8 +8,9 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use podkit_testkit::{PATIENCE, http_get, wait_until};
-use support::{Amb, Origin, TestCa, curl, dead_port, self_signed_ca_server};
+use podkit_testkit::tls::{TestCa, self_signed_server};
+use podkit_testkit::{ClosedPort, PATIENCE, http_get, wait_until};
+use support::{Amb, Origin, curl};
 
 #[test]
 fn tcp_mode_carries_http_and_spreads_over_endpoints() {
@@ -292,7 +293,8 @@ fn upstream_dns_changes_are_picked_up_without_restart() {
 
 #[test]
 fn upstream_down_fails_fast_then_recovers() {
-    let port = dead_port();
+    let closed = ClosedPort::new();
+    let port = closed.port();
     let spec_rev = format!("127.0.0.1:0=http://127.0.0.1:{port}");
     let spec_tcp = format!("127.0.0.1:0=127.0.0.1:{port}");
     let mut amb = Amb::start(&["--reverse", &spec_rev, "--tcp", &spec_tcp, "--connect-timeout", "20s"]);
@@ -320,7 +322,7 @@ fn upstream_down_fails_fast_then_recovers() {
 
     // The upstream comes up (after the endpoint was ejected: a lone
     // endpoint is still tried) and traffic flows again.
-    let _origin = Origin::start("back", &format!("127.0.0.1:{port}"));
+    let _origin = Origin::on("back", closed.listen());
     let (status, body) = curl(&[&format!("http://{rev}/")]);
     assert_eq!(status, 200, "{body}");
     let (status, body) = curl(&[&format!("http://{tcp}/")]);
@@ -352,7 +354,7 @@ fn upstream_down_fails_fast_then_recovers() {
 #[test]
 fn an_unreachable_upstream_names_the_telling_cause_and_every_endpoint() {
     let dir = tempfile::tempdir().unwrap();
-    let (server, cert_pem) = self_signed_ca_server(dir.path());
+    let (server, cert_pem) = self_signed_server(dir.path());
     let origin = Origin::start_with("tls", "127.0.0.1:0", Some(server));
     let port = origin.addr.port();
     let spec = format!("127.0.0.1:0=https://localhost:{port}");

@@ -33,9 +33,6 @@ pub struct Config {
     pub state_dir: Option<PathBuf>,
     /// Whether checkpoints are kept.
     pub checkpoint: bool,
-    /// How long the drain after SIGTERM may take (sinks stop retrying a
-    /// little before it ends, so that the final checkpoint is written).
-    pub grace_period: Duration,
     /// Serve mode, when `--serve` is given (alone or beside shipping).
     pub serve: Option<crate::serve::ServeConfig>,
 }
@@ -203,11 +200,8 @@ impl Config {
     /// [`Config::from_args`] with an explicit environment lookup (tests).
     pub fn from_args_with_env(args: Args, env: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
         let mut serve = crate::serve::ServeConfig::from_args(args.serve.clone())?;
-        if let Some(serve) = &mut serve {
-            serve.set_grace_period(args.common.grace_period);
-            if let Some(state) = &args.state_dir {
-                serve.hide(state);
-            }
+        if let (Some(serve), Some(state)) = (&mut serve, &args.state_dir) {
+            serve.hide(state);
         }
         let sections = match &args.config {
             Some(path) => Sections::read(path)?,
@@ -240,13 +234,8 @@ impl Config {
         if !args.follow.is_empty() {
             sources.push(source(&args, &top, &Origin::Flags, "default".into(), &labels, &env)?);
         }
-        for (index, value) in sections.source.into_iter().enumerate() {
-            let origin = Origin::Section {
-                file: &file,
-                kind: "source",
-                index,
-            };
-            let section: SourceSection = section(value, &origin)?;
+        for (index, parsed) in sections_of::<SourceSection>(sections.source, &file, "source").enumerate() {
+            let (origin, section) = parsed?;
             let name = section.name.clone().unwrap_or_else(|| format!("source-{}", index + 1));
             check_name(&origin, &name)?;
             if section.follow.is_empty() {
@@ -295,13 +284,8 @@ impl Config {
             )?;
             sinks.push(sink);
         }
-        for (index, value) in sections.sink.into_iter().enumerate() {
-            let origin = Origin::Section {
-                file: &file,
-                kind: "sink",
-                index,
-            };
-            let section: SinkSection = section(value, &origin)?;
+        for parsed in sections_of::<SinkSection>(sections.sink, &file, "sink") {
+            let (origin, section) = parsed?;
             let Some(url) = section.url.clone() else {
                 return Err(origin.error("url", "a [[sink]] needs `url`").into());
             };
@@ -337,7 +321,6 @@ impl Config {
                 sinks,
                 state_dir,
                 checkpoint,
-                grace_period: args.common.grace_period,
                 serve,
             });
         }
@@ -359,7 +342,6 @@ impl Config {
             sinks,
             state_dir,
             checkpoint,
-            grace_period: args.common.grace_period,
             serve,
         })
     }
@@ -539,6 +521,20 @@ impl Sections {
     }
 }
 
+/// The `[[kind]]` sections of `file`, each deserialized with the origin
+/// its errors name.
+fn sections_of<'f, T: serde::de::DeserializeOwned>(
+    values: Vec<serde_json::Value>,
+    file: &'f Path,
+    kind: &'static str,
+) -> impl Iterator<Item = Result<(Origin<'f>, T), ConfigError>> + 'f {
+    values.into_iter().enumerate().map(move |(index, value)| {
+        let origin = Origin::Section { file, kind, index };
+        let parsed = section(value, &origin)?;
+        Ok((origin, parsed))
+    })
+}
+
 /// Deserializes one section, accepting `kebab-case` keys too.
 fn section<T: serde::de::DeserializeOwned>(value: serde_json::Value, origin: &Origin<'_>) -> Result<T, ConfigError> {
     let value = match value {
@@ -622,14 +618,8 @@ fn source(
     } else {
         s.follow_exclude.0.clone()
     };
-    let max_line_bytes = match &s.max_line_bytes {
-        Some(size) => size.bytes(origin, "max-line-bytes")?,
-        None => args.max_line_bytes,
-    };
-    let max_line_bytes = usize::try_from(max_line_bytes)
-        .ok()
-        .filter(|&n| n > 0 && n <= 1 << 30)
-        .ok_or_else(|| origin.error("max-line-bytes", "must be between 1 byte and 1GiB"))?;
+    let max_line_bytes = size(origin, "max-line-bytes", s.max_line_bytes.as_ref(), args.max_line_bytes)?;
+    let max_line_bytes = size_within(origin, "max-line-bytes", max_line_bytes, 1..=1 << 30, "1 byte and 1GiB")?;
     let parse_text = s.parse.as_deref().unwrap_or(&args.parse);
     let parse = match parse_text.trim() {
         "" | "none" => Parse::None,
@@ -800,20 +790,27 @@ fn sink(
     if max_lines == 0 {
         return Err(origin.error("batch-max-lines", "must be at least 1"));
     }
-    let max_bytes = match &s.batch_max_bytes {
-        Some(size) => size.bytes(origin, "batch-max-bytes")?,
-        None => args.batch_max_bytes,
-    };
-    let max_bytes = usize::try_from(max_bytes)
-        .ok()
-        .filter(|&n| (1024..=256 << 20).contains(&n))
-        .ok_or_else(|| origin.error("batch-max-bytes", "must be between 1KiB and 256MiB"))?;
+    let max_bytes = size(
+        origin,
+        "batch-max-bytes",
+        s.batch_max_bytes.as_ref(),
+        args.batch_max_bytes,
+    )?;
+    let max_bytes = size_within(
+        origin,
+        "batch-max-bytes",
+        max_bytes,
+        1024..=256 << 20,
+        "1KiB and 256MiB",
+    )?;
     let timeout = duration(origin, "batch-timeout", s.batch_timeout.as_deref(), args.batch_timeout)?;
     let on_reject = s.on_reject.unwrap_or(args.on_reject);
-    let dead_letter_max_size = match &s.dead_letter_max_size {
-        Some(size) => size.bytes(origin, "dead-letter-max-size")?,
-        None => args.dead_letter_max_size,
-    };
+    let dead_letter_max_size = size(
+        origin,
+        "dead-letter-max-size",
+        s.dead_letter_max_size.as_ref(),
+        args.dead_letter_max_size,
+    )?;
     if dead_letter_max_size < 64 * 1024 {
         return Err(origin.error("dead-letter-max-size", "must be at least 64KiB"));
     }
@@ -914,6 +911,29 @@ fn http_sink(
             args.request_timeout,
         )?,
     }))
+}
+
+/// A section's size, else the flag's value.
+fn size(origin: &Origin<'_>, flag: &str, value: Option<&Size>, default: u64) -> Result<u64, ConfigError> {
+    match value {
+        Some(size) => size.bytes(origin, flag),
+        None => Ok(default),
+    }
+}
+
+/// `bytes` as a `usize` within `range` (`between` in words), else an error
+/// naming the flag or key.
+fn size_within(
+    origin: &Origin<'_>,
+    flag: &str,
+    bytes: u64,
+    range: std::ops::RangeInclusive<usize>,
+    between: &str,
+) -> Result<usize, ConfigError> {
+    usize::try_from(bytes)
+        .ok()
+        .filter(|n| range.contains(n))
+        .ok_or_else(|| origin.error(flag, format!("must be between {between}")))
 }
 
 fn duration(origin: &Origin<'_>, flag: &str, text: Option<&str>, default: Duration) -> Result<Duration, ConfigError> {

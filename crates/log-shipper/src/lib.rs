@@ -1,8 +1,8 @@
 //! `log-shipper`: the sidecar that follows an app's log files through
 //! rotation and ships every line to stdout, files or HTTP collectors.
 //!
-//! The binary is a thin `main.rs` over [`Config::from_args`] and [`run`],
-//! which tests call in-process. The pieces, in the order a line meets them:
+//! The binary is a thin `main.rs` over [`Config::from_args`] and [`run`];
+//! tests run the real binary. The pieces, in the order a line meets them:
 //!
 //! - [`args`] and [`config`]: flags, env twins, the config file's
 //!   `[[source]]`/`[[sink]]` sections, validated into a [`Config`];
@@ -34,7 +34,6 @@ pub mod sink;
 pub mod source;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 /// The record pieces shared with tail-rewrite: the regex matcher, JSON
 /// escaping, timestamp parsing and formatting, the rotated output file.
@@ -43,7 +42,6 @@ pub(crate) use podkit_record as rec;
 use anyhow::Context as _;
 use podkit_runtime::{Binary, ConfigError, Context};
 use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 
 pub use crate::args::Args;
 pub use crate::config::Config;
@@ -91,20 +89,9 @@ async fn ship(config: Config, ctx: Context) -> anyhow::Result<()> {
         sources.push(source::open(&config, i, Arc::clone(m))?);
     }
 
-    // Stop retrying a little before the grace period ends, so that the
-    // tailers can write their final checkpoints.
-    let give_up = CancellationToken::new();
-    {
-        let (shutdown, give_up) = (ctx.shutdown.clone(), give_up.clone());
-        let budget = config
-            .grace_period
-            .saturating_sub((config.grace_period / 4).min(Duration::from_secs(1)));
-        tokio::spawn(async move {
-            shutdown.cancelled().await;
-            tokio::time::sleep(budget).await;
-            give_up.cancel();
-        });
-    }
+    // Stop retrying at the drain deadline, a little before the grace period
+    // ends, so that the tailers can write their final checkpoints.
+    let give_up = ctx.shutdown.hard_stop_token();
 
     let (fatal_tx, mut fatal) = mpsc::channel::<anyhow::Error>(1);
     let reloads = reload::Reloads::new(&config);

@@ -52,13 +52,7 @@ impl Served {
         let mut proc = Proc::spawn(BIN, &args, &[]);
         let admin = proc.admin_addr();
         let line = proc.wait_for_line("Serving.");
-        let addr = line
-            .split_whitespace()
-            .find_map(|f| f.strip_prefix("addr="))
-            .unwrap_or_else(|| panic!("no addr= in {line:?}"))
-            .trim_matches('"')
-            .parse()
-            .unwrap();
+        let addr = proc.logged_addr("Serving.", "addr");
         Self {
             proc,
             addr,
@@ -657,13 +651,7 @@ fn env_twins_configure_serve_mode_and_metrics_count_answers() {
         ],
     );
     let admin = proc.admin_addr();
-    let line = proc.wait_for_line("Serving.");
-    let addr: SocketAddr = line
-        .split_whitespace()
-        .find_map(|f| f.strip_prefix("addr="))
-        .unwrap()
-        .parse()
-        .unwrap();
+    let addr = proc.logged_addr("Serving.", "addr");
     podkit_testkit::wait_until("/readyz to answer 200", || {
         http_get(admin, "/readyz").is_ok_and(|r| r.status == 200)
     });
@@ -701,13 +689,7 @@ fn a_client_that_stops_reading_does_not_hold_the_drain() {
         ],
         &[],
     );
-    let line = proc.wait_for_line("Serving.");
-    let addr: SocketAddr = line
-        .split_whitespace()
-        .find_map(|f| f.strip_prefix("addr="))
-        .unwrap()
-        .parse()
-        .unwrap();
+    let addr = proc.logged_addr("Serving.", "addr");
     let stream = connect(addr);
     let mut reader = BufReader::new(stream);
     write!(reader.get_mut(), "GET /big.log HTTP/1.1\r\nHost: test\r\n\r\n").unwrap();

@@ -380,37 +380,13 @@ fn start_at_end_skips_what_the_file_held_at_the_first_start() {
     assert_eq!(status.code(), Some(0), "{stderr}");
 }
 
-/// A CA (PEM file in `dir`) and a server config for 127.0.0.1 signed by it.
-fn test_ca(dir: &std::path::Path) -> (std::path::PathBuf, std::sync::Arc<rustls::ServerConfig>) {
-    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let key = KeyPair::generate().unwrap();
-    let params = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
-    let cert = params.signed_by(&key, &rcgen::Issuer::new(ca_params, ca_key)).unwrap();
-    let ca_pem = dir.join("ca.pem");
-    fs::write(&ca_pem, ca.pem()).unwrap();
-    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(
-            vec![cert.der().clone()],
-            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
-        )
-        .unwrap();
-    (ca_pem, std::sync::Arc::new(config))
-}
-
 #[test]
 fn https_sinks_verify_the_server_against_the_given_ca() {
     let d = Dirs::new();
     let log = d.app_log();
     append(&log, (0..100).map(line));
-    let (ca, server) = test_ca(d.state.parent().unwrap());
+    let podkit_testkit::tls::TestCa { ca_pem: ca, server, .. } =
+        podkit_testkit::tls::TestCa::new(d.state.parent().unwrap());
     let sink = Sink::start_with(podkit_testkit::sink::SinkOptions {
         keep: podkit_testkit::sink::Keep::Bodies,
         tls: Some(server),

@@ -43,7 +43,9 @@ impl Binary {
 /// What a component's `run(config, ctx)` gets besides its config.
 #[derive(Debug, Clone)]
 pub struct Context {
-    /// Cancelled when draining starts; spawn tasks the drain must wait for here.
+    /// The drain: cancelled when draining starts, then stop accepting (after
+    /// the drain delay) and hard stop (a margin before the grace period
+    /// ends); spawn every long-running task here, so the drain waits for it.
     pub shutdown: Shutdown,
     /// Take a latch for every dependency that must be there before `/readyz`
     /// says ready.
@@ -53,10 +55,10 @@ pub struct Context {
 }
 
 impl Context {
-    /// A fresh context for `binary` (tests build one per run).
-    pub fn new(binary: &str) -> Self {
+    /// A fresh context for `binary`, whose drain ends within `grace_period`.
+    pub fn new(binary: &str, grace_period: std::time::Duration) -> Self {
         Self {
-            shutdown: Shutdown::new(),
+            shutdown: Shutdown::new(grace_period),
             readiness: Readiness::new(),
             metrics: Metrics::new(binary),
         }
@@ -109,7 +111,13 @@ where
         Ok(ready) => ready,
         Err(code) => return code,
     };
-    let code = runtime.block_on(serve(binary, &common, Context::new(binary.name), config, run));
+    let code = runtime.block_on(serve(
+        binary,
+        &common,
+        Context::new(binary.name, common.grace_period),
+        config,
+        run,
+    ));
     // Blocking tasks (a read of stdin, say) must not hold the exit.
     runtime.shutdown_background();
     code
@@ -121,8 +129,10 @@ where
 /// 2. Runs `run(config, ctx)`. If it returns first, that is the outcome.
 /// 3. On the first signal: `/readyz` turns 503, the shutdown token is
 ///    cancelled, and the component and its tracked tasks get the grace period
-///    to finish. Exit 0 when they do; 1 when the grace period runs out or a
-///    second signal arrives.
+///    to finish, on the timeline of [`Shutdown::run_deadlines`]: stop
+///    accepting after the drain delay, hard stop at the drain deadline.
+///    Exit 0 when they finish; 1 when the grace period runs out or a second
+///    signal arrives.
 pub async fn serve<C, F, Fut>(binary: &Binary, common: &CommonArgs, ctx: Context, config: C, run: F) -> ExitCode
 where
     F: FnOnce(C, Context) -> Fut,
@@ -170,6 +180,7 @@ where
     };
     let code = tokio::select! {
         result = drain => finish(result),
+        never = shutdown.run_deadlines() => match never {},
         () = tokio::time::sleep(common.grace_period) => {
             tracing::warn!(grace_period = ?common.grace_period, "Drain did not complete within the grace period; exiting now.");
             ExitCode::from(exit::FAILURE)

@@ -466,7 +466,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("c.toml");
         std::fs::write(&file, "word = \"one\"\n").unwrap();
-        let ctx = Context::new("t");
+        let ctx = Context::new("t", std::time::Duration::from_secs(20));
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let args = ["t", "--config", file.to_str().unwrap()].map(OsString::from).to_vec();
         let watching = spawn_with_args(

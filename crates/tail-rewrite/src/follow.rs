@@ -242,7 +242,7 @@ pub async fn run(
     // away before then would not be followed (it no longer matches).
     let discovering = ctx.readiness.latch("files discovered");
     let mut awaiting_start = true;
-    let tailer_task = tokio::spawn(tailer.run(ctx.shutdown.token().clone()));
+    let tailer_task = ctx.shutdown.spawn(tailer.run(ctx.shutdown.token().clone()));
 
     let processor = &mut config.processor;
     let mut out: Vec<u8> = Vec::with_capacity(FLUSH_BYTES * 2);

@@ -5,8 +5,9 @@
 //! → text/JSON/logfmt):
 //! - **follow** (`--follow PATH_OR_GLOB`): files are followed through
 //!   rotation by `podkit-tailer`; lines are acknowledged (checkpointed under
-//!   `--state-dir`) only once written to the output, so a restart neither
-//!   loses nor repeats output. Runs under the podkit runtime (admin
+//!   `--state-dir`) only once written to the output, so a clean restart
+//!   neither loses nor repeats output; after SIGKILL the lines written but
+//!   not yet checkpointed (about the last second) are written again. Runs under the podkit runtime (admin
 //!   endpoints, SIGTERM drain). See [`follow`].
 //! - **once** (`--once [FILE]...`): reads stdin or files to the end, like
 //!   sed in a pipe; no admin server, no checkpoint. See [`once`].

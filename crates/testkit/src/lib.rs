@@ -11,6 +11,8 @@
 //!   that has no event to wait on.
 //! - [`sink`]: a scriptable HTTP sink on `127.0.0.1:0` that counts the
 //!   records log shippers POST to it (NDJSON or JSON arrays, gzip or not).
+//! - [`tls::TestCa`]: a throwaway CA, server configs with a certificate it
+//!   signed, and a client certificate, for the TLS tests of every binary.
 //! - [`ClosedPort`]: a loopback port that refuses connections and stays
 //!   reserved until the test opens it, so parallel tests never share one.
 //! - [`configmap`]: a ConfigMap volume laid out by hand, updated with the
@@ -25,6 +27,7 @@ pub mod platform;
 pub mod pod;
 pub mod seed_pods;
 pub mod sink;
+pub mod tls;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -116,15 +119,26 @@ impl Proc {
     /// The admin address the binary logged at start-up (`admin=ADDR` in its
     /// "Starting." line), so tests can pass `--admin-addr 127.0.0.1:0`.
     pub fn admin_addr(&mut self) -> SocketAddr {
-        let line = self.wait_for_line("Starting.");
+        self.logged_addr("Starting.", "admin")
+    }
+
+    /// The address in the `FIELD=ADDR` field of the first stderr line
+    /// containing `needle`: how a test learns the port of a listener it
+    /// asked for on port 0 (the ambassador's `Listening.` lines, serve
+    /// mode's `Serving.`). Binding port 0 in the binary itself leaves no
+    /// window in which another test could take the port, unlike reserving
+    /// one by binding, reading and closing it.
+    pub fn logged_addr(&mut self, needle: &str, field: &str) -> SocketAddr {
+        let line = self.wait_for_line(needle);
+        let prefix = format!("{field}=");
         let value = line
             .split_whitespace()
-            .find_map(|field| field.strip_prefix("admin="))
-            .unwrap_or_else(|| panic!("no admin= field in {line:?}"));
+            .find_map(|f| f.strip_prefix(prefix.as_str()))
+            .unwrap_or_else(|| panic!("no {prefix} field in {line:?}"));
         value
             .trim_matches('"')
             .parse()
-            .unwrap_or_else(|e| panic!("bad admin address in {line:?}: {e}"))
+            .unwrap_or_else(|e| panic!("bad {field} address in {line:?}: {e}"))
     }
 
     /// Sends a signal (`libc::SIGTERM`, `libc::SIGINT`).

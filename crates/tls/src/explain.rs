@@ -143,9 +143,12 @@ fn explain_alert(alert: AlertDescription) -> String {
     }
 }
 
-/// An I/O error of a TLS client connection (what tokio-rustls returns) as
-/// one sentence: a rustls failure explained as [`explain`] does, anything
-/// else as the system puts it, without the `(os error N)` suffix.
+/// An I/O error as one short, lower-case phrase, the one wording every
+/// podkit binary uses: a rustls failure (what tokio-rustls returns)
+/// explained as [`explain`] does; a network failure in the terms users
+/// search for (`connection refused`, `connection reset`, `timed out`,
+/// `host unreachable`, `connection closed by the server`); anything else as
+/// the system puts it, without the `(os error N)` suffix.
 pub fn describe_io_error(err: &io::Error) -> String {
     match err.get_ref().and_then(|inner| inner.downcast_ref::<Error>()) {
         Some(tls) => explain(tls),
@@ -169,8 +172,29 @@ pub fn describe_handshake_error(err: &io::Error) -> String {
     }
 }
 
-/// "Connection refused (os error 111)" → "connection refused".
+/// [`describe_io_error`] for an error that is not a rustls one:
+/// "Connection refused (os error 111)" → "connection refused",
+/// "Connection reset by peer (os error 104)" → "connection reset".
 pub(crate) fn brief(err: &io::Error) -> String {
+    use io::ErrorKind::*;
+    // An error that carries its own message (not an OS error nor a bare
+    // kind) says it in its own words.
+    let own_message = err.get_ref().is_some();
+    let known = match err.kind() {
+        _ if own_message => "",
+        ConnectionRefused => "connection refused",
+        ConnectionReset => "connection reset",
+        ConnectionAborted => "connection aborted",
+        UnexpectedEof => "connection closed by the server",
+        TimedOut => "timed out",
+        HostUnreachable => "host unreachable",
+        NetworkUnreachable => "network unreachable",
+        AddrNotAvailable => "address not available",
+        _ => "",
+    };
+    if !known.is_empty() {
+        return known.into();
+    }
     let text = err.to_string();
     let text = text.split(" (os error").next().unwrap_or(&text);
     let mut chars = text.chars();

@@ -45,7 +45,7 @@ pub enum DnsError {
 pub async fn lookup(server: SocketAddr, name: &str, rtype: RecordType) -> Result<Vec<IpAddr>, DnsError> {
     let io = |e: std::io::Error| DnsError::Io {
         server,
-        reason: crate::net::describe_io(&e),
+        reason: podkit_tls::describe_io_error(&e),
     };
     let bind: SocketAddr = if server.is_ipv4() {
         (Ipv4Addr::UNSPECIFIED, 0).into()

@@ -442,7 +442,7 @@ async fn serve(config: Config, common: &CommonArgs) -> Outcome {
         Ok(signals) => signals,
         Err(err) => return Outcome::Failed(format!("cannot install signal handlers: {err}")),
     };
-    let ctx = Context::new(BINARY.name);
+    let ctx = Context::new(BINARY.name, common.grace_period);
     let admin = match startup::start_admin(common.admin_addr, &ctx).await {
         Ok(admin) => admin,
         Err(_) => return Outcome::Failed("cannot start the admin server".to_owned()),

@@ -10,6 +10,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 
+use podkit_tls::{describe_handshake_error, describe_io_error};
 use rustls::ClientConfig;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
@@ -93,37 +94,10 @@ impl Resolver {
                     let _ = stream.set_nodelay(true);
                     return Ok(stream);
                 }
-                Err(err) => last = describe_io(&err),
+                Err(err) => last = describe_io_error(&err),
             }
         }
         Err(last)
-    }
-}
-
-/// A short, lower-case description of an I/O error, as progress lines show it.
-pub fn describe_io(err: &io::Error) -> String {
-    use io::ErrorKind::*;
-    match err.kind() {
-        ConnectionRefused => "connection refused".into(),
-        ConnectionReset => "connection reset".into(),
-        ConnectionAborted => "connection aborted".into(),
-        UnexpectedEof => "connection closed by the server".into(),
-        TimedOut => "timed out".into(),
-        HostUnreachable => "host unreachable".into(),
-        NetworkUnreachable => "network unreachable".into(),
-        AddrNotAvailable => "address not available".into(),
-        NotFound => "not found".into(),
-        PermissionDenied => "permission denied".into(),
-        _ => {
-            let text = err.to_string();
-            // "Broken pipe (os error 32)" → "broken pipe"
-            let text = text.split(" (os error").next().unwrap_or(&text);
-            let mut chars = text.chars();
-            match chars.next() {
-                Some(c) => c.to_lowercase().chain(chars).collect(),
-                None => "I/O error".into(),
-            }
-        }
     }
 }
 
@@ -146,7 +120,7 @@ pub async fn tls(stream: TcpStream, host: &str, config: Arc<ClientConfig>) -> Re
     let stream = tokio_rustls::TlsConnector::from(config)
         .connect(name, stream)
         .await
-        .map_err(|e| format!("TLS: {}", describe_io(&e)))?;
+        .map_err(|e| format!("TLS: {}", describe_handshake_error(&e)))?;
     Ok(Box::pin(stream))
 }
 
@@ -166,10 +140,10 @@ mod tests {
     #[test]
     fn io_errors_read_as_users_search_for_them() {
         assert_eq!(
-            describe_io(&io::Error::from(io::ErrorKind::ConnectionRefused)),
+            describe_io_error(&io::Error::from(io::ErrorKind::ConnectionRefused)),
             "connection refused"
         );
-        assert_eq!(describe_io(&io::Error::from_raw_os_error(32)), "broken pipe");
+        assert_eq!(describe_io_error(&io::Error::from_raw_os_error(32)), "broken pipe");
         let gai = io::Error::other("failed to lookup address information: Name or service not known");
         assert_eq!(describe_lookup_error(&gai), "NXDOMAIN (name does not resolve)");
     }

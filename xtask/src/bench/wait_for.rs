@@ -18,9 +18,11 @@
 
 use std::net::TcpListener;
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
+use podkit_testkit::ClosedPort;
 
 use super::{Contender, Env, Sample, Scenario, other_cores, run_to_completion};
 use crate::proc;
@@ -73,8 +75,10 @@ fn latency_contender(name: &str, podkit: bool, command: impl Fn(u16) -> Command 
         name: name.to_owned(),
         podkit,
         run: Box::new(move || {
-            let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-            let delay = Duration::from_millis(500 + fastrand_ms(1500));
+            // Held closed (connections refused) until it opens on the same socket.
+            let reserved = ClosedPort::new();
+            let port = reserved.port();
+            let delay = Duration::from_millis(500 + fastrand::u64(..1500));
             let mut cmd = command(port);
             cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
             let cpu0 = proc::children_cpu_seconds();
@@ -83,7 +87,7 @@ fn latency_contender(name: &str, podkit: bool, command: impl Fn(u16) -> Command 
             let mut child = cmd.spawn().with_context(|| format!("spawning {cmd:?}"))?;
             let sampler = proc::RssSampler::start(child.id());
             std::thread::sleep(delay.saturating_sub(start.elapsed()));
-            let listener = TcpListener::bind(("127.0.0.1", port)).context("re-binding the port")?;
+            let listener = reserved.listen();
             let opened = Instant::now();
             let status = child.wait()?;
             let latency = opened.elapsed();
@@ -105,16 +109,6 @@ fn latency_contender(name: &str, podkit: bool, command: impl Fn(u16) -> Command 
     }
 }
 
-/// A pseudo-random number of milliseconds in `0..max` (the clock's
-/// nanoseconds are random enough to spread the port opening).
-fn fastrand_ms(max: u64) -> u64 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    u64::from(nanos.wrapping_mul(2_654_435_761) >> 7) % max
-}
-
 pub fn sigterm() -> Scenario {
     Scenario {
         name: "wait-for-sigterm",
@@ -129,10 +123,17 @@ pub fn sigterm() -> Scenario {
 const SIGTERM_PATIENCE: Duration = Duration::from_secs(3);
 
 fn setup_sigterm(env: &Env) -> Result<Vec<Contender>> {
-    let closed = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    // Refuses connections for as long as any contender runs (each holds it).
+    let reserved = Arc::new(ClosedPort::new());
+    let closed = reserved.port();
     let bin = env.bin("wait-for").display().to_string();
     Ok(vec![
-        pid1_contender("podkit wait-for", true, vec![bin, format!("tcp://127.0.0.1:{closed}")]),
+        pid1_contender(
+            "podkit wait-for",
+            true,
+            vec![bin, format!("tcp://127.0.0.1:{closed}")],
+            Arc::clone(&reserved),
+        ),
         pid1_contender(
             "wait-for-it (Debian)",
             false,
@@ -142,15 +143,18 @@ fn setup_sigterm(env: &Env) -> Result<Vec<Contender>> {
                 "0".into(),
                 format!("127.0.0.1:{closed}"),
             ],
+            reserved,
         ),
     ])
 }
 
-fn pid1_contender(name: &str, podkit: bool, argv: Vec<String>) -> Contender {
+/// `argv` as PID 1 of a new PID namespace, waiting on the `closed` port.
+fn pid1_contender(name: &str, podkit: bool, argv: Vec<String>, closed: Arc<ClosedPort>) -> Contender {
     Contender {
         name: name.to_owned(),
         podkit,
         run: Box::new(move || {
+            let _closed = &closed;
             let mut cmd = Command::new("unshare");
             cmd.args(["--pid", "--fork", "--map-root-user"]).args(&argv);
             cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());

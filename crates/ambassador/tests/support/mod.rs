@@ -6,7 +6,6 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
@@ -38,7 +37,16 @@ impl Origin {
 
     /// A TLS origin serving HTTP/1.1 and HTTP/2 (ALPN) with `tls`.
     pub fn start_with(id: &str, bind: &str, tls: Option<Arc<rustls::ServerConfig>>) -> Self {
-        let listener = std::net::TcpListener::bind(bind).expect("bind origin");
+        Self::serve(id, std::net::TcpListener::bind(bind).expect("bind origin"), tls)
+    }
+
+    /// A plain HTTP origin on a listener the test already holds (a
+    /// [`podkit_testkit::ClosedPort`] opened at last).
+    pub fn on(id: &str, listener: std::net::TcpListener) -> Self {
+        Self::serve(id, listener, None)
+    }
+
+    fn serve(id: &str, listener: std::net::TcpListener, tls: Option<Arc<rustls::ServerConfig>>) -> Self {
         listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap();
         let (arrived_tx, arrived) = mpsc::channel();
@@ -166,98 +174,6 @@ async fn echo(
     Response::new(Full::new(Bytes::from(text)))
 }
 
-/// A CA and a server certificate for `localhost` and 127.0.0.1, written as
-/// PEM files in `dir`.
-pub struct TestCa {
-    pub ca_pem: PathBuf,
-    pub server: Arc<rustls::ServerConfig>,
-    /// A server config that demands a client certificate from this CA.
-    pub server_mtls: Arc<rustls::ServerConfig>,
-    /// A client certificate and key (PEM files) issued by this CA.
-    pub client_cert: PathBuf,
-    pub client_key: PathBuf,
-}
-
-impl TestCa {
-    pub fn new(dir: &Path) -> Self {
-        use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
-        let ca_key = KeyPair::generate().unwrap();
-        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, "ambassador test CA");
-        let ca = ca_params.self_signed(&ca_key).unwrap();
-        let key = KeyPair::generate().unwrap();
-        let params = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
-        let issuer = rcgen::Issuer::new(ca_params, ca_key);
-        let cert = params.signed_by(&key, &issuer).unwrap();
-        let client_key_pair = KeyPair::generate().unwrap();
-        let mut client_params = CertificateParams::new(vec!["app.test".to_owned()]).unwrap();
-        client_params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
-        let client = client_params.signed_by(&client_key_pair, &issuer).unwrap();
-        let ca_pem = dir.join("ca.pem");
-        std::fs::write(&ca_pem, ca.pem()).unwrap();
-        let client_cert = dir.join("client.pem");
-        let client_key = dir.join("client-key.pem");
-        std::fs::write(&client_cert, client.pem()).unwrap();
-        std::fs::write(&client_key, client_key_pair.serialize_pem()).unwrap();
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let server_key = || rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into());
-        let mut server = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(vec![cert.der().clone()], server_key())
-            .unwrap();
-        server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-        let mut roots = rustls::RootCertStore::empty();
-        roots.add(ca.der().clone()).unwrap();
-        let verifier =
-            rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), Arc::clone(&provider))
-                .build()
-                .unwrap();
-        let mut server_mtls = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_client_cert_verifier(verifier)
-            .with_single_cert(vec![cert.der().clone()], server_key())
-            .unwrap();
-        server_mtls.alpn_protocols = vec![b"http/1.1".to_vec()];
-        Self {
-            ca_pem,
-            server: Arc::new(server),
-            server_mtls: Arc::new(server_mtls),
-            client_cert,
-            client_key,
-        }
-    }
-}
-
-/// What `openssl req -x509` makes by default and new users serve: a
-/// self-signed certificate for `localhost` and 127.0.0.1 with `CA:TRUE`.
-/// Returns the server config and the certificate's PEM file (in `dir`).
-pub fn self_signed_ca_server(dir: &Path) -> (Arc<rustls::ServerConfig>, PathBuf) {
-    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
-    let key = KeyPair::generate().unwrap();
-    let mut params = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let cert = params.self_signed(&key).unwrap();
-    let pem = dir.join("self-signed.pem");
-    std::fs::write(&pem, cert.pem()).unwrap();
-    let mut server = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(
-            vec![cert.der().clone()],
-            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
-        )
-        .unwrap();
-    server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    (Arc::new(server), pem)
-}
-
 /// The running binary plus its listener addresses.
 pub struct Amb {
     pub proc: Proc,
@@ -276,11 +192,7 @@ impl Amb {
     /// The bound address of the listener whose name contains `needle`
     /// (e.g. `reverse:127.0.0.1:0`).
     pub fn addr(&mut self, needle: &str) -> SocketAddr {
-        let line = self.proc.wait_for_line(&format!("listener={needle}"));
-        line.split_whitespace()
-            .find_map(|f| f.strip_prefix("addr="))
-            .map(|a| a.trim_matches('"').parse().expect("addr"))
-            .unwrap_or_else(|| panic!("no addr in {line}"))
+        self.proc.logged_addr(&format!("listener={needle}"), "addr")
     }
 
     pub fn admin(&mut self) -> SocketAddr {
@@ -304,10 +216,4 @@ pub fn curl(args: &[&str]) -> (u16, String) {
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
     (code.trim().parse().unwrap_or(0), body.to_owned())
-}
-
-/// A port on 127.0.0.1 that nothing listens on (bound, then released).
-pub fn dead_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
 }

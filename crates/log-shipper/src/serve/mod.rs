@@ -8,7 +8,7 @@
 //! and is read-only and confined to the directory ([`resolve`]).
 //!
 //! Connections: hyper's HTTP/1 server, one task per connection on the
-//! shutdown tracker, watched by hyper-util's `GracefulShutdown`. At most
+//! runtime's shutdown tracker, watched by hyper-util's `GracefulShutdown`. At most
 //! `--serve-max-connections` at once: one more is answered 503 with
 //! `Retry-After: 1` and closed, rather than left waiting in the backlog
 //! (a follow stream can hold its connection for hours). Request heads are
@@ -17,8 +17,8 @@
 //! next request on a kept-alive connection too): a client that trickles
 //! its headers (slowloris) is cut. On shutdown serve mode stops accepting,
 //! idle connections close, requests in flight finish, follow streams end;
-//! what is still busy at the drain deadline (a little before the grace
-//! period ends) is closed.
+//! what is still busy at the runtime's drain deadline (a little before the
+//! grace period ends) is closed.
 //!
 //! Files are read with positioned reads on the runtime threads (no
 //! blocking-pool hop per request); hyper writes `Date` from its per-second
@@ -168,11 +168,6 @@ pub struct ServeConfig {
     /// Paths never served (the shipper's state directory), see
     /// [`ServeConfig::hide`].
     pub hidden_paths: Vec<PathBuf>,
-    /// After shutdown, how long requests in flight may take to finish
-    /// before their connections are closed. The binary sets it a little
-    /// below `--grace-period`, so the process still exits 0 when a client
-    /// stopped reading.
-    pub drain_timeout: Duration,
 }
 
 impl ServeConfig {
@@ -219,7 +214,6 @@ impl ServeConfig {
             max_tail_lines: args.serve_max_tail_lines,
             access_log: args.serve_access_log,
             hidden_paths: Vec::new(),
-            drain_timeout: Duration::from_secs(10),
         }))
     }
 
@@ -229,12 +223,6 @@ impl ServeConfig {
     /// request opens, so a symbolic link to it is refused too.
     pub fn hide(&mut self, path: impl Into<PathBuf>) {
         self.hidden_paths.push(path.into());
-    }
-
-    /// Sets [`ServeConfig::drain_timeout`] from the process's grace period:
-    /// 90% of it, less 200 ms, so closing what is left still fits.
-    pub fn set_grace_period(&mut self, grace: Duration) {
-        self.drain_timeout = grace.saturating_sub(grace / 10 + Duration::from_millis(200));
     }
 }
 
@@ -265,8 +253,9 @@ impl ConnStats {
     }
 }
 
-/// Binds, then serves until `ctx.shutdown` is cancelled; then stops
-/// accepting and lets the requests in flight finish (follow streams end).
+/// Binds, then serves until `ctx.shutdown` says to stop accepting; then
+/// lets the requests in flight finish (follow streams end) until the
+/// runtime's drain deadline closes what is left.
 /// `/readyz` is not ready until the listener is bound.
 pub async fn run(config: ServeConfig, ctx: Context) -> anyhow::Result<()> {
     let latch = ctx.readiness.latch("serve mode listening");
@@ -311,13 +300,11 @@ pub async fn run(config: ServeConfig, ctx: Context) -> anyhow::Result<()> {
             Some(config.header_read_timeout)
         });
     let graceful = GracefulShutdown::new();
-    // Cancelled when the drain timeout passes: connections still open close.
-    let hard_stop = tokio_util::sync::CancellationToken::new();
     let limit = Arc::new(Semaphore::new(config.max_connections));
     loop {
         let accepted = tokio::select! {
             biased;
-            () = ctx.shutdown.cancelled() => break,
+            () = ctx.shutdown.stop_accepting() => break,
             accepted = listener.accept() => accepted,
         };
         let (stream, _peer) = match accepted {
@@ -341,13 +328,14 @@ pub async fn run(config: ServeConfig, ctx: Context) -> anyhow::Result<()> {
         let conn = graceful.watch(h1.serve_connection(TokioIo::new(stream), service));
         let active = conns.active.clone();
         active.inc();
-        let hard_stop = hard_stop.clone();
+        let shutdown = ctx.shutdown.clone();
         ctx.shutdown.spawn(async move {
             tokio::select! {
                 result = conn => if let Err(err) = result {
                     tracing::debug!(%err, "Serve-mode connection ended with an error.");
                 },
-                () = hard_stop.cancelled() => {}
+                // The drain deadline: the connection closes.
+                () = shutdown.hard_stop() => {}
             }
             active.dec();
             drop(permit);
@@ -359,15 +347,11 @@ pub async fn run(config: ServeConfig, ctx: Context) -> anyhow::Result<()> {
         open = graceful.count(),
         "Serve mode stopped accepting; finishing open requests."
     );
-    if tokio::time::timeout(config.drain_timeout, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!(
-            open = conns.active.get(),
-            "Closing serve-mode connections still busy at the drain deadline."
-        );
-        hard_stop.cancel();
+    // Connections watched by `graceful` end as soon as they are idle; those
+    // still busy at the drain deadline close then (the runtime says so).
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = ctx.shutdown.hard_stop() => {}
     }
     Ok(())
 }

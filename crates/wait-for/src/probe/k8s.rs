@@ -218,7 +218,7 @@ pub async fn check(resolver: &Resolver, env: &K8sEnv, obj: &K8sObject) -> Check 
             format!(
                 "cannot read the token {}: {}",
                 file.display(),
-                crate::net::describe_io(&e)
+                podkit_tls::describe_io_error(&e)
             )
         })?;
         let value = HeaderValue::from_str(&format!("Bearer {}", token.trim()))

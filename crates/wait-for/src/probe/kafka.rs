@@ -16,7 +16,7 @@ pub async fn check(resolver: &Resolver, addr: &HostPort) -> Check {
     stream
         .write_all(&request(correlation))
         .await
-        .map_err(|e| crate::net::describe_io(&e))?;
+        .map_err(|e| podkit_tls::describe_io_error(&e))?;
     let size = read_exact(&mut stream, 4)
         .await
         .map_err(|e| format!("no ApiVersions answer ({e})"))?;

@@ -131,13 +131,13 @@ async fn file(path: &Path, state: FileState) -> Check {
                     Some(_) => Ok(()),
                     None => Err("directory is empty".into()),
                 },
-                Err(e) => Err(crate::net::describe_io(&e).into()),
+                Err(e) => Err(podkit_tls::describe_io_error(&e).into()),
             },
             (Ok(meta), FileState::NonEmpty) if meta.len() > 0 => Ok(()),
             (Ok(_), FileState::NonEmpty) => Err("file is empty".into()),
             (Err(e), FileState::Absent) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             (Err(e), _) if e.kind() == std::io::ErrorKind::NotFound => Err("does not exist".into()),
-            (Err(e), _) => Err(crate::net::describe_io(&e).into()),
+            (Err(e), _) => Err(podkit_tls::describe_io_error(&e).into()),
         }
     })
     .await;
@@ -162,7 +162,7 @@ async fn exec(program: &str, args: &[String]) -> Check {
         Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
             return Err(Fail::Fatal(format!("cannot run `{program}`: permission denied")));
         }
-        Err(e) => return Err(format!("cannot run `{program}`: {}", crate::net::describe_io(&e)).into()),
+        Err(e) => return Err(format!("cannot run `{program}`: {}", podkit_tls::describe_io_error(&e)).into()),
     };
     if output.status.success() {
         return Ok(());
@@ -188,7 +188,7 @@ pub(crate) async fn read_exact(stream: &mut (impl AsyncRead + Unpin), n: usize) 
     stream
         .read_exact(&mut buf)
         .await
-        .map_err(|e| crate::net::describe_io(&e))?;
+        .map_err(|e| podkit_tls::describe_io_error(&e))?;
     Ok(buf)
 }
 

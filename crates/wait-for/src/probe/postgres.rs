@@ -24,7 +24,7 @@ pub async fn check(resolver: &Resolver, addr: &HostPort, user: &str, database: &
     stream
         .write_all(&startup_message(user, database))
         .await
-        .map_err(|e| crate::net::describe_io(&e))?;
+        .map_err(|e| podkit_tls::describe_io_error(&e))?;
     let head = read_exact(&mut stream, 5)
         .await
         .map_err(|e| format!("no answer to the startup message ({e})"))?;

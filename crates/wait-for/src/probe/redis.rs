@@ -60,7 +60,10 @@ pub fn command(args: &[&str]) -> Vec<u8> {
 
 /// Sends a command and reads the first reply line (without CRLF).
 async fn call(stream: &mut Stream, command: &[u8]) -> Result<String, String> {
-    stream.write_all(command).await.map_err(|e| net::describe_io(&e))?;
+    stream
+        .write_all(command)
+        .await
+        .map_err(|e| podkit_tls::describe_io_error(&e))?;
     let mut line = Vec::new();
     let mut byte = [0u8; 1];
     while !line.ends_with(b"\r\n") {
@@ -70,7 +73,7 @@ async fn call(stream: &mut Stream, command: &[u8]) -> Result<String, String> {
         match stream.read(&mut byte).await {
             Ok(0) => return Err("connection closed by the server".into()),
             Ok(_) => line.push(byte[0]),
-            Err(e) => return Err(net::describe_io(&e)),
+            Err(e) => return Err(podkit_tls::describe_io_error(&e)),
         }
     }
     line.truncate(line.len() - 2);

@@ -17,11 +17,12 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use podkit_runtime::Shutdown;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::config::Options;
-use crate::net::{AccessEntry, AccessLogger, Activity, Drain, Tracked, pipe, pipe_tcp};
+use crate::net::{AccessEntry, AccessLogger, Activity, Tracked, pipe, pipe_tcp};
 use crate::stats::ListenerStats;
 
 /// Errors carried by proxied bodies.
@@ -170,14 +171,14 @@ pub fn finish_response(
     client_upgrade: Option<hyper::upgrade::OnUpgrade>,
     slot: Option<ConnSlot>,
     idle: Duration,
-    drain: &Drain,
+    drain: &Shutdown,
     stats: &ListenerStats,
 ) -> Response<Body> {
     if response.status() == StatusCode::SWITCHING_PROTOCOLS {
         if let Some(client_upgrade) = client_upgrade {
             let upstream_upgrade = hyper::upgrade::on(&mut response);
             let (drain_for_task, stats) = (drain.clone(), stats.clone());
-            drain.tasks.spawn(async move {
+            drain.spawn(async move {
                 let _slot = slot;
                 match tokio::try_join!(client_upgrade, upstream_upgrade) {
                     Ok((client, upstream)) => {
@@ -283,7 +284,7 @@ pub struct ClientConn {
     /// The connection's slot, which tunnels and upgrades keep until they close.
     pub slot: ConnSlot,
     /// Its own upstream connection between requests (reverse mode).
-    pub sticky: crate::sticky::Home,
+    pub own_upstream: crate::owned_upstream::Home,
 }
 
 impl Drop for SlotInner {
@@ -294,7 +295,7 @@ impl Drop for SlotInner {
 
 /// Pipes two upgraded streams (WebSocket, CONNECT) into each other,
 /// counting bytes for the listener.
-pub async fn tunnel<A, B>(client: A, mut upstream: B, idle: Duration, drain: Drain, stats: ListenerStats)
+pub async fn tunnel<A, B>(client: A, mut upstream: B, idle: Duration, drain: Shutdown, stats: ListenerStats)
 where
     A: AsyncRead + AsyncWrite + Unpin,
     B: AsyncRead + AsyncWrite + Unpin,
@@ -315,7 +316,7 @@ pub async fn tunnel_tcp(
     client: hyper::upgrade::Upgraded,
     mut origin: TcpStream,
     idle: Duration,
-    drain: Drain,
+    drain: Shutdown,
     stats: ListenerStats,
 ) {
     let parts = match client.downcast::<TokioIo<Tracked<TcpStream>>>() {
@@ -332,10 +333,10 @@ pub async fn tunnel_tcp(
     let sent = tokio::select! {
         biased;
         sent = early => sent,
-        () = drain.hard_stop.cancelled() => Ok(()),
+        () = drain.hard_stop() => Ok(()),
     };
     match sent {
-        Ok(()) if !drain.hard_stop.is_cancelled() => {
+        Ok(()) if !drain.is_hard_stopped() => {
             pipe_tcp(&mut client, &mut origin, &activity, idle, &drain).await;
         }
         Ok(()) => {}
@@ -352,7 +353,7 @@ pub async fn serve_connection<S, F>(
     stream: S,
     peer: SocketAddr,
     options: &Options,
-    drain: &Drain,
+    drain: &Shutdown,
     stats: &ListenerStats,
     slot: ConnSlot,
     handler: F,
@@ -368,7 +369,7 @@ pub async fn serve_connection<S, F>(
     let client = Arc::new(ClientConn {
         peer,
         slot,
-        sticky: crate::sticky::Home::default(),
+        own_upstream: crate::owned_upstream::Home::default(),
     });
     let service_activity = Arc::clone(&activity);
     let service = service_fn(move |req: Request<Incoming>| {
@@ -399,12 +400,12 @@ pub async fn serve_connection<S, F>(
     let result = tokio::select! {
         biased;
         result = conn.as_mut() => result,
-        () = drain.stop_accepting.cancelled() => {
+        () = drain.stop_accepting() => {
             conn.as_mut().graceful_shutdown();
             tokio::select! {
                 biased;
                 result = conn.as_mut() => result,
-                () = drain.hard_stop.cancelled() => Ok(()),
+                () = drain.hard_stop() => Ok(()),
             }
         }
         () = activity.idle(options.idle_timeout) => {

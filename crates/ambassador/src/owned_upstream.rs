@@ -28,12 +28,12 @@ use hyper::body::{Body as _, Frame, Incoming, SizeHint};
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
 
-use crate::http::{Body, BoxError, ClientConn};
+use crate::http_conn::{Body, BoxError, ClientConn};
 use crate::upstream::{Conn, Retired, Upstream, UpstreamError};
 
 /// Why an exchange failed.
 #[derive(Debug, thiserror::Error)]
-pub enum StickyError {
+pub enum ExchangeError {
     /// No connection could be made.
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
@@ -47,7 +47,7 @@ pub enum StickyError {
 }
 
 /// One HTTP/1 connection to the upstream, with its driver.
-pub struct Sticky {
+pub struct OwnedConn {
     sender: http1::SendRequest<Body>,
     conn: Pin<Box<http1::Connection<TokioIo<Conn>, Body>>>,
     retired: Retired,
@@ -55,16 +55,16 @@ pub struct Sticky {
     idle_since: Instant,
 }
 
-impl fmt::Debug for Sticky {
+impl fmt::Debug for OwnedConn {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Sticky")
+        f.debug_struct("OwnedConn")
             .field("closed", &self.closed)
             .finish_non_exhaustive()
     }
 }
 
-impl Sticky {
-    async fn connect(upstream: &Upstream) -> Result<Self, StickyError> {
+impl OwnedConn {
+    async fn connect(upstream: &Upstream) -> Result<Self, ExchangeError> {
         let conn = upstream.connect().await?;
         let retired = conn.retired().clone();
         let (sender, conn) = http1::handshake(TokioIo::new(conn)).await?;
@@ -93,7 +93,7 @@ impl Sticky {
 /// A listener's idle upstream connections, newest last.
 #[derive(Debug)]
 pub struct Idle {
-    list: Mutex<Vec<Sticky>>,
+    list: Mutex<Vec<OwnedConn>>,
     max: usize,
     timeout: Duration,
 }
@@ -108,7 +108,7 @@ impl Idle {
         })
     }
 
-    fn take(&self) -> Option<Sticky> {
+    fn take(&self) -> Option<OwnedConn> {
         let mut list = self.list.lock().unwrap_or_else(PoisonError::into_inner);
         // The oldest are first: drop those past their time.
         let stale = list
@@ -119,16 +119,16 @@ impl Idle {
         list.pop()
     }
 
-    fn put(&self, mut sticky: Sticky) {
-        if !sticky.reusable() {
+    fn put(&self, mut conn: OwnedConn) {
+        if !conn.reusable() {
             return;
         }
-        sticky.idle_since = Instant::now();
+        conn.idle_since = Instant::now();
         let mut list = self.list.lock().unwrap_or_else(PoisonError::into_inner);
         if list.len() >= self.max {
             list.remove(0);
         }
-        list.push(sticky);
+        list.push(conn);
     }
 }
 
@@ -136,20 +136,20 @@ impl Idle {
 /// When the client connection ends, the upstream connection goes to the
 /// idle list it came from.
 #[derive(Debug, Default)]
-pub struct Home(Mutex<Option<(Sticky, Arc<Idle>)>>);
+pub struct Home(Mutex<Option<(OwnedConn, Arc<Idle>)>>);
 
 impl Home {
-    fn take(&self) -> Option<Sticky> {
+    fn take(&self) -> Option<OwnedConn> {
         self.0
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take()
-            .map(|(sticky, _)| sticky)
+            .map(|(conn, _)| conn)
     }
 
-    fn keep(&self, sticky: Sticky, idle: &Arc<Idle>) {
-        if sticky.reusable() {
-            *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some((sticky, Arc::clone(idle)));
+    fn keep(&self, conn: OwnedConn, idle: &Arc<Idle>) {
+        if conn.reusable() {
+            *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some((conn, Arc::clone(idle)));
         }
     }
 }
@@ -157,8 +157,8 @@ impl Home {
 impl Drop for Home {
     fn drop(&mut self) {
         let slot = self.0.get_mut().unwrap_or_else(PoisonError::into_inner);
-        if let Some((sticky, idle)) = slot.take() {
-            idle.put(sticky);
+        if let Some((conn, idle)) = slot.take() {
+            idle.put(conn);
         }
     }
 }
@@ -173,22 +173,22 @@ pub async fn exchange(
     idle: &Arc<Idle>,
     home: &Arc<ClientConn>,
     mut req: Request<Body>,
-) -> Result<Response<Body>, StickyError> {
-    let mut cached = home.sticky.take().or_else(|| idle.take());
+) -> Result<Response<Body>, ExchangeError> {
+    let mut cached = home.own_upstream.take().or_else(|| idle.take());
     loop {
         let reused = cached.is_some();
-        let mut sticky = match cached.take() {
-            Some(sticky) => sticky,
-            None => Sticky::connect(upstream).await?,
+        let mut conn = match cached.take() {
+            Some(conn) => conn,
+            None => OwnedConn::connect(upstream).await?,
         };
         // A reused connection may have been closed by the upstream while it
         // waited: its driver reads the close here, before anything is sent.
         let ready = poll_fn(|cx| {
-            sticky.drive(cx);
-            if sticky.closed {
+            conn.drive(cx);
+            if conn.closed {
                 return Poll::Ready(Err(None));
             }
-            sticky.sender.poll_ready(cx).map_err(Some)
+            conn.sender.poll_ready(cx).map_err(Some)
         })
         .await;
         match ready {
@@ -197,11 +197,11 @@ pub async fn exchange(
             Err(Some(err)) => return Err(err.into()),
             // A fresh connection the upstream closed at once: an answer,
             // not another connect.
-            Err(None) => return Err(StickyError::Closed),
+            Err(None) => return Err(ExchangeError::Closed),
         }
-        let mut sent = pin!(sticky.sender.try_send_request(req));
+        let mut sent = pin!(conn.sender.try_send_request(req));
         let result = poll_fn(|cx| {
-            sticky.drive(cx);
+            conn.drive(cx);
             sent.as_mut().poll(cx)
         })
         .await;
@@ -209,9 +209,9 @@ pub async fn exchange(
             Ok(response) => {
                 let idle = Arc::clone(idle);
                 return Ok(response.map(|inner| {
-                    StickyBody {
+                    OwnedBody {
                         inner,
-                        sticky: Some(sticky),
+                        conn: Some(conn),
                         home: Arc::clone(home),
                         idle,
                         done: false,
@@ -230,30 +230,30 @@ pub async fn exchange(
 
 /// An upstream answer's body that drives its connection and, once read to
 /// its end, gives the connection back to the client connection.
-struct StickyBody {
+struct OwnedBody {
     inner: Incoming,
-    sticky: Option<Sticky>,
+    conn: Option<OwnedConn>,
     home: Arc<ClientConn>,
     idle: Arc<Idle>,
     done: bool,
 }
 
-impl StickyBody {
+impl OwnedBody {
     fn release(&mut self) {
-        if let Some(sticky) = self.sticky.take() {
-            self.home.sticky.keep(sticky, &self.idle);
+        if let Some(conn) = self.conn.take() {
+            self.home.own_upstream.keep(conn, &self.idle);
         }
     }
 }
 
-impl hyper::body::Body for StickyBody {
+impl hyper::body::Body for OwnedBody {
     type Data = Bytes;
     type Error = BoxError;
 
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
-        if let Some(sticky) = &mut this.sticky {
-            sticky.drive(cx);
+        if let Some(conn) = &mut this.conn {
+            conn.drive(cx);
         }
         let poll = Pin::new(&mut this.inner).poll_frame(cx);
         if let Poll::Ready(None) = poll {
@@ -272,7 +272,7 @@ impl hyper::body::Body for StickyBody {
     }
 }
 
-impl Drop for StickyBody {
+impl Drop for OwnedBody {
     fn drop(&mut self) {
         // A body dropped before its end (the client went away) leaves the
         // connection mid-answer: it is closed, not reused.
