@@ -14,11 +14,12 @@
 //! - [`ClosedPort`]: a loopback port that refuses connections and stays
 //!   reserved until the test opens it, so parallel tests never share one.
 //! - [`pod`]: Kubernetes pods from `k8s/` run on a docker engine the way the
-//!   kubelet runs them (pause container, native sidecars, probes), and
-//!   [`seed_pods`], the scenarios that check the seed's pods with it.
+//!   kubelet runs them (pause container, native sidecars, probes, the
+//!   downward API), and [`example_pods`], the scenarios that check the
+//!   example pods with it.
 
+pub mod example_pods;
 pub mod pod;
-pub mod seed_pods;
 pub mod sink;
 
 use std::io::{BufRead, BufReader, Read, Write};
