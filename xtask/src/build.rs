@@ -105,17 +105,22 @@ pub fn target_dir() -> PathBuf {
 ///
 /// For `release`, wait-for is built with the `release-small` profile (its
 /// dependencies optimised for size too, which a build shared with the other
-/// binaries cannot do) and copied beside the others; the ambassador is built
-/// on its own (no features merged in from the other binaries: 0.5 MB
-/// smaller, and the symbol names its `symbol-order.txt` was made for, since
-/// `cargo xtask symbol-order` builds it alone too).
+/// binaries cannot do) and copied beside the others; the ambassador and
+/// log-shipper are each built on their own (no features merged in from the
+/// other binaries: the ambassador 0.5 MB smaller, and both with the symbol
+/// names their `symbol-order.txt` was made for, since `cargo xtask
+/// symbol-order` builds them alone too).
 pub fn binaries(profile: &str) -> Result<PathBuf> {
     if profile != "release" {
         return cargo_build(profile, &BINARIES);
     }
     let (small, rest): (Vec<_>, Vec<_>) = BINARIES.iter().copied().partition(|(_, bin)| *bin == "wait-for");
-    let (alone, rest): (Vec<_>, Vec<_>) = rest.into_iter().partition(|(_, bin)| *bin == "ambassador");
-    cargo_build("release", &alone)?;
+    let (alone, rest): (Vec<_>, Vec<_>) = rest
+        .into_iter()
+        .partition(|(_, bin)| matches!(*bin, "ambassador" | "log-shipper"));
+    for bin in &alone {
+        cargo_build("release", std::slice::from_ref(bin))?;
+    }
     let dir = cargo_build("release", &rest)?;
     let small_dir = cargo_build("release-small", &small)?;
     for (_, bin) in small {

@@ -43,9 +43,10 @@ commands:
   pods [NAME]               run the example pods from k8s/ on the docker engine, as
                             the kubelet would (builds the images first)
   build-release             build the release binaries
-  symbol-order BIN          regenerate crates/BIN/symbol-order.txt (wait-for or
-                            ambassador: the functions it runs, linked first) from
-                            callgrind runs; wait-for-order = symbol-order wait-for
+  symbol-order BIN          regenerate crates/BIN/symbol-order.txt (wait-for,
+                            ambassador or log-shipper: the functions it runs,
+                            linked first) from callgrind runs;
+                            wait-for-order = symbol-order wait-for
 ";
 
 fn main() -> Result<()> {

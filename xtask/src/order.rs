@@ -1,8 +1,10 @@
-//! `cargo xtask symbol-order wait-for|ambassador` (`wait-for-order` is the
-//! old name): regenerates `crates/<bin>/symbol-order.txt`, the functions the
-//! binary runs (a wait; the ambassador's start-up, idle time, first requests
-//! and drain), which the crate's `build.rs` hands to lld so they are linked
-//! together at the front of `.text`.
+//! `cargo xtask symbol-order wait-for|ambassador|log-shipper` (`wait-for-order`
+//! is the old name): regenerates `crates/<bin>/symbol-order.txt`, the
+//! functions the binary runs (a wait; the ambassador's start-up, idle time,
+//! first requests and drain; log-shipper following files, shipping them over
+//! HTTP and into a file, serving a directory, idling and draining), which the
+//! crate's `build.rs` hands to lld so they are linked together at the front of
+//! `.text`.
 //!
 //! Why: the kernel maps a file-backed page fault's whole 64 KiB neighbourhood
 //! (fault-around), so a few hundred KB of start-up and wait code spread over
@@ -70,7 +72,7 @@ struct Tool {
     scenarios: fn() -> Vec<Scenario>,
 }
 
-const TOOLS: [Tool; 2] = [
+const TOOLS: [Tool; 3] = [
     Tool {
         package: "podkit-wait-for",
         bin: "wait-for",
@@ -84,6 +86,13 @@ const TOOLS: [Tool; 2] = [
         profile: "release",
         what: "Functions the ambassador runs to start, idle, answer its first requests and drain",
         scenarios: ambassador_scenarios,
+    },
+    Tool {
+        package: "podkit-log-shipper",
+        bin: "log-shipper",
+        profile: "release",
+        what: "Functions log-shipper runs to start, ship, serve, idle and drain",
+        scenarios: log_shipper_scenarios,
     },
 ];
 
@@ -434,4 +443,131 @@ fn http(port: u16, target: &str, host: Option<&str>) -> Result<()> {
         "GET {target} on port {port}: {answer}"
     );
     Ok(())
+}
+
+/// A loopback HTTP GET of `path` on `port` whose answer must be a 200;
+/// returns the body.
+fn get_ok(port: u16, path: &str) -> Result<String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")?;
+    let mut answer = String::new();
+    s.read_to_string(&mut answer)?;
+    ensure!(
+        answer.starts_with("HTTP/1.1 200"),
+        "GET {path} on port {port}: {answer}"
+    );
+    Ok(answer)
+}
+
+/// Appends `n` numbered lines to `path`.
+fn append_lines(path: &Path, from: usize, n: usize) -> Result<()> {
+    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+    let mut text = String::new();
+    for i in from..from + n {
+        text.push_str(&format!(
+            "2026-12-06T02:00:00.{:03}Z INFO request {i} done in 12ms user=42\n",
+            i % 1000
+        ));
+    }
+    f.write_all(text.as_bytes())?;
+    Ok(())
+}
+
+/// Waits (generously: valgrind is slow) until `done` holds.
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) -> Result<()> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while !done() {
+        ensure!(std::time::Instant::now() < deadline, "gave up waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(())
+}
+
+/// log-shipper as the sidecar: following 10 files of a log directory
+/// into an HTTP sink and serving that directory (listing, index, a file,
+/// `?tail=`), the admin endpoints, more lines after a quiet spell, then
+/// SIGTERM and the drain; and a second run into a `file://` sink.
+fn log_shipper_scenarios() -> Vec<Scenario> {
+    vec![
+        Box::new(|cmd| {
+            let dir = build::tempdir()?;
+            let result = (|| -> Result<()> {
+                let logs = dir.join("logs");
+                std::fs::create_dir_all(&logs)?;
+                std::fs::write(logs.join("index.html"), "<pre>hello</pre>\n")?;
+                for f in 0..10 {
+                    append_lines(&logs.join(format!("app-{f}.log")), 0, 100)?;
+                }
+                let sink = podkit_testkit::sink::Sink::start();
+                let (admin, serve) = (free_port()?, free_port()?);
+                let mut child = cmd
+                    .args(["--follow", &format!("{}/*.log", logs.display())])
+                    .arg("--state-dir")
+                    .arg(dir.join("state"))
+                    .args(["--sink", &sink.url("/ingest")])
+                    .args(["--serve", &format!("127.0.0.1:{serve}")])
+                    .arg("--serve-root")
+                    .arg(&logs)
+                    .args(["--admin-addr", &format!("127.0.0.1:{admin}"), "--grace-period", "30s"])
+                    .spawn()?;
+                let run = (|| -> Result<()> {
+                    wait_until("log-shipper ready", || http(admin, "/readyz", None).is_ok())?;
+                    wait_until("1000 lines at the sink", || sink.records() >= 1000)?;
+                    for path in ["/livez", "/readyz", "/metrics"] {
+                        http(admin, path, None)?;
+                    }
+                    for path in ["/", "/app-0.log", "/app-1.log?tail=5", "/index.html"] {
+                        get_ok(serve, path)?;
+                    }
+                    std::thread::sleep(Duration::from_secs(2));
+                    for f in 0..10 {
+                        append_lines(&logs.join(format!("app-{f}.log")), 100, 10)?;
+                    }
+                    wait_until("1100 lines at the sink", || sink.records() >= 1100)?;
+                    std::thread::sleep(Duration::from_secs(2));
+                    http(admin, "/metrics", None)?;
+                    Ok(())
+                })();
+                crate::proc::kill(child.id(), libc::SIGTERM);
+                let status = child.wait()?;
+                run?;
+                ensure!(status.success(), "log-shipper should drain and exit 0, got {status}");
+                Ok(())
+            })();
+            let _ = std::fs::remove_dir_all(&dir);
+            result
+        }),
+        Box::new(|cmd| {
+            let dir = build::tempdir()?;
+            let result = (|| -> Result<()> {
+                let log = dir.join("app.log");
+                append_lines(&log, 0, 500)?;
+                let out = dir.join("shipped.ndjson");
+                let admin = free_port()?;
+                let mut child = cmd
+                    .args(["--follow", &log.display().to_string()])
+                    .arg("--state-dir")
+                    .arg(dir.join("state"))
+                    .args(["--sink", &format!("file://{}", out.display())])
+                    .args(["--file-max-size", "16KiB", "--file-keep", "20"])
+                    .args(["--admin-addr", &format!("127.0.0.1:{admin}"), "--grace-period", "30s"])
+                    .spawn()?;
+                let run = wait_until("500 lines in the file sink", || {
+                    let lines = |p: &Path| std::fs::read_to_string(p).map_or(0, |t| t.lines().count());
+                    let rotated: usize = (1..=20)
+                        .map(|n| lines(Path::new(&format!("{}.{n}", out.display()))))
+                        .sum();
+                    rotated + lines(&out) >= 500
+                });
+                crate::proc::kill(child.id(), libc::SIGTERM);
+                let status = child.wait()?;
+                run?;
+                ensure!(status.success(), "log-shipper should drain and exit 0, got {status}");
+                Ok(())
+            })();
+            let _ = std::fs::remove_dir_all(&dir);
+            result
+        }),
+    ]
 }

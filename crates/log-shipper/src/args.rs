@@ -23,7 +23,8 @@ use serde::Deserialize;
           --sink http://collector:8080/ingest --label-from-env pod=POD_NAME\n  \
         log-shipper --follow /var/log/app.log --parse json --no-checkpoint --sink stdout\n  \
         log-shipper --config /etc/log-shipper/config.toml   # several [[source]] and [[sink]] sections\n\n\
-        Sinks: stdout, file:///ABS/PATH, http://HOST[:PORT]/PATH (https:// with the TLS flags).\n\
+        Sinks: stdout, file:///ABS/PATH, http://HOST[:PORT]/PATH (https:// with the TLS flags), \
+        loki:http://loki:3100, elasticsearch:http://es:9200 (or opensearch:…), otlp:http://collector:4318.\n\
         Records (NDJSON): {\"timestamp\":\"…\",\"file\":\"…\",LABELS…,\"message\":\"…\"}; with --parse, the \
         parsed fields replace \"message\"."
 )]
@@ -133,8 +134,9 @@ pub struct Args {
     pub labels_from_env: Vec<String>,
 
     // === sinks ===
-    /// Where to ship (repeatable): `stdout`, `file:///ABS/PATH`, `http://…`
-    /// or `https://…`. The options below apply to these sinks; give several
+    /// Where to ship (repeatable): `stdout`, `file:///ABS/PATH`, `http://…`,
+    /// `https://…`, or a platform and its base URL: `loki:http://loki:3100`,
+    /// `elasticsearch:http://es:9200` (`opensearch:` too), `otlp:http://collector:4318`. The options below apply to these sinks; give several
     /// differently configured sinks as `[[sink]]` sections of --config.
     #[arg(
         long = "sink",
@@ -290,6 +292,49 @@ pub struct Args {
     )]
     pub file_keep: usize,
 
+    /// Most bytes a sink's dead-letter file grows to: before an entry would
+    /// take it past this size it is renamed to `FILE.1` (replacing the older
+    /// one, whose bytes are counted as discarded) and a new file is started.
+    #[arg(long, env = "LOG_SHIPPER_DEAD_LETTER_MAX_SIZE", value_name = "SIZE", default_value = "100MiB", value_parser = parse_size, help_heading = "Sinks")]
+    pub dead_letter_max_size: u64,
+
+    // === platform sinks ===
+    /// Loki tenant, sent as `X-Scope-OrgID` (loki: sinks).
+    #[arg(
+        long,
+        env = "LOG_SHIPPER_LOKI_TENANT",
+        value_name = "TENANT",
+        help_heading = "Platform sinks"
+    )]
+    pub loki_tenant: Option<String>,
+
+    /// Most streams (label sets) in one Loki push; a batch that would hold
+    /// more is sent and the next one started.
+    #[arg(
+        long,
+        env = "LOG_SHIPPER_LOKI_MAX_STREAMS",
+        value_name = "N",
+        default_value_t = 100,
+        help_heading = "Platform sinks"
+    )]
+    pub loki_max_streams: usize,
+
+    /// Elasticsearch/OpenSearch index (or data stream) name; strftime
+    /// patterns (`%Y.%m.%d`) take the record's time, in UTC.
+    #[arg(
+        long,
+        env = "LOG_SHIPPER_ES_INDEX",
+        value_name = "NAME",
+        default_value = "logs-podkit-%Y.%m.%d",
+        help_heading = "Platform sinks"
+    )]
+    pub es_index: String,
+
+    /// The `_bulk` action: `create` (works for indices and data streams) or
+    /// `index`.
+    #[arg(long, env = "LOG_SHIPPER_ES_ACTION", value_enum, default_value_t = EsAction::Create, help_heading = "Platform sinks")]
+    pub es_action: EsAction,
+
     /// TLS of https sinks: trust, client certificate, server name.
     #[command(flatten)]
     pub tls: podkit_tls::TlsArgs<ShipperTls>,
@@ -383,4 +428,15 @@ pub enum OnReject {
     Drop,
     /// Stop the shipper (exit 1) without acknowledging it.
     Stop,
+}
+
+/// The `_bulk` action of Elasticsearch/OpenSearch sinks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EsAction {
+    /// `create`: the only action data streams accept.
+    #[default]
+    Create,
+    /// `index`.
+    Index,
 }

@@ -16,10 +16,11 @@ use podkit_runtime::ConfigError;
 use podkit_runtime::cli::{parse_duration, parse_size};
 use serde::Deserialize;
 
-use crate::args::{Args, Compression, Format, LongLines, OnReject, StartAt};
+use crate::args::{Args, Compression, EsAction, Format, LongLines, OnReject, StartAt};
 use crate::rec::Matcher;
 use crate::rec::timestamp::TimestampParser;
 use crate::record::RESERVED_KEYS;
+use crate::sink::platform::{Api, IndexPattern};
 
 /// The validated configuration [`run`](crate::run) works from.
 #[derive(Debug, Clone)]
@@ -92,6 +93,9 @@ pub struct SinkConfig {
     pub on_reject: OnReject,
     /// The dead-letter file, for `on_reject = dead-letter`.
     pub dead_letter: Option<PathBuf>,
+    /// The dead-letter file's size cap (it is rotated to `FILE.1` before it
+    /// would pass it).
+    pub dead_letter_max_size: u64,
 }
 
 /// The kinds of sink.
@@ -115,8 +119,10 @@ pub enum SinkKind {
 /// An HTTP sink's settings.
 #[derive(Debug, Clone)]
 pub struct HttpConfig {
-    /// The URL POSTed to.
+    /// The URL POSTed to (a platform's standard path included).
     pub uri: Uri,
+    /// The platform API it speaks (body layout, answers), or plain HTTP.
+    pub api: Api,
     /// For `https`: the client config and the name to verify.
     pub tls: Option<HttpsConfig>,
     /// Headers sent with every request (custom, auth), content type excluded.
@@ -406,6 +412,11 @@ struct SinkSection {
     retry_max_delay: Option<String>,
     request_timeout: Option<String>,
     on_reject: Option<OnReject>,
+    dead_letter_max_size: Option<Size>,
+    loki_tenant: Option<String>,
+    loki_max_streams: Option<usize>,
+    es_index: Option<String>,
+    es_action: Option<EsAction>,
     file_max_size: Option<Size>,
     file_keep: Option<usize>,
     tls_ca_file: Option<PathBuf>,
@@ -725,44 +736,52 @@ fn sink(
             },
         )
     } else if url.starts_with("http://") || url.starts_with("https://") {
-        let uri: Uri = url
-            .parse()
-            .map_err(|e| origin.error(flag, format!("`{url}` is not a URL: {e}")))?;
-        if uri.host().is_none_or(str::is_empty) {
-            return Err(origin.error(flag, format!("`{url}` has no host")));
+        let http = http_sink(args, s, origin, flag, url, url, Api::Plain, env)?;
+        ("http", SinkKind::Http(http))
+    } else if let Some((kind_name, base)) = platform_url(url) {
+        if s.format.is_some() {
+            return Err(origin.error("format", format!("{kind_name} sinks have their own wire format")));
         }
-        let tls = if uri.scheme_str() == Some("https") {
-            let options = s.tls(&args.tls.options);
-            let tls_error = |e: podkit_tls::TlsError| {
-                let option = e.option().map_or("tls-ca-file", |o| o.long());
-                origin.error(option, e)
-            };
-            let loaded = options.load().map_err(tls_error)?;
-            let client = loaded.client_config(&[b"http/1.1"]).map_err(tls_error)?;
-            let server_name = loaded.server_name(uri.host().unwrap_or_default()).map_err(tls_error)?;
-            Some(HttpsConfig { client, server_name })
-        } else {
-            None
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
+            return Err(origin.error(
+                flag,
+                format!("`{url}` is not {kind_name}:http://HOST[:PORT] (or https://)"),
+            ));
+        }
+        let api = match kind_name {
+            "loki" => {
+                let max_streams = s.loki_max_streams.unwrap_or(args.loki_max_streams);
+                if max_streams == 0 {
+                    return Err(origin.error("loki-max-streams", "must be at least 1"));
+                }
+                Api::Loki { max_streams }
+            }
+            "otlp" => Api::Otlp,
+            _ => {
+                let text = s.es_index.as_deref().unwrap_or(&args.es_index);
+                let index = IndexPattern::new(text).map_err(|e| origin.error("es-index", e))?;
+                Api::Elasticsearch {
+                    index,
+                    action: s.es_action.unwrap_or(args.es_action),
+                }
+            }
         };
-        (
-            "http",
-            SinkKind::Http(Box::new(HttpConfig {
-                tls,
-                uri,
-                headers: headers(args, s, origin, env)?,
-                compression: s.compression.unwrap_or(args.compression),
-                request_timeout: duration(
-                    origin,
-                    "request-timeout",
-                    s.request_timeout.as_deref(),
-                    args.request_timeout,
-                )?,
-            })),
-        )
+        let full = format!("{}{}", base.trim_end_matches('/'), api.path());
+        let mut http = http_sink(args, s, origin, flag, url, &full, api, env)?;
+        if kind_name == "loki"
+            && let Some(tenant) = s.loki_tenant.as_ref().or(args.loki_tenant.as_ref())
+        {
+            let (n, v) = header(origin, "loki-tenant", "x-scope-orgid", tenant)?;
+            http.headers.insert(n, v);
+        }
+        (kind_name, SinkKind::Http(http))
     } else {
         return Err(origin.error(
             flag,
-            format!("unknown sink `{url}`: use stdout, file:///ABS/PATH, http://… or https://…"),
+            format!(
+                "unknown sink `{url}`: use stdout, file:///ABS/PATH, http://…, https://…, loki:URL, \
+                 elasticsearch:URL, opensearch:URL or otlp:URL"
+            ),
         ));
     };
     if format == Format::JsonArray && !matches!(kind, SinkKind::Http(_)) {
@@ -791,6 +810,13 @@ fn sink(
         .ok_or_else(|| origin.error("batch-max-bytes", "must be between 1KiB and 256MiB"))?;
     let timeout = duration(origin, "batch-timeout", s.batch_timeout.as_deref(), args.batch_timeout)?;
     let on_reject = s.on_reject.unwrap_or(args.on_reject);
+    let dead_letter_max_size = match &s.dead_letter_max_size {
+        Some(size) => size.bytes(origin, "dead-letter-max-size")?,
+        None => args.dead_letter_max_size,
+    };
+    if dead_letter_max_size < 64 * 1024 {
+        return Err(origin.error("dead-letter-max-size", "must be at least 64KiB"));
+    }
     let dead_letter = match (on_reject, &kind) {
         (OnReject::DeadLetter, SinkKind::Http(_)) => match state_dir {
             Some(dir) => Some(dir.join("dead-letter").join(format!("{name}.ndjson"))),
@@ -829,7 +855,65 @@ fn sink(
         },
         on_reject,
         dead_letter,
+        dead_letter_max_size,
     })
+}
+
+/// `loki:URL`, `elasticsearch:URL`, `opensearch:URL`, `otlp:URL`: the sink's
+/// kind and its base URL.
+fn platform_url(url: &str) -> Option<(&'static str, &str)> {
+    for kind in ["loki", "elasticsearch", "opensearch", "otlp"] {
+        if let Some(base) = url.strip_prefix(kind).and_then(|rest| rest.strip_prefix(':')) {
+            return Some((kind, base.trim()));
+        }
+    }
+    None
+}
+
+/// An HTTP(S) sink POSTing to `target` (`url` as the user wrote it, for messages).
+#[allow(clippy::too_many_arguments)]
+fn http_sink(
+    args: &Args,
+    s: &SinkSection,
+    origin: &Origin<'_>,
+    flag: &str,
+    url: &str,
+    target: &str,
+    api: Api,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<Box<HttpConfig>, ConfigError> {
+    let uri: Uri = target
+        .parse()
+        .map_err(|e| origin.error(flag, format!("`{url}` is not a URL: {e}")))?;
+    if uri.host().is_none_or(str::is_empty) {
+        return Err(origin.error(flag, format!("`{url}` has no host")));
+    }
+    let tls = if uri.scheme_str() == Some("https") {
+        let options = s.tls(&args.tls.options);
+        let tls_error = |e: podkit_tls::TlsError| {
+            let option = e.option().map_or("tls-ca-file", |o| o.long());
+            origin.error(option, e)
+        };
+        let loaded = options.load().map_err(tls_error)?;
+        let client = loaded.client_config(&[b"http/1.1"]).map_err(tls_error)?;
+        let server_name = loaded.server_name(uri.host().unwrap_or_default()).map_err(tls_error)?;
+        Some(HttpsConfig { client, server_name })
+    } else {
+        None
+    };
+    Ok(Box::new(HttpConfig {
+        tls,
+        uri,
+        api,
+        headers: headers(args, s, origin, env)?,
+        compression: s.compression.unwrap_or(args.compression),
+        request_timeout: duration(
+            origin,
+            "request-timeout",
+            s.request_timeout.as_deref(),
+            args.request_timeout,
+        )?,
+    }))
 }
 
 fn duration(origin: &Origin<'_>, flag: &str, text: Option<&str>, default: Duration) -> Result<Duration, ConfigError> {
@@ -1054,6 +1138,59 @@ mod tests {
     }
 
     #[test]
+    fn platform_sinks_take_a_base_url_and_their_options() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        let c = parse(
+            &[
+                "--follow",
+                "/x/*.log",
+                "--state-dir",
+                state.to_str().unwrap(),
+                "--sink",
+                "loki:http://loki:3100",
+                "--sink",
+                "elasticsearch:http://es:9200/",
+                "--sink",
+                "opensearch:http://os:9200/prefix",
+                "--sink",
+                "otlp:http://collector:4318",
+                "--loki-tenant",
+                "team-a",
+                "--es-index",
+                "logs-app-default",
+            ],
+            &[],
+        )
+        .unwrap();
+        let names: Vec<&str> = c.sinks.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["loki", "elasticsearch", "opensearch", "otlp"]);
+        let http = |i: usize| match &c.sinks[i].kind {
+            SinkKind::Http(h) => h.clone(),
+            _ => panic!(),
+        };
+        assert_eq!(http(0).uri, "http://loki:3100/loki/api/v1/push");
+        assert_eq!(http(0).headers["x-scope-orgid"], "team-a");
+        assert!(matches!(http(0).api, Api::Loki { max_streams: 100 }));
+        assert_eq!(http(1).uri, "http://es:9200/_bulk");
+        assert_eq!(http(2).uri, "http://os:9200/prefix/_bulk");
+        assert!(matches!(
+            http(2).api,
+            Api::Elasticsearch {
+                action: EsAction::Create,
+                ..
+            }
+        ));
+        assert_eq!(http(3).uri, "http://collector:4318/v1/logs");
+        assert!(http(3).headers.get("x-scope-orgid").is_none(), "the tenant is Loki's");
+        assert_eq!(
+            c.sinks[3].dead_letter.as_deref(),
+            Some(&*state.join("dead-letter/otlp.ndjson"))
+        );
+        assert_eq!(c.sinks[3].dead_letter_max_size, 100 << 20);
+    }
+
+    #[test]
     fn mistakes_name_the_flag_or_key() {
         let base = ["--follow", "/x/*.log", "--no-checkpoint"];
         let with = |extra: &[&str]| {
@@ -1084,10 +1221,52 @@ mod tests {
             .contains("not both")
         );
         assert!(err(&["--sink", "stdout", "--no-checkpoint"]).starts_with("nothing to follow"));
+        assert!(with(&["--sink", "loki:loki:3100"]).starts_with("--sink: `loki:loki:3100` is not loki:http://"));
+        assert!(
+            with(&[
+                "--sink",
+                "elasticsearch:http://es",
+                "--on-reject",
+                "drop",
+                "--es-index",
+                "Logs"
+            ])
+            .starts_with("--es-index:")
+        );
+        assert!(
+            with(&[
+                "--sink",
+                "loki:http://l",
+                "--on-reject",
+                "drop",
+                "--loki-max-streams",
+                "0"
+            ])
+            .starts_with("--loki-max-streams:")
+        );
+        assert!(
+            with(&[
+                "--sink",
+                "otlp:http://c",
+                "--on-reject",
+                "drop",
+                "--dead-letter-max-size",
+                "1KiB"
+            ])
+            .starts_with("--dead-letter-max-size:")
+        );
         let dir = tempfile::tempdir().unwrap();
         for (body, needle) in [
             ("[[sink]]\nurl = \"stdout\"\nsize = 1\n", "unknown field `size`"),
             ("[[sinks]]\nurl = \"stdout\"\n", "unknown section `sinks`"),
+            (
+                "[[sink]]\nurl = \"otlp:http://c:4318\"\nes_indx = \"x\"\n",
+                "unknown field `es_indx`",
+            ),
+            (
+                "[[sink]]\nurl = \"loki:http://l:3100\"\nformat = \"raw\"\n",
+                "loki sinks have their own wire format",
+            ),
             ("[[sink]]\nname = \"x\"\n", "needs `url`"),
             (
                 "[[sink]]\nname = \"x\"\nurl = \"stdout\"\n[[sink]]\nname = \"x\"\nurl = \"stdout\"\n",

@@ -39,10 +39,11 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::args::{Compression, Format, OnReject};
-use crate::config::SinkConfig;
+use crate::config::{SinkConfig, SinkKind};
 use crate::encode::Encoder;
 use crate::metrics::{SinkMetrics, SourceMetrics};
 use crate::record::{Parser, Record};
+use crate::sink::platform::{Api, rejected_body_entries};
 use crate::sink::{SendError, Transport};
 
 /// One tailer batch on its way to every sink.
@@ -183,38 +184,54 @@ impl Sealed {
 /// Spare body buffers: the sender hands a delivered body's buffer back,
 /// so that at a steady high rate bodies are written into memory that is
 /// already mapped (a fresh 1 MiB buffer per body cost a page fault per 4 KiB).
-/// Emptied when the sink goes quiet, so an idle sink holds no big buffer.
+/// Emptied when the sink goes quiet, so an idle sink holds no big buffer;
+/// bodies delivered after that (the ones in flight when it went quiet) are
+/// not kept either, until input comes again.
 #[derive(Debug, Clone, Default)]
-pub struct Spares(Arc<std::sync::Mutex<Vec<Vec<u8>>>>);
+pub struct Spares(Arc<std::sync::Mutex<SpareList>>);
+
+/// The buffers, and whether to keep more (the sink is busy).
+#[derive(Debug, Default)]
+pub struct SpareList {
+    buffers: Vec<Vec<u8>>,
+    keeping: bool,
+}
 
 impl Spares {
     /// Buffers kept at most: the one being filled, one waiting, one in flight.
     const KEEP: usize = 2;
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Vec<u8>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, SpareList> {
         self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// A spare buffer, or a new one of `capacity`.
+    /// A spare buffer, or a new one of `capacity`; delivered buffers are
+    /// kept again from now on.
     fn take(&self, capacity: usize) -> Vec<u8> {
-        self.lock().pop().unwrap_or_else(|| Vec::with_capacity(capacity))
+        let mut spares = self.lock();
+        spares.keeping = true;
+        spares.buffers.pop().unwrap_or_else(|| Vec::with_capacity(capacity))
     }
 
-    /// Hands back a delivered body's buffer, if nothing else holds it.
+    /// Hands back a delivered body's buffer, if nothing else holds it and
+    /// the sink is busy.
     pub fn put(&self, body: Bytes) {
         if let Ok(buf) = body.try_into_mut() {
             let mut buf = Vec::from(buf);
             let mut spares = self.lock();
-            if spares.len() < Self::KEEP && buf.capacity() > 0 {
+            if spares.keeping && spares.buffers.len() < Self::KEEP && buf.capacity() > 0 {
                 buf.clear();
-                spares.push(buf);
+                spares.buffers.push(buf);
             }
         }
     }
 
-    /// Lets every spare buffer go.
+    /// Lets every spare buffer go, and the ones delivered until the next
+    /// [`Spares::take`].
     fn clear(&self) {
-        self.lock().clear();
+        let mut spares = self.lock();
+        spares.keeping = false;
+        spares.buffers.clear();
     }
 }
 
@@ -257,12 +274,15 @@ pub struct SinkEncoder {
     pub reports_parse_stats: bool,
     /// Buffers of delivered bodies, to fill again.
     pub spares: Spares,
+    /// Labels and batch limits from a reloaded `--config` file, taken
+    /// between deliveries.
+    pub live: crate::reload::SinkUpdates,
 }
 
 impl SinkEncoder {
     /// Runs until `input` closes (the fan-out ended) or the sender is gone.
     pub async fn run(mut self, mut input: mpsc::Receiver<Arc<Delivery>>, output: mpsc::Sender<Sealed>) {
-        let capacity = self.config.batch.max_bytes + 64 * 1024;
+        let mut capacity = self.config.batch.max_bytes + 64 * 1024;
         let mut open = Open::new(Vec::new());
         let mut ready: Vec<Sealed> = Vec::new();
         loop {
@@ -270,6 +290,11 @@ impl SinkEncoder {
             tokio::select! {
                 delivery = input.recv() => {
                     let Some(delivery) = delivery else { break };
+                    if let Some(live) = self.live.take() {
+                        self.labels.clone_from(&live.labels);
+                        self.config.batch = live.batch;
+                        capacity = self.config.batch.max_bytes + 64 * 1024;
+                    }
                     if open.buf.capacity() == 0 {
                         open = Open::new(self.spares.take(capacity));
                     }
@@ -310,6 +335,10 @@ impl SinkEncoder {
         let labels = &labels[delivery.source];
         let parser = &mut parsers[delivery.source];
         encoder.begin_group(&delivery.file, labels);
+        if open.lines > 0 && encoder.over_limit() {
+            // A new Loki stream past the limit: this group starts the next body.
+            ready.push(seal_open(encoder, open, Some((spares, capacity)), config));
+        }
         let limits = config.batch;
         let mut sealed_here: Vec<Sealed> = Vec::new();
         let guard = delivery.batch();
@@ -373,13 +402,13 @@ impl SinkEncoder {
 
     /// Seals the open body; the next one gets no buffer until input comes.
     fn seal(&mut self, open: &mut Open) -> Sealed {
-        seal_open(&self.encoder, open, None, &self.config)
+        seal_open(&mut self.encoder, open, None, &self.config)
     }
 }
 
 /// Closes `open`'s body and starts the next one, with a buffer from
 /// `spares` (or of `capacity`) when more input is at hand, else none.
-fn seal_open(encoder: &Encoder, open: &mut Open, next: Option<(&Spares, usize)>, config: &SinkConfig) -> Sealed {
+fn seal_open(encoder: &mut Encoder, open: &mut Open, next: Option<(&Spares, usize)>, config: &SinkConfig) -> Sealed {
     encoder.close(&mut open.buf);
     let buf = next.map_or_else(Vec::new, |(spares, capacity)| spares.take(capacity));
     let old = std::mem::replace(open, Open::new(buf));
@@ -447,14 +476,26 @@ impl SinkSender {
         while let Some(sealed) = input.recv().await {
             match self.deliver(&sealed, &mut backoff, &mut failing).await {
                 Outcome::Accepted => {
-                    self.metrics
-                        .sent(sealed.lines, sealed.body.len() as u64, sealed.sealed_at.elapsed());
+                    let partial = self.transport.take_partial();
+                    let refused = (partial.rejected.len() as u64 + partial.dropped_by_sink).min(sealed.lines);
+                    self.metrics.sent(
+                        sealed.lines - refused,
+                        sealed.body.len() as u64,
+                        sealed.sealed_at.elapsed(),
+                    );
+                    if partial.dropped_by_sink > 0 {
+                        self.metrics.dropped_by_sink(partial.dropped_by_sink);
+                        tracing::warn!(sink = %self.config.name, records = partial.dropped_by_sink, message = ?partial.message, "The sink accepted a batch but dropped some of its records.");
+                    }
+                    if !partial.rejected.is_empty() && !self.reject_records(partial.rejected).await {
+                        return;
+                    }
                     sealed.complete(&self.spares);
                 }
                 Outcome::Rejected(reason) => {
                     self.metrics.failed_lines(sealed.lines);
                     match self.config.on_reject {
-                        OnReject::DeadLetter => match self.dead_letter(&sealed).await {
+                        OnReject::DeadLetter => match self.dead_letter(&sealed, &reason).await {
                             Ok(()) => {
                                 tracing::warn!(sink = %self.config.name, lines = sealed.lines, reason = %reason, "Batch rejected; written to the dead-letter file.");
                                 self.metrics.dead_lettered(sealed.lines);
@@ -552,21 +593,87 @@ impl SinkSender {
         }
     }
 
-    async fn dead_letter(&self, sealed: &Sealed) -> std::io::Result<()> {
+    /// Writes a rejected body to the dead-letter file: as it is for plain
+    /// HTTP sinks, as entries with the reason for the platform sinks.
+    async fn dead_letter(&mut self, sealed: &Sealed, reason: &str) -> std::io::Result<()> {
+        let mut body = sealed.plain()?;
+        if let SinkKind::Http(http) = &self.config.kind
+            && !matches!(http.api, Api::Plain)
+        {
+            // Of a `_bulk` body whose failed items were being retried: the
+            // items refused so far, and those never accepted.
+            let partial = self.transport.take_partial();
+            let unaccepted = self.transport.take_unaccepted();
+            let mut entries: Vec<u8> = partial.rejected.into_iter().flat_map(|(_, e)| e).collect();
+            let rest = unaccepted.as_deref().unwrap_or(&body);
+            entries.extend(rejected_body_entries(&http.api, &self.config.name, reason, rest));
+            body = entries;
+        } else if self.config.format == Format::JsonArray || body.last() != Some(&b'\n') {
+            body.push(b'\n');
+        }
+        self.write_dead_letter(body).await
+    }
+
+    /// Appends entries to the dead-letter file (bounded, see
+    /// [`crate::dead_letter`]).
+    async fn write_dead_letter(&self, entries: Vec<u8>) -> std::io::Result<()> {
         let Some(path) = self.config.dead_letter.clone() else {
             return Err(std::io::Error::other("no dead-letter file configured"));
         };
-        let mut body = sealed.plain()?;
-        if self.config.format == Format::JsonArray || body.last() != Some(&b'\n') {
-            body.push(b'\n');
+        let max_size = self.config.dead_letter_max_size;
+        let discarded = tokio::task::spawn_blocking(move || crate::dead_letter::append(&path, max_size, &entries))
+            .await
+            .map_err(std::io::Error::other)??;
+        if discarded > 0 {
+            self.metrics.dead_letter_discarded(discarded);
+            tracing::warn!(sink = %self.config.name, bytes = discarded, "The dead-letter file reached --dead-letter-max-size; its oldest rotated copy was deleted.");
         }
-        tokio::task::spawn_blocking(move || {
-            use std::io::Write;
-            let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&path)?;
-            f.write_all(&body)?;
-            f.sync_data()
-        })
-        .await
-        .map_err(std::io::Error::other)?
+        Ok(())
+    }
+
+    /// Applies the `--on-reject` policy to records a platform refused out of
+    /// an accepted request (each a dead-letter entry with its reason);
+    /// `false` when the sender must stop.
+    async fn reject_records(&self, rejected: Vec<(String, Vec<u8>)>) -> bool {
+        let n = rejected.len() as u64;
+        let reason = rejected[0].0.clone();
+        self.metrics.failed_lines(n);
+        match self.config.on_reject {
+            OnReject::DeadLetter => {
+                let entries = rejected.into_iter().flat_map(|(_, e)| e).collect();
+                match self.write_dead_letter(entries).await {
+                    Ok(()) => {
+                        tracing::warn!(sink = %self.config.name, lines = n, first_reason = %reason, "Records rejected; written to the dead-letter file.");
+                        self.metrics.dead_lettered(n);
+                        true
+                    }
+                    Err(e) => {
+                        let _ = self
+                            .fatal
+                            .send(anyhow::anyhow!(
+                                "sink {}: rejected records ({reason}) cannot be written to the dead-letter file: {e}",
+                                self.config.name
+                            ))
+                            .await;
+                        false
+                    }
+                }
+            }
+            OnReject::Drop => {
+                tracing::warn!(sink = %self.config.name, lines = n, first_reason = %reason, "Records rejected; dropped (--on-reject drop).");
+                self.metrics.dropped(n);
+                true
+            }
+            OnReject::Stop => {
+                let _ = self
+                    .fatal
+                    .send(anyhow::anyhow!(
+                        "sink {} rejected {n} records ({reason}); stopping (--on-reject stop)",
+                        self.config.name
+                    ))
+                    .await;
+                false
+            }
+        }
     }
 }

@@ -3,6 +3,9 @@
 //! - `ndjson`: one JSON object per line (keys as [`crate::record`] lists them).
 //! - `raw`: the line as read, bytes untouched, and `\n`.
 //! - `json-array`: the same objects, as one JSON array per request.
+//! - the platform sinks' wire formats (Loki, `_bulk`, OTLP), laid out by a
+//!   [`PlatformEncoder`] (`_bulk` documents are this module's NDJSON objects
+//!   with `@timestamp`).
 //!
 //! The hot path (no parsing) costs one copy of a per-batch prefix and one
 //! escaping pass per line: the part of the object shared by every line of a
@@ -15,6 +18,7 @@ use crate::args::Format;
 use crate::rec::escape::{json_string, json_string_lossy};
 use crate::rec::timestamp::Rfc3339Millis;
 use crate::record::{Fields, RESERVED_KEYS, Record, TimestampField};
+use crate::sink::platform::{PlatformEncoder, Written};
 
 /// Counters an encoder keeps.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -35,6 +39,8 @@ pub struct Encoder {
     label_keys: Vec<String>,
     clock: Rfc3339Millis,
     stats: EncodeStats,
+    /// A platform sink's layout, which replaces `format`.
+    platform: Option<Box<PlatformEncoder>>,
 }
 
 impl Encoder {
@@ -46,7 +52,24 @@ impl Encoder {
             label_keys: Vec::new(),
             clock: Rfc3339Millis::new(),
             stats: EncodeStats::default(),
+            platform: None,
         }
+    }
+
+    /// The encoder of a sink: its platform's layout, or its format's.
+    pub fn for_sink(config: &crate::config::SinkConfig) -> Self {
+        let mut encoder = Self::new(config.format);
+        if let crate::config::SinkKind::Http(http) = &config.kind {
+            encoder.platform = PlatformEncoder::new(&http.api).map(Box::new);
+        }
+        encoder
+    }
+
+    /// Whether the open body holds more groups (Loki streams) than one
+    /// request may: the caller seals it before adding the current group's
+    /// records.
+    pub fn over_limit(&self) -> bool {
+        self.platform.as_ref().is_some_and(|p| p.over_limit())
     }
 
     /// The format.
@@ -62,7 +85,10 @@ impl Encoder {
     /// Starts a group of records that share `file` and `labels` (a batch
     /// of lines read from one file): what they share is encoded once.
     pub fn begin_group(&mut self, file: &str, labels: &[(String, String)]) {
-        if self.format == Format::Raw {
+        if let Some(p) = &mut self.platform {
+            p.begin_group(file, labels);
+        }
+        if self.format == Format::Raw && self.platform.is_none() {
             return;
         }
         self.tail.clear();
@@ -79,14 +105,18 @@ impl Encoder {
     }
 
     /// Appends what opens a batch body (`[` for a JSON array).
-    pub fn open(&self, out: &mut Vec<u8>) {
-        if self.format == Format::JsonArray {
+    pub fn open(&mut self, out: &mut Vec<u8>) {
+        if self.format == Format::JsonArray && self.platform.is_none() {
             out.push(b'[');
         }
     }
 
     /// Appends what closes a batch body (`]` for a JSON array).
-    pub fn close(&self, out: &mut Vec<u8>) {
+    pub fn close(&mut self, out: &mut Vec<u8>) {
+        if let Some(p) = &mut self.platform {
+            p.close(out);
+            return;
+        }
         if self.format == Format::JsonArray {
             out.push(b']');
         }
@@ -97,26 +127,37 @@ impl Encoder {
     /// [`Encoder::begin_group`].
     #[inline]
     pub fn record(&mut self, rec: &Record<'_>, ts_field: TimestampField<'_>, first: bool, out: &mut Vec<u8>) {
+        if let Some(p) = &mut self.platform {
+            match p.record(rec, ts_field, out) {
+                Written::Done(bad_utf8) => self.stats.invalid_utf8 += u64::from(bad_utf8),
+                Written::NeedsDocument => {
+                    self.object(rec, ts_field, b"{\"@timestamp\":\"", out);
+                    out.push(b'\n');
+                }
+            }
+            return;
+        }
         match self.format {
             Format::Raw => {
                 out.extend_from_slice(rec.line);
                 out.push(b'\n');
             }
             Format::Ndjson => {
-                self.object(rec, ts_field, out);
+                self.object(rec, ts_field, b"{\"timestamp\":\"", out);
                 out.push(b'\n');
             }
             Format::JsonArray => {
                 if !first {
                     out.push(b',');
                 }
-                self.object(rec, ts_field, out);
+                self.object(rec, ts_field, b"{\"timestamp\":\"", out);
             }
         }
     }
 
-    fn object(&mut self, rec: &Record<'_>, ts_field: TimestampField<'_>, out: &mut Vec<u8>) {
-        out.extend_from_slice(b"{\"timestamp\":\"");
+    /// Writes the record as a JSON object opened by `head` (`{"timestamp":"`).
+    fn object(&mut self, rec: &Record<'_>, ts_field: TimestampField<'_>, head: &[u8], out: &mut Vec<u8>) {
+        out.extend_from_slice(head);
         out.extend_from_slice(self.clock.format(rec.timestamp()).as_bytes());
         out.push(b'"');
         out.extend_from_slice(&self.tail);

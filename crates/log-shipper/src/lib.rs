@@ -14,15 +14,21 @@
 //! - [`delivery`]: per-sink batching, the send/retry loop, the reject
 //!   policy, and the shared acknowledgement that lets a file's offset reach
 //!   the checkpoint only once every sink accepted its lines;
-//! - [`sink`]: stdout, file and HTTP transports;
-//! - [`metrics`]: the `podkit_log_shipper_*` metrics.
+//! - [`sink`]: stdout, file and HTTP transports, and the platform sinks'
+//!   wire formats (Loki, Elasticsearch/OpenSearch `_bulk`, OTLP/HTTP logs);
+//! - [`dead_letter`]: the bounded dead-letter file;
+//! - [`metrics`]: the `podkit_log_shipper_*` metrics;
+//! - [`reload`]: a `--config` file's new labels and batch limits applied
+//!   without a restart.
 
 pub mod args;
 pub mod config;
+pub mod dead_letter;
 pub mod delivery;
 pub mod encode;
 pub mod metrics;
 pub mod record;
+pub mod reload;
 pub mod serve;
 pub mod sink;
 pub mod source;
@@ -101,6 +107,7 @@ async fn ship(config: Config, ctx: Context) -> anyhow::Result<()> {
     }
 
     let (fatal_tx, mut fatal) = mpsc::channel::<anyhow::Error>(1);
+    let reloads = reload::Reloads::new(&config);
     let mut sink_inputs = Vec::new();
     for (i, sink) in config.sinks.iter().enumerate() {
         let transport =
@@ -113,11 +120,12 @@ async fn ship(config: Config, ctx: Context) -> anyhow::Result<()> {
             config: sink.clone(),
             parsers: config.sources.iter().map(Parser::new).collect(),
             labels: config.sources.iter().map(|s| s.labels.clone()).collect(),
-            encoder: Encoder::new(sink.format),
+            encoder: Encoder::for_sink(sink),
             flush_when_idle: !matches!(sink.kind, SinkKind::Http(_)),
             metrics: Arc::clone(&sink_metrics),
             reports_parse_stats: i == 0,
             spares: spares.clone(),
+            live: reloads.sink(i),
         };
         let sender = SinkSender {
             config: sink.clone(),
@@ -132,6 +140,7 @@ async fn ship(config: Config, ctx: Context) -> anyhow::Result<()> {
         sink_inputs.push(tx);
     }
     drop(fatal_tx);
+    reloads.spawn(&config, &ctx);
 
     let mut tailers = Vec::new();
     let mut started = Vec::new();

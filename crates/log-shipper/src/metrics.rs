@@ -10,6 +10,8 @@
 //!   wire), `requests_failed_total` (attempts), `retries_total`,
 //!   `lines_failed_total` (in batches the sink rejected),
 //!   `lines_dead_lettered_total`, `lines_dropped_total`,
+//!   `records_dropped_by_sink_total` (OTLP `partialSuccess`),
+//!   `dead_letter_discarded_bytes_total` (the dead-letter file's cap),
 //!   `batch_latency_seconds` (from a body being sealed to its acceptance);
 //! - records: `unparsed_lines_total`, `timestamp_failures_total`,
 //!   `invalid_utf8_lines_total`, `field_conflicts_total`.
@@ -56,6 +58,8 @@ pub struct Metrics {
     lines_failed: Counters,
     dead_lettered: Counters,
     dropped: Counters,
+    dropped_by_sink: Counters,
+    dead_letter_discarded: Counters,
     latency: Family<Labels, Histogram, fn() -> Histogram>,
     unparsed: Counter,
     timestamp_failures: Counter,
@@ -86,6 +90,8 @@ impl Metrics {
             lines_failed: Counters::default(),
             dead_lettered: Counters::default(),
             dropped: Counters::default(),
+            dropped_by_sink: Counters::default(),
+            dead_letter_discarded: Counters::default(),
             latency: Family::new_with_constructor(latency_histogram),
             unparsed: Counter::default(),
             timestamp_failures: Counter::default(),
@@ -94,7 +100,7 @@ impl Metrics {
             files: Arc::new(Files::default()),
         };
         let r = &ctx.metrics;
-        let counters: [(&str, &str, &Counters); 13] = [
+        let counters: [(&str, &str, &Counters); 15] = [
             ("lines_read", "Lines read from followed files", &m.lines_read),
             ("bytes_read", "Bytes read from followed files", &m.bytes_read),
             (
@@ -128,6 +134,16 @@ impl Metrics {
                 &m.dead_lettered,
             ),
             ("lines_dropped", "Rejected lines dropped (--on-reject drop)", &m.dropped),
+            (
+                "records_dropped_by_sink",
+                "Records a sink accepted the request of but dropped (OTLP partialSuccess.rejectedLogRecords)",
+                &m.dropped_by_sink,
+            ),
+            (
+                "dead_letter_discarded_bytes",
+                "Bytes of rotated dead-letter files deleted (--dead-letter-max-size)",
+                &m.dead_letter_discarded,
+            ),
         ];
         for (name, help, family) in counters {
             r.register(&format!("{P}{name}"), help, family.clone());
@@ -194,6 +210,8 @@ impl Metrics {
             lines_failed: self.lines_failed.get_or_create(&l).clone(),
             dead_lettered: self.dead_lettered.get_or_create(&l).clone(),
             dropped: self.dropped.get_or_create(&l).clone(),
+            dropped_by_sink: self.dropped_by_sink.get_or_create(&l).clone(),
+            dead_letter_discarded: self.dead_letter_discarded.get_or_create(&l).clone(),
             latency: self.latency.get_or_create(&l).clone(),
             unparsed: self.unparsed.clone(),
             timestamp_failures: self.timestamp_failures.clone(),
@@ -280,6 +298,8 @@ pub struct SinkMetrics {
     lines_failed: Counter,
     dead_lettered: Counter,
     dropped: Counter,
+    dropped_by_sink: Counter,
+    dead_letter_discarded: Counter,
     latency: Histogram,
     unparsed: Counter,
     timestamp_failures: Counter,
@@ -318,6 +338,16 @@ impl SinkMetrics {
     /// Rejected lines were dropped.
     pub fn dropped(&self, lines: u64) {
         self.dropped.inc_by(lines);
+    }
+
+    /// The sink dropped records of a request it accepted.
+    pub fn dropped_by_sink(&self, records: u64) {
+        self.dropped_by_sink.inc_by(records);
+    }
+
+    /// A full dead-letter file's old copy was deleted.
+    pub fn dead_letter_discarded(&self, bytes: u64) {
+        self.dead_letter_discarded.inc_by(bytes);
     }
 
     /// A parser's counters.

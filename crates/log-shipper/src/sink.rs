@@ -1,11 +1,22 @@
 //! Transports: how a sealed body reaches a sink. `stdout` and `file` write
 //! (on a blocking thread, so a slow disk or a full pipe never stalls the
-//! runtime); `http` POSTs over one reused HTTP/1.1 connection.
+//! runtime); `http` POSTs over one reused HTTP/1.1 connection, and so do
+//! the platform sinks ([`loki`], [`elasticsearch`], [`otlp`]; what they share
+//! is in [`platform`]), which read their answers as their platform writes
+//! them.
 //!
 //! Each send ends in one of three ways ([`SendError`]): accepted; failed in
 //! a way worth retrying (connection errors, timeouts, 408, 429, 5xx, with
 //! the server's `Retry-After`); or rejected (any other status: the batch
-//! itself is the problem, and retrying would not help).
+//! itself is the problem, and retrying would not help). A platform can
+//! also accept a request but refuse some of its records: `_bulk` items
+//! (the failed 429/5xx items are sent again alone, the refused ones handed
+//! back through [`Transport::take_partial`]) and OTLP's `partialSuccess`.
+
+pub mod elasticsearch;
+pub mod loki;
+pub mod otlp;
+pub mod platform;
 
 use std::time::Duration;
 
@@ -19,6 +30,20 @@ use crate::args::{Compression, Format};
 use crate::config::{HttpConfig, SinkConfig, SinkKind};
 use crate::delivery::Sealed;
 use crate::rec::{Output, Target};
+use platform::Api;
+
+/// What a platform accepted only in part, for the sender to handle.
+#[derive(Debug, Default)]
+pub struct Partial {
+    /// Records refused for good, each with its platform's reason, as
+    /// dead-letter entries (one JSON line each).
+    pub rejected: Vec<(String, Vec<u8>)>,
+    /// Records the sink dropped while accepting the request (OTLP
+    /// `partialSuccess.rejectedLogRecords`).
+    pub dropped_by_sink: u64,
+    /// The sink's message about them.
+    pub message: Option<String>,
+}
 
 /// Why a send did not succeed.
 #[derive(Debug)]
@@ -85,8 +110,31 @@ impl Transport {
                     }),
                 }
             }
-            Self::Http(http) => http.send(sealed).await,
+            Self::Http(http) => http.send(sealed, &config.name).await,
         }
+    }
+
+    /// What the last accepted body had refused in part (empty for a body
+    /// accepted whole).
+    pub fn take_partial(&mut self) -> Partial {
+        match self {
+            Self::Http(http) => std::mem::take(&mut http.partial),
+            Self::Output(_) => Partial::default(),
+        }
+    }
+
+    /// Of the body given up on, the part the sink had not accepted yet
+    /// (`_bulk` items still failing), uncompressed; `None` when that is
+    /// the whole body.
+    pub fn take_unaccepted(&mut self) -> Option<Vec<u8>> {
+        let Self::Http(http) = self else { return None };
+        let (_, body) = http.remaining.take()?;
+        if !http.gzip {
+            return Some(body.to_vec());
+        }
+        let mut out = Vec::with_capacity(body.len() * 4);
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&body[..]), &mut out).ok()?;
+        Some(out)
     }
 }
 
@@ -106,7 +154,17 @@ pub struct HttpTransport {
     timeout: Duration,
     tls: Option<crate::config::HttpsConfig>,
     conn: Option<SendRequest<Full<Bytes>>>,
+    /// The platform API spoken, which decides how answers are read.
+    api: Api,
+    /// `_bulk` items still to send of the body being delivered: the body's
+    /// address and length (which body it is), and the items as a body.
+    remaining: Option<((usize, usize), Bytes)>,
+    /// What the body being delivered had refused so far.
+    partial: Partial,
 }
+
+/// Largest answer read whole (a `_bulk` answer lists every item).
+const MAX_ANSWER: usize = 64 << 20;
 
 /// How much of an error answer is kept for the log.
 const ANSWER_PREVIEW: usize = 200;
@@ -132,11 +190,11 @@ impl HttpTransport {
             .authority()
             .map_or_else(|| host.clone(), |a| a.as_str().to_owned());
         let target = config.uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
-        let content_type = HeaderValue::from_static(match format {
+        let content_type = HeaderValue::from_static(config.api.content_type().unwrap_or(match format {
             Format::Ndjson => "application/x-ndjson",
             Format::JsonArray => "application/json",
             Format::Raw => "text/plain; charset=utf-8",
-        });
+        }));
         Self {
             uri: config.uri.clone(),
             authority,
@@ -149,6 +207,9 @@ impl HttpTransport {
             timeout: config.request_timeout,
             tls: config.tls.clone(),
             conn: None,
+            api: config.api.clone(),
+            remaining: None,
+            partial: Partial::default(),
         }
     }
 
@@ -192,21 +253,97 @@ impl HttpTransport {
         req
     }
 
-    async fn send(&mut self, sealed: &Sealed) -> Result<(), SendError> {
+    async fn send(&mut self, sealed: &Sealed, sink: &str) -> Result<(), SendError> {
+        let id = (sealed.body.as_ptr() as usize, sealed.body.len());
+        let body = match &self.remaining {
+            Some((of, body)) if *of == id => body.clone(),
+            _ => {
+                self.remaining = None;
+                self.partial = Partial::default();
+                sealed.body.clone()
+            }
+        };
         let timeout = self.timeout;
-        match tokio::time::timeout(timeout, self.attempt(sealed.body.clone())).await {
-            Ok(result) => result,
+        let answer = match tokio::time::timeout(timeout, self.attempt(body.clone())).await {
+            Ok(answer) => answer?,
             Err(_) => {
                 self.conn = None;
-                Err(SendError::Retry {
+                return Err(SendError::Retry {
                     reason: format!("no answer from {} within {timeout:?}", self.uri),
                     retry_after: None,
-                })
+                });
             }
+        };
+        let Answer {
+            status,
+            retry_after,
+            body: text,
+        } = answer;
+        let result = match &self.api {
+            Api::Plain | Api::Loki { .. } => classify(status, retry_after, &preview(&text)),
+            Api::Otlp if status.is_success() => {
+                let (n, message) = otlp::rejected_records(&text);
+                self.partial.dropped_by_sink = n;
+                self.partial.message = message;
+                Ok(())
+            }
+            Api::Otlp => {
+                let reason = reason(status, &preview(&text));
+                if otlp::retryable(status.as_u16()) {
+                    Err(SendError::Retry { reason, retry_after })
+                } else {
+                    Err(SendError::Reject(reason))
+                }
+            }
+            Api::Elasticsearch { .. } if status.is_success() => self.bulk_items(id, &body, &text, sink),
+            Api::Elasticsearch { .. } => classify(status, retry_after, &preview(&text)),
+        };
+        if result.is_ok() {
+            self.remaining = None;
         }
+        result
     }
 
-    async fn attempt(&mut self, body: Bytes) -> Result<(), SendError> {
+    /// Reads a `_bulk` answer's items: refused items are kept for the
+    /// sender, failed ones become the body sent next.
+    fn bulk_items(&mut self, id: (usize, usize), body: &Bytes, answer: &[u8], sink: &str) -> Result<(), SendError> {
+        if elasticsearch::all_succeeded(answer) {
+            return Ok(());
+        }
+        let plain = if self.gzip {
+            let mut out = Vec::with_capacity(body.len() * 4);
+            std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&body[..]), &mut out)
+                .map_err(|e| SendError::Fatal(format!("cannot read back a compressed body: {e}")))?;
+            out
+        } else {
+            body.to_vec()
+        };
+        let items = elasticsearch::read_answer(&plain, answer).map_err(SendError::Reject)?;
+        let Some(items) = items else { return Ok(()) };
+        for (pair, reason) in items.rejected {
+            let mut entry = Vec::with_capacity(pair.len() + 256);
+            elasticsearch::dead_letter_item(&mut entry, sink, &reason, &pair);
+            self.partial.rejected.push((reason, entry));
+        }
+        if items.retry.is_empty() {
+            return Ok(());
+        }
+        let next = if self.gzip {
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            // Writing into a Vec cannot fail.
+            let _ = std::io::Write::write_all(&mut gz, &items.retry);
+            Bytes::from(gz.finish().unwrap_or_default())
+        } else {
+            Bytes::from(items.retry)
+        };
+        self.remaining = Some((id, next));
+        Err(SendError::Retry {
+            reason: format!("some _bulk items failed ({})", items.retry_reason.unwrap_or_default()),
+            retry_after: None,
+        })
+    }
+
+    async fn attempt(&mut self, body: Bytes) -> Result<Answer, SendError> {
         let retry = |reason: String| SendError::Retry {
             reason,
             retry_after: None,
@@ -244,20 +381,43 @@ impl HttpTransport {
             if answer.is_ok() {
                 self.conn = Some(sender);
             }
-            let preview = answer.unwrap_or_default();
-            return classify(status, retry_after, &preview);
+            return Ok(Answer {
+                status,
+                retry_after,
+                body: answer.unwrap_or_default(),
+            });
         }
         Err(retry(format!("the connection to {} keeps closing", self.authority)))
     }
 }
 
-/// Reads an answer's body, keeping its first bytes; an error (or a body too
+/// An answer: status, `Retry-After`, body.
+struct Answer {
+    status: StatusCode,
+    retry_after: Option<Duration>,
+    body: Bytes,
+}
+
+/// Reads an answer's body (at most [`MAX_ANSWER`]); an error (or a body too
 /// big to drain) means the connection cannot be reused.
-async fn read_answer(body: hyper::body::Incoming) -> Result<String, ()> {
-    let limited = http_body_util::Limited::new(body, 64 * 1024);
-    let bytes = limited.collect().await.map_err(|_| ())?.to_bytes();
-    let end = bytes.len().min(ANSWER_PREVIEW);
-    Ok(String::from_utf8_lossy(&bytes[..end]).trim().to_owned())
+async fn read_answer(body: hyper::body::Incoming) -> Result<Bytes, ()> {
+    let limited = http_body_util::Limited::new(body, MAX_ANSWER);
+    Ok(limited.collect().await.map_err(|_| ())?.to_bytes())
+}
+
+/// The first bytes of an answer, for logs and reasons.
+fn preview(body: &[u8]) -> String {
+    let end = body.len().min(ANSWER_PREVIEW);
+    String::from_utf8_lossy(&body[..end]).trim().to_owned()
+}
+
+/// `HTTP 400 Bad Request: <answer>`.
+fn reason(status: StatusCode, answer: &str) -> String {
+    if answer.is_empty() {
+        format!("HTTP {status}")
+    } else {
+        format!("HTTP {status}: {answer}")
+    }
 }
 
 /// Sorts a status into accepted, retry and reject.
@@ -265,11 +425,7 @@ fn classify(status: StatusCode, retry_after: Option<Duration>, answer: &str) -> 
     if status.is_success() {
         return Ok(());
     }
-    let reason = if answer.is_empty() {
-        format!("HTTP {status}")
-    } else {
-        format!("HTTP {status}: {answer}")
-    };
+    let reason = reason(status, answer);
     if status == StatusCode::REQUEST_TIMEOUT || status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
         Err(SendError::Retry { reason, retry_after })
     } else {

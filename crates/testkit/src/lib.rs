@@ -13,12 +13,17 @@
 //!   records log shippers POST to it (NDJSON or JSON arrays, gzip or not).
 //! - [`ClosedPort`]: a loopback port that refuses connections and stays
 //!   reserved until the test opens it, so parallel tests never share one.
+//! - [`configmap`]: a ConfigMap volume laid out by hand, updated with the
+//!   kubelet's atomic `..data` symlink swap, and [`configmap::metric`] to read
+//!   one sample from `/metrics`.
 //! - [`pod`]: Kubernetes pods from `k8s/` run on a docker engine the way the
 //!   kubelet runs them (pause container, native sidecars, probes, the
 //!   downward API), and [`example_pods`], the scenarios that check the
 //!   example pods with it.
 
+pub mod configmap;
 pub mod example_pods;
+pub mod platform;
 pub mod pod;
 pub mod sink;
 

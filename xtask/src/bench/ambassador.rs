@@ -34,7 +34,7 @@ use super::{Contender, Env, Scenario, Server};
 
 /// What one load run did: units of work, the load generator's own CPU
 /// seconds, and the 99th-percentile latency when it measures one.
-type Load = (f64, f64, Option<Duration>);
+pub(super) type Load = (f64, f64, Option<Duration>);
 
 /// Length of one measured load run.
 const RUN: Duration = Duration::from_secs(4);
@@ -128,7 +128,7 @@ fn nginx(env: &Env, name: &str, body: &str) -> Result<Command> {
     nginx_workers(env, name, body, 1)
 }
 
-fn nginx_workers(env: &Env, name: &str, body: &str, workers: usize) -> Result<Command> {
+pub(super) fn nginx_workers(env: &Env, name: &str, body: &str, workers: usize) -> Result<Command> {
     let dir = env.work.join(name);
     std::fs::create_dir_all(&dir)?;
     let conf = dir.join("nginx.conf");
@@ -151,7 +151,7 @@ fn nginx_workers(env: &Env, name: &str, body: &str, workers: usize) -> Result<Co
     Ok(cmd)
 }
 
-fn http_block(env: &Env, servers: &str) -> String {
+pub(super) fn http_block(env: &Env, servers: &str) -> String {
     format!(
         "http {{ access_log off; client_body_temp_path {d}; proxy_temp_path {d}; fastcgi_temp_path {d}; \
          uwsgi_temp_path {d}; scgi_temp_path {d}; keepalive_requests 1000000;\n{servers}\n}}",
@@ -190,7 +190,7 @@ fn origin_http(env: &Env) -> Result<Arc<Server>> {
     Ok(Arc::new(server))
 }
 
-fn wait_port(port: u16) -> Result<()> {
+pub(super) fn wait_port(port: u16) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
         if TcpStream::connect(("127.0.0.1", port)).is_ok() {
@@ -203,7 +203,7 @@ fn wait_port(port: u16) -> Result<()> {
 
 /// A contender: a proxy started on first use and kept for every round,
 /// measured while `load(port)` runs. `keep` holds the origin alive.
-fn proxy(
+pub(super) fn proxy(
     name: &str,
     podkit: bool,
     cmd: Command,
@@ -332,7 +332,7 @@ fn wrk_duration(text: &str) -> Option<Duration> {
     Some(Duration::from_secs_f64(secs))
 }
 
-fn wrk_load(port: u16) -> Result<Load> {
+pub(super) fn wrk_load(port: u16) -> Result<Load> {
     wrk_load_with(port, None)
 }
 

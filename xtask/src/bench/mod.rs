@@ -10,6 +10,7 @@
 
 mod ambassador;
 mod idle;
+mod log_shipper;
 mod rewrite;
 mod startup;
 mod wait_for;
@@ -94,8 +95,18 @@ fn scenarios() -> Vec<Scenario> {
         wait_for::sigterm(),
     ];
     all.extend(ambassador::scenarios());
+    all.extend(log_shipper::scenarios());
     all
 }
+
+/// What `bench --help` says beyond the list.
+const NOTES: &str = "\
+Tables go to target/bench/<scenario>.md. PODKIT_BENCH_BIN_DIR=DIR takes the podkit binaries
+from DIR instead of building the release binaries first. Tools the anchors need are installed from Debian
+when missing. The log-shipper scenarios (ship-http, ship-file, ship-idle) run Fluent Bit beside
+log-shipper when a `fluent-bit` binary is on PATH (not packaged for Debian: build it from its
+public source; see the README's performance section), at its defaults and tuned, and print
+`SKIPPED: Fluent Bit` otherwise; serve and serve-idle run Debian's nginx with one worker.";
 
 /// `cargo xtask bench <scenario> [--rounds N]`.
 pub fn run(args: &[String]) -> Result<()> {
@@ -116,11 +127,12 @@ pub fn run(args: &[String]) -> Result<()> {
         }
     }
     let all = scenarios();
-    let Some(name) = name.filter(|n| n != "list") else {
-        println!("scenarios:");
+    let Some(name) = name.filter(|n| !matches!(n.as_str(), "list" | "--help" | "-h" | "help")) else {
+        println!("usage: cargo xtask bench <scenario> [--rounds N]   (default 5 rounds)\n\nscenarios:");
         for s in &all {
             println!("  {:<18} {}", s.name, s.about);
         }
+        println!("\n{NOTES}");
         return Ok(());
     };
     let scenario = all
@@ -129,7 +141,13 @@ pub fn run(args: &[String]) -> Result<()> {
         .with_context(|| format!("no scenario `{name}`"))?;
     ensure!(rounds >= 1, "--rounds must be at least 1");
     install_tools(scenario.tools)?;
-    let bins = crate::build::release()?;
+    // PODKIT_BENCH_BIN_DIR: binaries built already (a build of only the
+    // one under test, or another branch's for an A/B), instead of building
+    // all four release binaries first.
+    let bins = match std::env::var_os("PODKIT_BENCH_BIN_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => crate::build::release()?,
+    };
     let work = crate::build::tempdir()?;
     let env = Env {
         bins,
@@ -242,6 +260,9 @@ fn report(scenario: &Scenario, rounds: usize, contenders: &[Contender], samples:
             s.other
         );
     }
+    if rounds > 1 {
+        spread(&mut out, unit, contenders, samples);
+    }
     if let Some(p) = contenders.iter().position(|c| c.podkit) {
         let anchors: Vec<usize> = (0..contenders.len()).filter(|&i| !contenders[i].podkit).collect();
         if !anchors.is_empty() {
@@ -275,6 +296,37 @@ fn report(scenario: &Scenario, rounds: usize, contenders: &[Contender], samples:
         }
     }
     out
+}
+
+/// The spread over rounds (min–max) of each contender's rate, CPU per unit
+/// and peak RSS: how far one round's figures can be trusted.
+fn spread(out: &mut String, unit: &str, contenders: &[Contender], samples: &[Vec<Sample>]) {
+    let range = |v: Vec<f64>| {
+        let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        (lo, hi)
+    };
+    let _ = writeln!(
+        out,
+        "\nSpread over rounds (min–max):\n\n| contender | {unit}/s | CPU-µs per {} | peak RSS |\n|---|---:|---:|---:|",
+        unit.trim_end_matches('s')
+    );
+    for (c, s) in contenders.iter().zip(samples) {
+        let rate = range(s.iter().map(|s| s.units / s.wall.as_secs_f64().max(1e-9)).collect());
+        let cpu = range(s.iter().map(|s| s.cpu / s.units.max(1e-12) * 1e6).collect());
+        let rss = range(s.iter().map(|s| s.peak_rss as f64).collect());
+        let _ = writeln!(
+            out,
+            "| {} | {}–{} | {:.3}–{:.3} | {}–{} |",
+            c.name,
+            si(rate.0),
+            si(rate.1),
+            cpu.0,
+            cpu.1,
+            mib(rss.0),
+            mib(rss.1)
+        );
+    }
 }
 
 fn si(v: f64) -> String {
@@ -369,6 +421,11 @@ impl Server {
         Ok(Self {
             child: cmd.spawn().with_context(|| format!("spawning {cmd:?}"))?,
         })
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Whether the server is still running.

@@ -1,0 +1,328 @@
+//! OTLP/HTTP logs, JSON encoding (`POST /v1/logs`): an
+//! `ExportLogsServiceRequest` in the OTLP JSON mapping (lowerCamelCase
+//! names, 64-bit integers as decimal strings, enums as numbers):
+//!
+//! ```json
+//! {"resourceLogs":[{"resource":{"attributes":[{"key":"k8s.pod.name","value":{"stringValue":"web-1"}}]},
+//!   "scopeLogs":[{"scope":{"name":"log-shipper","version":"0.1.0"},"logRecords":[
+//!     {"observedTimeUnixNano":"1733479200124000000","timeUnixNano":"1733479200123000000",
+//!      "severityNumber":9,"severityText":"info","body":{"stringValue":"GET /cart 200"},
+//!      "attributes":[{"key":"log.file.path","value":{"stringValue":"/var/log/app.log"}}]}]}]}]}
+//! ```
+//!
+//! - One `ResourceLogs` per label set. The labels `pod`, `namespace`,
+//!   `container`, `node` and `pod_uid` become the Kubernetes
+//!   semantic-convention attributes `k8s.pod.name`, `k8s.namespace.name`,
+//!   `k8s.container.name`, `k8s.node.name` and `k8s.pod.uid`; other labels
+//!   keep their names.
+//! - A log record: `observedTimeUnixNano` (the read time), `timeUnixNano`
+//!   (the event time from the timestamp field; left out, which means
+//!   unknown, when there is none, as the filelog receiver does), `severityText` and
+//!   `severityNumber` from a parsed `level` (or `severity`, `lvl`,
+//!   `loglevel`) field, `body` (the line), `attributes`: `log.file.path`
+//!   and the other parsed fields (strings, numbers, booleans; objects and
+//!   arrays as their JSON text).
+//!
+//! Answers: 2xx accepted, and a `partialSuccess.rejectedLogRecords` in it
+//! is counted and logged (the spec says not to retry those); 429, 502, 503
+//! and 504 retried; anything else rejected (the OTLP spec makes every other
+//! status final).
+
+use serde::Deserialize;
+
+use crate::rec::escape::{json_string, json_string_lossy};
+use crate::record::{Record, TimestampField};
+
+use super::platform::{FieldValue, Groups, Layout, NanosText, for_each_field, write_int};
+
+const LAYOUT: Layout = Layout {
+    prefix: b"{\"resourceLogs\":[",
+    group_tail: b"]}]}",
+    suffix: b"]}",
+};
+
+/// Keys read as the severity, in this order.
+const LEVEL_KEYS: [&str; 4] = ["level", "severity", "lvl", "loglevel"];
+
+/// Encodes records as OTLP log records, grouped by resource.
+#[derive(Debug, Clone)]
+pub struct OtlpEncoder {
+    groups: Groups,
+    /// `,"attributes":[{"key":"log.file.path",…}` for the current group.
+    file_attr: Vec<u8>,
+    time: NanosText,
+    observed: NanosText,
+}
+
+impl Default for OtlpEncoder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl OtlpEncoder {
+    /// An encoder.
+    pub fn new() -> Self {
+        Self {
+            groups: Groups::default(),
+            file_attr: Vec::with_capacity(128),
+            time: NanosText::default(),
+            observed: NanosText::default(),
+        }
+    }
+
+    /// Records of `file` with `labels` follow.
+    pub fn begin_group(&mut self, file: &str, labels: &[(String, String)]) {
+        self.groups.begin(labels, resource_head);
+        self.file_attr.clear();
+        self.file_attr
+            .extend_from_slice(b",\"attributes\":[{\"key\":\"log.file.path\",\"value\":{\"stringValue\":");
+        json_string(&mut self.file_attr, file);
+        self.file_attr.extend_from_slice(b"}}");
+    }
+
+    /// Appends one log record; returns whether invalid UTF-8 was replaced.
+    pub fn record(&mut self, rec: &Record<'_>, ts_field: TimestampField<'_>, out: &mut Vec<u8>) -> bool {
+        let start = out.len();
+        out.extend_from_slice(b"{\"observedTimeUnixNano\":\"");
+        self.observed.write(rec.read_time.as_nanosecond(), out);
+        out.push(b'"');
+        if let Some(time) = rec.time {
+            out.extend_from_slice(b",\"timeUnixNano\":\"");
+            self.time.write(time.as_nanosecond(), out);
+            out.push(b'"');
+        }
+        let mut level_key = None;
+        for_each_field(rec, ts_field, |key, value| {
+            if level_key.is_none()
+                && LEVEL_KEYS.contains(&key)
+                && let Some(text) = value.simple_text()
+            {
+                level_key = Some(LEVEL_KEYS.iter().position(|k| *k == key).unwrap_or(0));
+                out.extend_from_slice(b",\"severityNumber\":");
+                write_int(out, i128::from(severity_number(text)));
+                out.extend_from_slice(b",\"severityText\":");
+                json_string_lossy(out, text);
+            }
+        });
+        out.extend_from_slice(b",\"body\":{\"stringValue\":");
+        let mut bad = json_string_lossy(out, rec.line);
+        out.push(b'}');
+        out.extend_from_slice(&self.file_attr);
+        let level_key = level_key.map(|i| LEVEL_KEYS[i]);
+        for_each_field(rec, ts_field, |key, value| {
+            if Some(key) == level_key {
+                return;
+            }
+            out.extend_from_slice(b",{\"key\":");
+            json_string(out, key);
+            out.extend_from_slice(b",\"value\":");
+            bad |= any_value(out, &value);
+            out.push(b'}');
+        });
+        out.extend_from_slice(b"]}");
+        self.groups.push(0, start, out.len());
+        bad
+    }
+
+    /// Lays the records out as the request body.
+    pub fn close(&mut self, out: &mut Vec<u8>) {
+        self.groups.close(out, &LAYOUT);
+    }
+}
+
+/// `{"resource":{"attributes":[…]},"scopeLogs":[{"scope":{…},"logRecords":[`.
+fn resource_head(labels: &[(String, String)]) -> Vec<u8> {
+    let mut head = b"{\"resource\":{\"attributes\":[".to_vec();
+    for (i, (k, v)) in labels.iter().enumerate() {
+        if i > 0 {
+            head.push(b',');
+        }
+        let key = match k.as_str() {
+            "pod" => "k8s.pod.name",
+            "namespace" => "k8s.namespace.name",
+            "container" => "k8s.container.name",
+            "node" => "k8s.node.name",
+            "pod_uid" => "k8s.pod.uid",
+            other => other,
+        };
+        head.extend_from_slice(b"{\"key\":");
+        json_string(&mut head, key);
+        head.extend_from_slice(b",\"value\":{\"stringValue\":");
+        json_string(&mut head, v);
+        head.extend_from_slice(b"}}");
+    }
+    head.extend_from_slice(b"]},\"scopeLogs\":[{\"scope\":{\"name\":\"log-shipper\",\"version\":");
+    json_string(&mut head, env!("CARGO_PKG_VERSION"));
+    head.extend_from_slice(b"},\"logRecords\":[");
+    head
+}
+
+/// An `AnyValue` for a parsed field; returns whether invalid UTF-8 was replaced.
+fn any_value(out: &mut Vec<u8>, value: &FieldValue<'_>) -> bool {
+    match value {
+        FieldValue::Json(raw @ ("true" | "false")) => {
+            out.extend_from_slice(b"{\"boolValue\":");
+            out.extend_from_slice(raw.as_bytes());
+        }
+        FieldValue::Json(raw) if raw.starts_with(|c: char| c == '-' || c.is_ascii_digit()) => {
+            if raw.contains(['.', 'e', 'E']) || raw.parse::<i64>().is_err() {
+                out.extend_from_slice(b"{\"doubleValue\":");
+                out.extend_from_slice(raw.as_bytes());
+            } else {
+                out.extend_from_slice(b"{\"intValue\":\"");
+                out.extend_from_slice(raw.as_bytes());
+                out.push(b'"');
+            }
+        }
+        other => {
+            out.extend_from_slice(b"{\"stringValue\":");
+            let bad = other.write_string(out);
+            out.push(b'}');
+            return bad;
+        }
+    }
+    out.push(b'}');
+    false
+}
+
+/// The OpenTelemetry severity number of a level name (0: unknown).
+fn severity_number(level: &[u8]) -> u8 {
+    let lower = level.to_ascii_lowercase();
+    let starts = |p: &[u8]| lower.starts_with(p);
+    if starts(b"trace") {
+        1
+    } else if starts(b"debug") || lower == b"dbg" {
+        5
+    } else if starts(b"info") || lower == b"notice" {
+        9
+    } else if starts(b"warn") {
+        13
+    } else if starts(b"err") {
+        17
+    } else if starts(b"fatal") || starts(b"crit") || starts(b"panic") || starts(b"emerg") || starts(b"alert") {
+        21
+    } else {
+        0
+    }
+}
+
+/// Log records a 2xx answer says the collector dropped, and its message.
+pub fn rejected_records(answer: &[u8]) -> (u64, Option<String>) {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Answer {
+        partial_success: Option<Partial>,
+    }
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Partial {
+        #[serde(default)]
+        rejected_log_records: Option<serde_json::Value>,
+        #[serde(default)]
+        error_message: Option<String>,
+    }
+    let Ok(Answer {
+        partial_success: Some(partial),
+    }) = serde_json::from_slice::<Answer>(answer)
+    else {
+        return (0, None);
+    };
+    let n = match partial.rejected_log_records {
+        Some(serde_json::Value::String(s)) => s.parse().unwrap_or(0),
+        Some(serde_json::Value::Number(n)) => n.as_u64().unwrap_or(0),
+        _ => 0,
+    };
+    (n, partial.error_message.filter(|m| !m.is_empty()))
+}
+
+/// Whether an OTLP answer status is worth retrying (429, 502, 503, 504).
+pub fn retryable(status: u16) -> bool {
+    matches!(status, 429 | 502 | 503 | 504)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::Fields;
+    use serde_json::value::RawValue;
+    use std::borrow::Cow;
+
+    #[test]
+    fn records_group_by_resource_with_k8s_attributes_and_severity() {
+        let labels = vec![
+            ("pod".to_owned(), "web-1".to_owned()),
+            ("namespace".to_owned(), "shop".to_owned()),
+            ("team".to_owned(), "a".to_owned()),
+        ];
+        let line = br#"{"level":"WARN","n":7,"x":1.5,"ok":true,"o":{"a":1},"s":"t"}"#;
+        let members: Vec<(Cow<'_, str>, &RawValue)> =
+            serde_json::from_slice::<std::collections::BTreeMap<String, &RawValue>>(line)
+                .unwrap()
+                .into_iter()
+                .map(|(k, v)| (Cow::Owned(k), v))
+                .collect();
+        let rec = Record {
+            line,
+            file: "/var/log/app.log",
+            read_time: "2026-12-06T00:00:01Z".parse().unwrap(),
+            time: Some("2026-12-06T00:00:00Z".parse().unwrap()),
+            labels: &labels,
+            fields: Fields::Json(&members),
+        };
+        let mut e = OtlpEncoder::new();
+        let mut out = Vec::new();
+        e.begin_group(rec.file, &labels);
+        e.record(&rec, TimestampField::None, &mut out);
+        e.close(&mut out);
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        let resource = &v["resourceLogs"][0]["resource"]["attributes"];
+        assert_eq!(resource[0]["key"], "k8s.pod.name");
+        assert_eq!(resource[1]["key"], "k8s.namespace.name");
+        assert_eq!(resource[2]["key"], "team");
+        let r = &v["resourceLogs"][0]["scopeLogs"][0]["logRecords"][0];
+        assert_eq!(r["timeUnixNano"], "1796515200000000000");
+        assert_eq!(r["observedTimeUnixNano"], "1796515201000000000");
+        assert_eq!(r["severityNumber"], 13);
+        assert_eq!(r["severityText"], "WARN");
+        assert_eq!(r["body"]["stringValue"], std::str::from_utf8(line).unwrap());
+        let attrs: Vec<(String, serde_json::Value)> = r["attributes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| (a["key"].as_str().unwrap().to_owned(), a["value"].clone()))
+            .collect();
+        let get = |k: &str| attrs.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone()).unwrap();
+        assert_eq!(get("log.file.path")["stringValue"], "/var/log/app.log");
+        assert_eq!(get("n")["intValue"], "7");
+        assert_eq!(get("x")["doubleValue"], 1.5);
+        assert_eq!(get("ok")["boolValue"], true);
+        assert_eq!(get("o")["stringValue"], r#"{"a":1}"#);
+        assert_eq!(get("s")["stringValue"], "t");
+        assert!(attrs.iter().all(|(k, _)| k != "level"), "the level is the severity");
+    }
+
+    #[test]
+    fn severities_and_partial_success() {
+        for (text, n) in [
+            ("info", 9),
+            ("Warning", 13),
+            ("ERROR", 17),
+            ("trace", 1),
+            ("fatal", 21),
+            ("x", 0),
+        ] {
+            assert_eq!(severity_number(text.as_bytes()), n, "{text}");
+        }
+        assert_eq!(
+            rejected_records(br#"{"partialSuccess":{"rejectedLogRecords":"3","errorMessage":"too big"}}"#),
+            (3, Some("too big".into()))
+        );
+        assert_eq!(
+            rejected_records(br#"{"partialSuccess":{"rejectedLogRecords":2}}"#),
+            (2, None)
+        );
+        assert_eq!(rejected_records(b"{}"), (0, None));
+        assert_eq!(rejected_records(b""), (0, None));
+    }
+}
