@@ -84,8 +84,9 @@ pub struct PodSpec {
     pub spec: Spec,
 }
 
-/// `metadata`.
-#[derive(Debug, Clone, Deserialize)]
+/// `metadata` (`Default` so that a pod built in code names only what it
+/// needs: `Metadata { name, ..Default::default() }`).
+#[derive(Debug, Clone, Default, Deserialize)]
 pub struct Metadata {
     /// The pod's name (its network alias on the test network).
     pub name: String,
