@@ -791,6 +791,7 @@ fn all_helpers_pod_on_docker(ctx: &Ctx) -> TestResult {
     let spec = PodSpec {
         metadata: Metadata {
             name: "all-helpers".into(),
+            ..Metadata::default()
         },
         spec,
     };

@@ -1,10 +1,11 @@
-//! The seed's pods, as rewritten in `k8s/`, run for real on a docker engine
-//! the way the kubelet would run them: the scenarios of
-//! `podkit_testkit::seed_pods` (ambassador, adapter, init container and its
-//! timeout), on `podkit_testkit::pod`'s emulation (pause container, native
-//! sidecars gated by startup probes, `--network container:`, volumes, the
-//! manifests' security contexts, the kubelet's stop order), on a private
-//! network per scenario with stand-ins for the services the pods talk to.
+//! The example pods of `k8s/` run for real on a docker engine the way the
+//! kubelet would run them: the scenarios of `podkit_testkit::example_pods`
+//! (sidecar serving the logs, sidecar shipping them, ambassador, adapter,
+//! init container and its timeout), on `podkit_testkit::pod`'s emulation
+//! (pause container, native sidecars gated by startup probes, `--network
+//! container:`, volumes, the manifests' security contexts, downward-API env,
+//! the kubelet's stop order), on a private network per scenario with
+//! stand-ins for the services the pods talk to.
 //!
 //! The images are built first with `cargo xtask images --busybox` (release
 //! binaries in `FROM scratch` images, and the busybox stand-in from Debian's
@@ -18,8 +19,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
+use podkit_testkit::example_pods::SCENARIOS;
 use podkit_testkit::pod::{self, Images};
-use podkit_testkit::seed_pods::SCENARIOS;
 
 /// Why the tests cannot run here.
 struct Skip(String);

@@ -65,7 +65,7 @@ fn sections(bins: &Path, work: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The seed's sidecar pod: the app appends `date` lines to index.html in
+/// The classic sidecar pod: the app appends `date` lines to index.html in
 /// the shared directory, and log-shipper serves it as nginx did, plus the
 /// last lines (`?tail=N`), and refuses paths that leave the directory.
 fn sidecar_serve(bin: &Path, work: &Path) -> Result<()> {
@@ -246,7 +246,7 @@ fn init_container(bin: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The seed's ambassador pod: the app calls `http://127.0.0.1:PORT` and gets
+/// The classic ambassador pod: the app calls `http://127.0.0.1:PORT` and gets
 /// the remote service's page. The "remote service" is a local HTTP server
 /// known as `example.com` through a hosts file (the demo reaches no network),
 /// so the Host header rewrite is visible in its answer.
@@ -323,7 +323,7 @@ fn serve_echo(stream: TcpStream) {
     );
 }
 
-/// The seed's adapter pod: the app appends `date` lines to a shared log, the
+/// The classic adapter pod: the app appends `date` lines to a shared log, the
 /// adapter rewrites them into out.log; the log is rotated by rename midway,
 /// and nothing is lost.
 fn adapter(bin: &Path, work: &Path) -> Result<()> {

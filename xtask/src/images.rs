@@ -4,7 +4,7 @@
 //! (no BuildKit, no pull).
 //!
 //! `--busybox` also builds the test image `podkit-test/busybox:<version>`, the
-//! stand-in for the `busybox`/`alpine` apps of the seed's pods, from Debian's
+//! stand-in for the `busybox` apps of the example pods in `k8s/`, from Debian's
 //! `busybox-static` (`/bin/busybox`): a rootfs with one symlink per applet,
 //! `/etc/passwd` naming uid 65532, and a world-writable `/tmp`.
 //!
@@ -154,11 +154,11 @@ fn busybox_context(busybox: &Path, context: &Path) -> Result<()> {
     std::fs::set_permissions(rootfs.join("tmp"), std::fs::Permissions::from_mode(0o1777))?;
     std::fs::write(
         context.join("Dockerfile"),
-        "# Test stand-in for the busybox/alpine apps of the seed's pods, built by\n\
+        "# Test stand-in for the busybox apps of the example pods in k8s/, built by\n\
          # `cargo xtask images --busybox` from Debian's busybox-static (no pull).\n\
          FROM scratch\n\
          LABEL org.opencontainers.image.title=\"podkit-test-busybox\" \\\n      \
-         org.opencontainers.image.description=\"Debian busybox-static as the apps of the seed's pods in tests\"\n\
+         org.opencontainers.image.description=\"Debian busybox-static as the apps of the example pods in tests\"\n\
          COPY rootfs/ /\n\
          ENV PATH=/bin\n\
          CMD [\"/bin/sh\"]\n",

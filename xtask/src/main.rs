@@ -7,8 +7,8 @@
 //! - `check-static`: checks that the release binaries are static and run in
 //!   an empty root.
 //! - `images`: builds the `FROM scratch` images `podkit/<name>:<version>`
-//!   (and, with `--busybox`, the test stand-in for the seed's busybox apps).
-//! - `pods`: runs the seed's pods from `k8s/` on the docker engine, narrated.
+//!   (and, with `--busybox`, the test stand-in for the example pods' busybox apps).
+//! - `pods`: runs the example pods from `k8s/` on the docker engine, narrated.
 //! - `build-release`: builds the release binaries (what the other commands use).
 //! - `symbol-order BIN` (`wait-for-order`): regenerates a binary's link order from a profiling run.
 
@@ -40,7 +40,7 @@ commands:
                             (--busybox: also the test stand-in podkit-test/busybox
                             from Debian's busybox-static; --ids: write
                             repository=image-id lines to FILE)
-  pods [NAME]               run the seed's pods from k8s/ on the docker engine, as
+  pods [NAME]               run the example pods from k8s/ on the docker engine, as
                             the kubelet would (builds the images first)
   build-release             build the release binaries
   symbol-order BIN          regenerate crates/BIN/symbol-order.txt (wait-for,

@@ -479,7 +479,7 @@ fn wait_until(what: &str, mut done: impl FnMut() -> bool) -> Result<()> {
     Ok(())
 }
 
-/// log-shipper as the seed's sidecar: following 10 files of a log directory
+/// log-shipper as the sidecar: following 10 files of a log directory
 /// into an HTTP sink and serving that directory (listing, index, a file,
 /// `?tail=`), the admin endpoints, more lines after a quiet spell, then
 /// SIGTERM and the drain; and a second run into a `file://` sink.

@@ -1,11 +1,12 @@
-//! `cargo xtask pods [NAME]`: the seed's pods from `k8s/`, run on the docker
+//! `cargo xtask pods [NAME]`: the example pods from `k8s/` (sidecar serving
+//! and shipping logs, ambassador, adapter, init container), run on the docker
 //! engine the way the kubelet would run them, narrated step by step. The
-//! same scenarios as the pod tests (`podkit_testkit::seed_pods`); NAME picks
-//! the ones whose name contains it.
+//! same scenarios as the pod tests (`podkit_testkit::example_pods`); NAME
+//! picks the ones whose name contains it.
 
 use anyhow::{Result, anyhow, ensure};
+use podkit_testkit::example_pods::SCENARIOS;
 use podkit_testkit::pod::Images;
-use podkit_testkit::seed_pods::SCENARIOS;
 
 use crate::images;
 

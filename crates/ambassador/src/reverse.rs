@@ -1,5 +1,5 @@
-//! reverse mode: every request goes to one fixed upstream (the seed's
-//! "curl 127.0.0.1:81 gets example.com"), with the Host header rewritten to
+//! reverse mode: every request goes to one fixed upstream (the ambassador
+//! pod's "curl 127.0.0.1:81 gets example.com"), with the Host header rewritten to
 //! the upstream's, the path prefix put in front, extra headers added, over
 //! a keep-alive pool (HTTP/2 when TLS ALPN offers it).
 //!

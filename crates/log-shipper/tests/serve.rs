@@ -1,4 +1,4 @@
-//! Serve mode, checked on the real `log-shipper` binary: the seed's nginx
+//! Serve mode, checked on the real `log-shipper` binary: the sidecar pod's nginx
 //! cases (index, HEAD, ranges, conditional requests, content types, error
 //! statuses), listings, `?tail=N`, `?follow=1` across rotation and
 //! truncation, confinement (traversal, symbolic and hard links, dotfiles),
@@ -224,7 +224,7 @@ fn append(path: &Path, text: &str) {
     f.write_all(text.as_bytes()).unwrap();
 }
 
-fn seed_index(root: &Path, _: &Path) {
+fn sidecar_index(root: &Path, _: &Path) {
     std::fs::write(
         root.join("index.html"),
         "Sat Dec  5 23:00:01 UTC 2026\nSat Dec  5 23:00:06 UTC 2026\n",
@@ -233,8 +233,8 @@ fn seed_index(root: &Path, _: &Path) {
 }
 
 #[test]
-fn the_seed_index_is_served_at_the_root_and_head_matches_get() {
-    let s = Served::start(seed_index, &[]);
+fn the_sidecar_index_is_served_at_the_root_and_head_matches_get() {
+    let s = Served::start(sidecar_index, &[]);
     let r = s.get("/");
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.text(), "Sat Dec  5 23:00:01 UTC 2026\nSat Dec  5 23:00:06 UTC 2026\n");
@@ -293,7 +293,7 @@ fn ranges_answer_206_and_416_like_nginx() {
 
 #[test]
 fn conditional_requests_answer_304() {
-    let s = Served::start(seed_index, &[]);
+    let s = Served::start(sidecar_index, &[]);
     let r = s.get("/");
     let etag = r.header("etag").unwrap().to_owned();
     let meta = std::fs::metadata(s.root().join("index.html")).unwrap();
@@ -448,7 +448,7 @@ fn tail_and_follow_together_start_n_lines_from_the_end() {
 
 #[test]
 fn sigterm_ends_follow_streams_and_exits_0() {
-    let mut s = Served::start(seed_index, &[]);
+    let mut s = Served::start(sidecar_index, &[]);
     let mut stream = s.stream("/?follow=1");
     stream.until("23:00:06");
     s.proc.signal(libc::SIGTERM);
@@ -463,7 +463,7 @@ fn sigterm_ends_follow_streams_and_exits_0() {
 
 #[test]
 fn traversal_is_refused() {
-    let s = Served::start(seed_index, &[]);
+    let s = Served::start(sidecar_index, &[]);
     for path in [
         "/../etc/passwd",
         "/../outside/secret.txt",
@@ -544,7 +544,7 @@ fn dotfiles_are_hidden_unless_asked() {
 
 #[test]
 fn huge_headers_get_431() {
-    let s = Served::start(seed_index, &["--serve-max-header-bytes", "4KiB"]);
+    let s = Served::start(sidecar_index, &["--serve-max-header-bytes", "4KiB"]);
     let big = "x".repeat(8 * 1024);
     let r = s.request("GET", "/", &[("X-Big", &big)]);
     assert_eq!(r.status, 431, "{r:?}");
@@ -553,7 +553,7 @@ fn huge_headers_get_431() {
 
 #[test]
 fn a_slowloris_client_is_cut_off() {
-    let s = Served::start(seed_index, &["--serve-header-read-timeout", "1s"]);
+    let s = Served::start(sidecar_index, &["--serve-header-read-timeout", "1s"]);
     let mut stream = connect(s.addr);
     stream.write_all(b"GET / HTTP/1.1\r\nHost: test\r\n").unwrap();
     // Trickle a header line whenever the server has been quiet for 100 ms,
@@ -578,7 +578,7 @@ fn a_slowloris_client_is_cut_off() {
 
 #[test]
 fn connections_beyond_the_limit_get_503() {
-    let s = Served::start(seed_index, &["--serve-max-connections", "2"]);
+    let s = Served::start(sidecar_index, &["--serve-max-connections", "2"]);
     let mut a = s.stream("/?follow=1");
     let mut b = s.stream("/?follow=1");
     a.until("23:00:06");

@@ -1,4 +1,4 @@
-//! Follow mode on the real binary, under the conditions the seed's
+//! Follow mode on the real binary, under the conditions the adapter pod's
 //! `tail -f | sed` fails: an app appending 2,000 lines/s for 10 s, its log
 //! rotated every 2 s (rename while the app keeps writing to the old file for
 //! 0.2 s; rename and immediate reopen; copytruncate), a SIGTERM and restart
@@ -204,7 +204,7 @@ fn setup() -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("app.log");
     let out = dir.path().join("out.log");
-    // The seed's command, plus a private admin port.
+    // The adapter pod's command, plus a private admin port.
     let args = vec![
         "--follow".to_owned(),
         log.display().to_string(),

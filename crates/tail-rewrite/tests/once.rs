@@ -34,7 +34,7 @@ fn pipe(args: &[&str], input: &[u8]) -> (i32, Vec<u8>, String) {
 }
 
 #[test]
-fn the_seed_expression_works_in_a_pipe() {
+fn the_adapter_pod_expression_works_in_a_pipe() {
     let (code, out, err) = pipe(
         &["--once", "-e", "s/^/Date /"],
         b"Thu Nov 26 23:08:26 UTC 2026\nsecond\n",

@@ -19,13 +19,14 @@
 //!   kubelet's atomic `..data` symlink swap, and [`configmap::metric`] to read
 //!   one sample from `/metrics`.
 //! - [`pod`]: Kubernetes pods from `k8s/` run on a docker engine the way the
-//!   kubelet runs them (pause container, native sidecars, probes), and
-//!   [`seed_pods`], the scenarios that check the seed's pods with it.
+//!   kubelet runs them (pause container, native sidecars, probes, the
+//!   downward API), and [`example_pods`], the scenarios that check the
+//!   example pods with it.
 
 pub mod configmap;
+pub mod example_pods;
 pub mod platform;
 pub mod pod;
-pub mod seed_pods;
 pub mod sink;
 pub mod tls;
 

@@ -21,6 +21,13 @@
 //!   `readOnlyRootFilesystem` → `--read-only`, `capabilities` →
 //!   `--cap-drop`/`--cap-add`, `allowPrivilegeEscalation: false` →
 //!   `no-new-privileges`, `fsGroup` → `--group-add`;
+//! - env variables with their plain values, and downward-API `fieldRef`s
+//!   resolved as the kubelet resolves them ([`Field`]): the pod's name,
+//!   namespace (`default`), uid (generated, fixed for the pod's life), node
+//!   ([`NODE_NAME`]), service account (`default`), IP (the pause
+//!   container's, also as `status.hostIP`), one label or annotation; other
+//!   sources (`secretKeyRef`, `configMapKeyRef`, `resourceFieldRef`, ...)
+//!   are refused;
 //! - [`Pod::stop`] in the kubelet's order: the app containers first (all at
 //!   once), then the sidecars in reverse order, each with what is left of
 //!   `terminationGracePeriodSeconds`; it reports each exit code.
@@ -77,11 +84,21 @@ pub struct PodSpec {
     pub spec: Spec,
 }
 
-/// `metadata`.
-#[derive(Debug, Clone, Deserialize)]
+/// `metadata` (`Default` so that a pod built in code names only what it
+/// needs: `Metadata { name, ..Default::default() }`).
+#[derive(Debug, Clone, Default, Deserialize)]
 pub struct Metadata {
     /// The pod's name (its network alias on the test network).
     pub name: String,
+    /// The namespace (`default` when the manifest names none, as `kubectl
+    /// apply` without `-n` would place it).
+    pub namespace: Option<String>,
+    /// Labels (readable through the downward API).
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Annotations (readable through the downward API).
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
 }
 
 /// `spec`.
@@ -101,6 +118,8 @@ pub struct Spec {
     pub containers: Vec<Container>,
     /// Seconds the pod has to stop (default 30).
     pub termination_grace_period_seconds: Option<u64>,
+    /// The service account (`default` when unset).
+    pub service_account_name: Option<String>,
 }
 
 /// `spec.securityContext`.
@@ -154,7 +173,7 @@ pub struct Container {
     /// Replaces the image's cmd.
     #[serde(default)]
     pub args: Vec<String>,
-    /// Environment variables (plain values only).
+    /// Environment variables (plain values and downward-API `fieldRef`s).
     #[serde(default)]
     pub env: Vec<EnvVar>,
     /// `Always` on an init container makes it a native sidecar.
@@ -186,8 +205,31 @@ pub struct EnvVar {
     pub name: String,
     /// Plain value.
     pub value: Option<String>,
-    /// Downward API and other sources (not emulated: refused).
-    pub value_from: Option<serde::de::IgnoredAny>,
+    /// Where the value comes from instead (only `fieldRef` is emulated).
+    pub value_from: Option<EnvVarSource>,
+}
+
+/// `env[].valueFrom`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvVarSource {
+    /// The downward API: a field of the pod.
+    pub field_ref: Option<FieldRef>,
+    /// Every other source (`resourceFieldRef`, `secretKeyRef`,
+    /// `configMapKeyRef`, ...), by key: refused, since the emulation has no
+    /// resources, secrets or config maps to read.
+    #[serde(flatten)]
+    pub other: BTreeMap<String, serde::de::IgnoredAny>,
+}
+
+/// `valueFrom.fieldRef`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FieldRef {
+    /// e.g. `metadata.name`, `metadata.labels['app']`.
+    pub field_path: String,
+    /// `v1` when given.
+    pub api_version: Option<String>,
 }
 
 /// A `volumeMounts` entry.
@@ -278,6 +320,155 @@ impl PodSpec {
             .chain(&self.spec.containers)
             .find(|c| c.name == name)
     }
+}
+
+// === downward API ===
+
+/// The node every emulated pod runs on: what `spec.nodeName` reads.
+pub const NODE_NAME: &str = "podkit-test-node";
+
+/// A pod field an env variable reads through `valueFrom.fieldRef`: the
+/// paths the kubelet resolves for env (`metadata.labels` and
+/// `metadata.annotations` as a whole only exist in downwardAPI volumes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Field {
+    /// `metadata.name`.
+    Name,
+    /// `metadata.namespace`.
+    Namespace,
+    /// `metadata.uid`.
+    Uid,
+    /// `spec.nodeName`.
+    NodeName,
+    /// `spec.serviceAccountName`.
+    ServiceAccountName,
+    /// `status.podIP`.
+    PodIp,
+    /// `status.hostIP`.
+    HostIp,
+    /// `metadata.labels['KEY']`.
+    Label(String),
+    /// `metadata.annotations['KEY']`.
+    Annotation(String),
+}
+
+/// What the kubelet knows of a pod beyond its manifest, once its sandbox
+/// runs.
+#[derive(Debug, Clone, Copy)]
+pub struct Sandbox<'a> {
+    /// `metadata.uid`.
+    pub uid: &'a str,
+    /// The pause container's IP: `status.podIP`, and `status.hostIP` (the
+    /// emulated node has no other address a container could reach).
+    pub ip: &'a str,
+}
+
+impl Field {
+    /// Reads a `fieldPath`; a path the kubelet would not resolve for env, or
+    /// one the emulation cannot answer, is an error naming it.
+    pub fn parse(path: &str) -> Result<Self> {
+        let subscript = |prefix: &str| {
+            path.strip_prefix(prefix)
+                .and_then(|rest| rest.strip_prefix("['"))
+                .and_then(|rest| rest.strip_suffix("']"))
+                .filter(|key| !key.is_empty() && !key.contains('\''))
+                .map(str::to_owned)
+        };
+        Ok(match path {
+            "metadata.name" => Self::Name,
+            "metadata.namespace" => Self::Namespace,
+            "metadata.uid" => Self::Uid,
+            "spec.nodeName" => Self::NodeName,
+            "spec.serviceAccountName" => Self::ServiceAccountName,
+            "status.podIP" => Self::PodIp,
+            "status.hostIP" => Self::HostIp,
+            "metadata.labels" | "metadata.annotations" => {
+                return err(format!(
+                    "fieldPath {path} is only valid in a downwardAPI volume; an env variable reads one key: {path}['KEY']"
+                ));
+            }
+            _ => {
+                if let Some(key) = subscript("metadata.labels") {
+                    Self::Label(key)
+                } else if let Some(key) = subscript("metadata.annotations") {
+                    Self::Annotation(key)
+                } else {
+                    return err(format!(
+                        "fieldPath {path:?} is not emulated (metadata.name, metadata.namespace, metadata.uid, \
+                         metadata.labels['KEY'], metadata.annotations['KEY'], spec.nodeName, \
+                         spec.serviceAccountName, status.podIP, status.hostIP)"
+                    ));
+                }
+            }
+        })
+    }
+
+    /// The value the kubelet would put in the variable (a label or
+    /// annotation the pod does not have reads as empty).
+    pub fn resolve(&self, spec: &PodSpec, sandbox: Sandbox<'_>) -> String {
+        let meta = &spec.metadata;
+        match self {
+            Self::Name => meta.name.clone(),
+            Self::Namespace => meta.namespace.clone().unwrap_or_else(|| "default".to_owned()),
+            Self::Uid => sandbox.uid.to_owned(),
+            Self::NodeName => NODE_NAME.to_owned(),
+            Self::ServiceAccountName => spec
+                .spec
+                .service_account_name
+                .clone()
+                .unwrap_or_else(|| "default".to_owned()),
+            Self::PodIp | Self::HostIp => sandbox.ip.to_owned(),
+            Self::Label(key) => meta.labels.get(key).cloned().unwrap_or_default(),
+            Self::Annotation(key) => meta.annotations.get(key).cloned().unwrap_or_default(),
+        }
+    }
+}
+
+/// The downward-API field `var` reads (None for a plain value), or an error
+/// naming the container, the variable and what the emulation cannot provide.
+fn env_field(c: &Container, var: &EnvVar) -> Result<Option<Field>> {
+    let Some(from) = &var.value_from else {
+        return Ok(None);
+    };
+    let fail = |what: String| err(format!("container {}: env {}: {what}", c.name, var.name));
+    if var.value.is_some() {
+        return fail("both value and valueFrom (the API server refuses that)".into());
+    }
+    if let Some(source) = from.other.keys().next() {
+        return fail(format!(
+            "valueFrom.{source} is not emulated (only fieldRef: the test pods have no secrets, config maps or resource limits to read)"
+        ));
+    }
+    let Some(field_ref) = &from.field_ref else {
+        return fail("valueFrom names no source".into());
+    };
+    if let Some(version) = field_ref.api_version.as_deref().filter(|v| *v != "v1") {
+        return fail(format!("fieldRef.apiVersion {version} (only v1)"));
+    }
+    match Field::parse(&field_ref.field_path) {
+        Ok(field) => Ok(Some(field)),
+        Err(e) => fail(e.0),
+    }
+}
+
+/// A uid for a pod, fixed for its life and unique per run: the shape of
+/// the API server's (a random UUID), derived from the pod's docker prefix.
+fn pod_uid(prefix: &str) -> String {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let half = |salt: u8| {
+        let mut h = DefaultHasher::new();
+        (salt, prefix).hash(&mut h);
+        h.finish()
+    };
+    let (hi, lo) = (half(0), half(1));
+    format!(
+        "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
+        hi >> 32,
+        (hi >> 16) & 0xffff,
+        hi & 0xfff,
+        0x8000 | (lo >> 48) & 0x3fff,
+        lo & 0xffff_ffff_ffff
+    )
 }
 
 // === images ===
@@ -495,6 +686,8 @@ pub struct Pod<'n> {
     prefix: String,
     /// The pod's IP on the network, once created.
     ip: String,
+    /// `metadata.uid`, fixed at creation.
+    uid: String,
     created: std::sync::Mutex<Vec<String>>,
     volumes: Vec<String>,
 }
@@ -517,6 +710,7 @@ impl<'n> Pod<'n> {
             network,
             images,
             busybox,
+            uid: pod_uid(&prefix),
             prefix,
             ip: String::new(),
             created: std::sync::Mutex::new(Vec::new()),
@@ -602,6 +796,30 @@ impl<'n> Pod<'n> {
     /// The pod's IP on the test network.
     pub fn ip(&self) -> &str {
         &self.ip
+    }
+
+    /// The pod's `metadata.uid`, as the downward API gives it.
+    pub fn uid(&self) -> &str {
+        &self.uid
+    }
+
+    /// The environment a container gets: plain values, and downward-API
+    /// fields resolved as the kubelet resolves them.
+    pub fn env(&self, c: &Container) -> Result<Vec<(String, String)>> {
+        let sandbox = Sandbox {
+            uid: &self.uid,
+            ip: &self.ip,
+        };
+        c.env
+            .iter()
+            .map(|var| {
+                let value = match env_field(c, var)? {
+                    Some(field) => field.resolve(&self.spec, sandbox),
+                    None => var.value.clone().unwrap_or_default(),
+                };
+                Ok((var.name.clone(), value))
+            })
+            .collect()
     }
 
     /// The docker volume behind a pod volume.
@@ -727,11 +945,8 @@ impl<'n> Pod<'n> {
         for cap in &sc.capabilities.add {
             args.extend(["--cap-add".into(), cap.clone()]);
         }
-        for var in &c.env {
-            args.extend([
-                "-e".into(),
-                format!("{}={}", var.name, var.value.clone().unwrap_or_default()),
-            ]);
+        for (name, value) in self.env(c)? {
+            args.extend(["-e".into(), format!("{name}={value}")]);
         }
         for mount in &c.volume_mounts {
             let ro = if mount.read_only { ":ro" } else { "" };
@@ -811,8 +1026,14 @@ fn check_supported(spec: &PodSpec) -> Result<()> {
         }
     }
     for c in spec.spec.init_containers.iter().chain(&spec.spec.containers) {
-        if c.env.iter().any(|e| e.value_from.is_some()) {
-            return err(format!("container {}: env valueFrom is not emulated", c.name));
+        for var in &c.env {
+            env_field(c, var)?;
+            if var.value.as_deref().is_some_and(|v| v.contains("$(")) {
+                return err(format!(
+                    "container {}: env {}: $(VAR) expansion is not emulated",
+                    c.name, var.name
+                ));
+            }
         }
         if c.command.iter().chain(&c.args).any(|a| a.contains("$(")) {
             return err(format!("container {}: $(VAR) expansion is not emulated", c.name));
@@ -869,6 +1090,122 @@ mod tests {
         );
         assert_eq!(spec.spec.security_context.sysctls[0].value, "0");
         check_supported(&spec).expect("supported");
+    }
+
+    fn env_pod(env: &str) -> PodSpec {
+        PodSpec::parse(&format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web-0\n  \
+             labels: {{app: shop, app.kubernetes.io/name: web}}\n  annotations: {{team: a}}\nspec:\n  \
+             containers:\n  - name: app\n    image: busybox:1.36\n    env:\n{env}"
+        ))
+        .expect("parses")
+    }
+
+    #[test]
+    fn downward_api_fields_resolve_as_the_kubelet_resolves_them() {
+        let spec = env_pod(
+            "    - {name: A, value: plain}\n\
+             \x20   - {name: POD, valueFrom: {fieldRef: {fieldPath: metadata.name}}}\n\
+             \x20   - {name: NS, valueFrom: {fieldRef: {fieldPath: metadata.namespace}}}\n\
+             \x20   - {name: UID, valueFrom: {fieldRef: {apiVersion: v1, fieldPath: metadata.uid}}}\n\
+             \x20   - {name: NODE, valueFrom: {fieldRef: {fieldPath: spec.nodeName}}}\n\
+             \x20   - {name: SA, valueFrom: {fieldRef: {fieldPath: spec.serviceAccountName}}}\n\
+             \x20   - {name: IP, valueFrom: {fieldRef: {fieldPath: status.podIP}}}\n\
+             \x20   - {name: HOST, valueFrom: {fieldRef: {fieldPath: status.hostIP}}}\n\
+             \x20   - {name: APP, valueFrom: {fieldRef: {fieldPath: \"metadata.labels['app.kubernetes.io/name']\"}}}\n\
+             \x20   - {name: TEAM, valueFrom: {fieldRef: {fieldPath: \"metadata.annotations['team']\"}}}\n\
+             \x20   - {name: NONE, valueFrom: {fieldRef: {fieldPath: \"metadata.labels['absent']\"}}}\n",
+        );
+        check_supported(&spec).expect("supported");
+        let uid = pod_uid("run-1-web-0");
+        let sandbox = Sandbox {
+            uid: &uid,
+            ip: "172.18.0.2",
+        };
+        let c = &spec.spec.containers[0];
+        let got: Vec<(String, String)> = c
+            .env
+            .iter()
+            .map(|var| {
+                let value = match env_field(c, var).expect("emulated") {
+                    Some(field) => field.resolve(&spec, sandbox),
+                    None => var.value.clone().unwrap_or_default(),
+                };
+                (var.name.clone(), value)
+            })
+            .collect();
+        let want = [
+            ("A", "plain"),
+            ("POD", "web-0"),
+            ("NS", "default"),
+            ("UID", uid.as_str()),
+            ("NODE", NODE_NAME),
+            ("SA", "default"),
+            ("IP", "172.18.0.2"),
+            ("HOST", "172.18.0.2"),
+            ("APP", "web"),
+            ("TEAM", "a"),
+            ("NONE", ""),
+        ];
+        let want: Vec<(String, String)> = want.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        assert_eq!(got, want);
+
+        // Set in the manifest: the namespace and service account are read from it.
+        let mut spec = spec;
+        spec.metadata.namespace = Some("shop".into());
+        spec.spec.service_account_name = Some("web".into());
+        assert_eq!(Field::Namespace.resolve(&spec, sandbox), "shop");
+        assert_eq!(Field::ServiceAccountName.resolve(&spec, sandbox), "web");
+    }
+
+    #[test]
+    fn a_pod_uid_is_fixed_per_pod_and_shaped_like_the_api_servers() {
+        let uid = pod_uid("run-1-web-0");
+        assert_eq!(uid, pod_uid("run-1-web-0"));
+        assert_ne!(uid, pod_uid("run-2-web-0"));
+        let groups: Vec<usize> = uid.split('-').map(str::len).collect();
+        assert_eq!(groups, [8, 4, 4, 4, 12], "{uid}");
+        assert!(uid.chars().all(|c| c == '-' || c.is_ascii_hexdigit()), "{uid}");
+        assert_eq!(&uid[14..15], "4", "version 4: {uid}");
+    }
+
+    #[test]
+    fn env_sources_the_emulation_cannot_provide_are_refused_by_name() {
+        for (env, says) in [
+            (
+                "{name: S, valueFrom: {secretKeyRef: {name: s, key: k}}}",
+                "env S: valueFrom.secretKeyRef is not emulated",
+            ),
+            (
+                "{name: C, valueFrom: {configMapKeyRef: {name: c, key: k}}}",
+                "env C: valueFrom.configMapKeyRef is not emulated",
+            ),
+            (
+                "{name: CPU, valueFrom: {resourceFieldRef: {resource: limits.cpu}}}",
+                "env CPU: valueFrom.resourceFieldRef is not emulated",
+            ),
+            (
+                "{name: L, valueFrom: {fieldRef: {fieldPath: metadata.labels}}}",
+                "only valid in a downwardAPI volume",
+            ),
+            (
+                "{name: G, valueFrom: {fieldRef: {fieldPath: metadata.generation}}}",
+                "fieldPath \"metadata.generation\" is not emulated",
+            ),
+            (
+                "{name: V, valueFrom: {fieldRef: {apiVersion: v2, fieldPath: metadata.name}}}",
+                "fieldRef.apiVersion v2",
+            ),
+            ("{name: E, valueFrom: {}}", "valueFrom names no source"),
+            (
+                "{name: X, value: \"$(POD)-x\"}",
+                "env X: $(VAR) expansion is not emulated",
+            ),
+        ] {
+            let spec = env_pod(&format!("    - {env}\n"));
+            let e = check_supported(&spec).expect_err(env);
+            assert!(e.0.starts_with("container app: ") && e.0.contains(says), "{env}: {e}");
+        }
     }
 
     #[test]

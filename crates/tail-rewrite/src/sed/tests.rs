@@ -93,7 +93,7 @@ const fn gnu_only(args: &'static [&'static str], input: &'static str, gnu: &'sta
 }
 
 const ROWS: &[Row] = &[
-    // The seed's expression and other prefix/suffix rewrites.
+    // The adapter pod's expression and other prefix/suffix rewrites.
     row(&["s/^/Date /"], "Thu Nov 26\nx\n\n", "Date Thu Nov 26\nDate x\nDate \n"),
     row(&["s/$/;/"], "a\nb\n", "a;\nb;\n"),
     row(&["-e", "s/^/[/", "-e", "s/$/]/"], "a\n", "[a]\n"),

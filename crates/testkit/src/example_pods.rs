@@ -1,8 +1,20 @@
-//! The seed's pods, as rewritten in `k8s/`, run for real on a docker engine
+//! The example pods of `k8s/` (one per classic pod pattern, with podkit
+//! images in place of the usual stand-ins) run for real on a docker engine
 //! with [`crate::pod`], each as a scenario that prints its steps (with the
 //! time since it began) and returns what went wrong. `tests/tests/pods.rs`
 //! runs them as tests and `cargo xtask pods` for a human.
 //!
+//! - [`sidecar_pod`]: log-shipper in place of nginx, serving the app's log
+//!   directory on port 80: a client gets the app's dated lines at `/` (what
+//!   the file held, read from the volume before and after the request),
+//!   `?tail=1` gives the last line, a traversal and a symlink out of the
+//!   directory are refused.
+//! - [`shipper_pod`]: the same app, log-shipper shipping every line as NDJSON
+//!   to a collector (a busybox httpd stand-in with a CGI script appending
+//!   each POST body to a file); after the pod stopped, the collector holds
+//!   each line of the app's log exactly once, in order, labelled with the
+//!   pod, namespace and node from the downward API, the app and the
+//!   container.
 //! - [`ambassador_pod`]: podkit's ambassador in place of nginx-forward-proxy;
 //!   a client of the pod's port 80 gets example.com's page (a busybox httpd
 //!   stand-in known as `example.com` on the private network), the upstream
@@ -16,6 +28,10 @@
 //!   it needs accept connections, then exits 0 and the app starts.
 //! - [`init_container_timeout`]: with a 1 s timeout and no services, wait-for
 //!   exits 124 and the app container is never created.
+//!
+//! Every podkit container is checked as the kernel sees it (uid/gid 65532,
+//! no capabilities, no_new_privs, read-only root: [`check_hardened`]), and
+//! stops with exit 0 after the app containers, within the grace period.
 //!
 //! Stand-ins and probes use the busybox image mapped as `busybox` in the
 //! [`Images`].
@@ -32,7 +48,9 @@ use crate::pod::{self, Images, Network, Pod, PodSpec};
 pub type Scenario = (&'static str, fn(&Images, &Path) -> Result<(), String>);
 
 /// Every scenario, in the order they are best read.
-pub const SCENARIOS: [Scenario; 4] = [
+pub const SCENARIOS: [Scenario; 6] = [
+    ("sidecar_pod", sidecar_pod),
+    ("shipper_pod", shipper_pod),
     ("ambassador_pod", ambassador_pod),
     ("adapter_pod", adapter_pod),
     ("init_container_pod", init_container_pod),
@@ -162,6 +180,203 @@ fn stop(pod: &Pod<'_>, t0: Instant) -> Result<Vec<pod::Stopped>, String> {
     Ok(stopped)
 }
 
+/// The collector stand-in's ingest endpoint: `POST /ingest/` (a directory
+/// URL with no index.html, which busybox httpd hands to `cgi-bin/index.cgi`)
+/// appends the body to `/tmp/ingest.ndjson`. log-shipper sends one body at
+/// a time, so bodies never interleave.
+const CGI_INGEST: &str = "#!/bin/sh\n\
+    if [ \"$REQUEST_METHOD\" = POST ]; then head -c \"$CONTENT_LENGTH\" >> /tmp/ingest.ndjson; fi\n\
+    printf 'Content-Type: text/plain\\r\\n\\r\\nok\\n'\n";
+
+/// Splits a stand-in container's output at lines holding only `===`.
+fn sections(out: &str) -> Vec<&str> {
+    out.split("===\n").collect()
+}
+
+/// The sidecar pod (see the module docs).
+pub fn sidecar_pod(images: &Images, k8s: &Path) -> Result<(), String> {
+    let t0 = Instant::now();
+    let spec = load(k8s, "sidecar-pod.yaml")?;
+    let net = Network::create(&pod::run_id("podkit-pods")).map_err(|e| e.to_string())?;
+    let busybox = images.resolve("busybox").map_err(|e| e.to_string())?;
+    let pod = Pod::create(spec, &net, images.clone()).map_err(|e| e.to_string())?;
+    step(t0, &format!("pause container up, pod IP {}", pod.ip()));
+    start(&pod, t0)?;
+    step(t0, "pod ready");
+
+    // A client elsewhere on the network, with the log volume mounted to see
+    // what the app wrote: the file, then `/`, then the file again (the app
+    // writes on), so the page must lie between the two; the same around
+    // `?tail=1`.
+    let base = format!("http://{}:80", pod.ip());
+    let logs_volume = format!("{}:/var/log", pod.volume_name("logs"));
+    let script = retry(
+        "[ \"$(grep -c . /var/log/index.html 2>/dev/null)\" -ge 2 ]",
+        &format!(
+            "cat /var/log/index.html; echo ===; wget -q -O - {base}/; echo ===; \
+             cat /var/log/index.html; echo ===; wget -q -O - '{base}/?tail=1'; echo ===; \
+             cat /var/log/index.html; echo ===; \
+             wget -S -O - '{base}/%2e%2e/%2e%2e/etc/passwd' 2>&1; echo ===; \
+             ln -s /etc/hostname /var/log/escape.html && wget -S -O - {base}/escape.html 2>&1; echo ==="
+        ),
+    );
+    let out = net
+        .run_once(&["-v", &logs_volume], busybox, &["sh", "-c", &script])
+        .map_err(|e| e.to_string())?;
+    let all = text(&out);
+    let parts = sections(&all);
+    let [before, page, during, tail, after, traversal, symlink, ..] = parts[..] else {
+        return Err(format!(
+            "the client did not get through its requests:\n{all}\nsidecar logs:\n{}",
+            pod::logs(&pod.container_name("log-exporter-sidecar"))
+        ));
+    };
+    step(
+        t0,
+        &format!(
+            "client GET {base}/ -> {} lines of the app's index.html",
+            page.lines().count()
+        ),
+    );
+    for line in page.lines().take(3) {
+        println!("    {line}");
+    }
+    check(
+        page.lines().count() >= 2 && page.starts_with(before) && during.starts_with(page),
+        || format!("GET / is not what index.html held:\nbefore:\n{before}\nserved:\n{page}\nafter:\n{during}"),
+    )?;
+    // `?tail=1`: one line, the file's last at some moment of the request.
+    let lines: Vec<&str> = after.lines().collect();
+    let at = lines.iter().position(|l| tail.strip_suffix('\n') == Some(*l));
+    step(t0, &format!("client GET {base}/?tail=1 -> {:?}", tail.trim_end()));
+    check(
+        tail.lines().count() == 1 && at.is_some_and(|i| i + 1 >= during.lines().count()),
+        || format!("?tail=1 gave {tail:?}, not the last line (the file held:\n{during}then:\n{after})"),
+    )?;
+    // Out of the directory: `..` (percent-encoded, as a client can send it)
+    // and a symlink the app could plant, to the sidecar's own /etc/hostname.
+    for (what, answer) in [
+        ("/%2e%2e/%2e%2e/etc/passwd", traversal),
+        ("/escape.html -> /etc/hostname", symlink),
+    ] {
+        let status = answer
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("HTTP/1.1 "))
+            .unwrap_or("no answer");
+        step(t0, &format!("client GET {what} -> {status}"));
+        check(
+            status.starts_with('4') && !answer.contains("root:") && !answer.contains("sidecar-pod"),
+            || format!("GET {what} was not refused:\n{answer}"),
+        )?;
+    }
+
+    check_hardened(&net, images, &pod, "log-exporter-sidecar", "log-shipper")?;
+    stop_sidecar_last(&pod, t0, "log-exporter-sidecar")?;
+    step(t0, "pod stopped");
+    Ok(())
+}
+
+/// The shipper pod (see the module docs).
+pub fn shipper_pod(images: &Images, k8s: &Path) -> Result<(), String> {
+    let t0 = Instant::now();
+    let spec = load(k8s, "shipper-pod.yaml")?;
+    let net = Network::create(&pod::run_id("podkit-pods")).map_err(|e| e.to_string())?;
+    let busybox = images.resolve("busybox").map_err(|e| e.to_string())?;
+    let collector = StandIn::create(
+        &net,
+        images,
+        "collector",
+        &[
+            ("index.html", "collector\n", false),
+            ("cgi-bin/index.cgi", CGI_INGEST, true),
+        ],
+    )?;
+    collector.serve(&net, images, 8080)?;
+    step(t0, "collector stand-in answers on collector:8080");
+    let pod = Pod::create(spec, &net, images.clone()).map_err(|e| e.to_string())?;
+    step(
+        t0,
+        &format!("pause container up, pod IP {}, uid {}", pod.ip(), pod.uid()),
+    );
+    start(&pod, t0)?;
+    step(t0, "pod ready");
+
+    // Three of the app's lines (one every 2 s) reach the collector.
+    let ingested = |then: &str, attempt: &str| {
+        pod::docker_output(&["exec", &collector.name, "sh", "-c", &retry(attempt, then)]).map_err(|e| e.to_string())
+    };
+    let out = ingested("true", "[ \"$(grep -c . /tmp/ingest.ndjson 2>/dev/null)\" -ge 3 ]")?;
+    check(out.status.success(), || {
+        format!(
+            "the collector never held 3 records: {}\nshipper logs:\n{}",
+            text(&out),
+            pod::logs(&pod.container_name("log-shipper"))
+        )
+    })?;
+    step(t0, "the collector holds 3 records");
+    check_hardened(&net, images, &pod, "log-shipper", "log-shipper")?;
+
+    // The app stops first; then log-shipper reads to the end of the file,
+    // delivers, checkpoints and exits 0.
+    stop_sidecar_last(&pod, t0, "log-shipper")?;
+    let read_volume = |volume: &str, at: &str, script: &str| {
+        let mount = format!("{}:{at}:ro", pod.volume_name(volume));
+        net.run_once(&["--network", "none", "-v", &mount], busybox, &["sh", "-c", script])
+            .map(|out| text(&out))
+            .map_err(|e| e.to_string())
+    };
+    let app_log = read_volume("logs", "/var/log/app", "cat /var/log/app/app.log")?;
+    let state = read_volume("shipper-state", "/var/lib/log-shipper", "ls -a /var/lib/log-shipper")?;
+    let out = ingested("cat /tmp/ingest.ndjson", "true")?;
+    let ndjson = text(&out);
+    let mut messages = Vec::new();
+    for (i, line) in ndjson.lines().enumerate() {
+        let record: serde_json::Value =
+            serde_json::from_str(line).map_err(|e| format!("record {i} is not JSON ({e}): {line:?}"))?;
+        if i == 0 {
+            step(t0, &format!("the collector's first record: {line}"));
+        }
+        let field = |key: &str| record.get(key).and_then(|v| v.as_str()).unwrap_or_default();
+        for (key, want) in [
+            ("pod", "shipper-pod"),
+            ("namespace", "default"),
+            ("node", pod::NODE_NAME),
+            ("app", "shipper-app"),
+            ("container", "app-container"),
+            ("file", "/var/log/app/app.log"),
+        ] {
+            check(field(key) == want, || {
+                format!("record {i}: {key} is {:?}, expected {want:?}: {line}", field(key))
+            })?;
+        }
+        messages.push(field("message").to_owned());
+    }
+    let written: Vec<&str> = app_log.lines().collect();
+    step(
+        t0,
+        &format!(
+            "app.log: {} lines; the collector: {} records; state volume: {}",
+            written.len(),
+            messages.len(),
+            state
+                .split_whitespace()
+                .filter(|f| !f.starts_with('.'))
+                .collect::<Vec<_>>()
+                .join(" ")
+        ),
+    );
+    check(written.len() >= 3 && messages == written, || {
+        format!(
+            "the collector does not hold every line of app.log once, in order:\napp.log:\n{app_log}\ncollector:\n{ndjson}"
+        )
+    })?;
+    check(state.contains("log-shipper.checkpoint.json"), || {
+        format!("no checkpoint in the state volume: {state}")
+    })?;
+    step(t0, "every line arrived exactly once, in order, labelled");
+    Ok(())
+}
+
 const CGI_HOST: &str = "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\n'\necho \"Host: $HTTP_HOST\"\n";
 
 /// The ambassador pod (see the module docs).
@@ -231,10 +446,48 @@ pub fn ambassador_pod(images: &Images, k8s: &Path) -> Result<(), String> {
     );
     check(host.trim() == "Host: example.com", || format!("upstream saw {host:?}"))?;
 
-    // The ambassador's process as the kernel sees it (from a container
-    // sharing its PID namespace, where it is PID 1).
-    let ambassador = pod.container_name("ambassador-container");
-    let pid_ns = format!("container:{ambassador}");
+    check_hardened(&net, images, &pod, "ambassador-container", "ambassador")?;
+
+    // kubelet order: the app containers first, then the ambassador, which
+    // drains (keeps serving for --drain-delay) and exits 0.
+    stop_sidecar_last(&pod, t0, "ambassador-container")?;
+    step(t0, "pod stopped");
+    Ok(())
+}
+
+/// Stops the pod (every container must exit 0) and checks `sidecar` went
+/// last, drained (its logs say `Draining.` then `Stopped.`) and exited within
+/// its 20 s grace period.
+fn stop_sidecar_last(pod: &Pod<'_>, t0: Instant, sidecar: &str) -> Result<Vec<pod::Stopped>, String> {
+    let stopped = stop(pod, t0)?;
+    let last = stopped
+        .last()
+        .filter(|s| s.container == sidecar)
+        .ok_or_else(|| format!("{sidecar} must stop last: {stopped:?}"))?;
+    check(last.took < Duration::from_secs(20), || {
+        format!("{sidecar}'s drain took {:?}, beyond the 20s grace period", last.took)
+    })?;
+    let logs = pod::logs(&pod.container_name(sidecar));
+    check(logs.contains("Draining.") && logs.contains("Stopped."), || {
+        format!("{sidecar} logs lack Draining./Stopped.:\n{logs}")
+    })?;
+    Ok(stopped)
+}
+
+/// Checks a pod's container as the kernel sees its PID 1 (from a busybox
+/// container sharing its PID namespace): it is `binary`, runs as uid and gid
+/// 65532 with no capability (permitted, effective, bounding) and
+/// no_new_privs, and its root filesystem is mounted read-only and refuses a
+/// write. What the manifest's security context asked for, in effect.
+pub fn check_hardened(
+    net: &Network,
+    images: &Images,
+    pod: &Pod<'_>,
+    container: &str,
+    binary: &str,
+) -> Result<(), String> {
+    let busybox = images.resolve("busybox").map_err(|e| e.to_string())?;
+    let pid_ns = format!("container:{}", pod.container_name(container));
     let out = net
         .run_once(
             &["--network", "none", "--pid", &pid_ns, "--cap-add", "SYS_PTRACE"],
@@ -249,8 +502,9 @@ pub fn ambassador_pod(images: &Images, k8s: &Path) -> Result<(), String> {
         )
         .map_err(|e| e.to_string())?;
     let status = text(&out);
+    println!("    {container}:");
     for line in status.lines() {
-        println!("    {line}");
+        println!("      {line}");
     }
     let field = |name: &str| -> Vec<String> {
         status
@@ -259,54 +513,33 @@ pub fn ambassador_pod(images: &Images, k8s: &Path) -> Result<(), String> {
             .map(|v| v.split_whitespace().map(str::to_owned).collect())
             .unwrap_or_default()
     };
-    check(field("Name") == ["ambassador"], || {
-        format!("PID 1 is not the ambassador:\n{status}")
+    check(field("Name") == [binary], || {
+        format!("PID 1 of {container} is not {binary}:\n{status}")
     })?;
     check(
         field("Uid").iter().all(|u| u == "65532") && field("Uid").len() == 4,
-        || format!("not uid 65532:\n{status}"),
+        || format!("{container} not uid 65532:\n{status}"),
     )?;
     check(
         field("Gid").iter().all(|g| g == "65532") && field("Gid").len() == 4,
-        || format!("not gid 65532:\n{status}"),
+        || format!("{container} not gid 65532:\n{status}"),
     )?;
     for caps in ["CapPrm", "CapEff", "CapBnd"] {
         check(field(caps) == ["0000000000000000"], || {
-            format!("{caps} not empty:\n{status}")
+            format!("{container}: {caps} not empty:\n{status}")
         })?;
     }
     check(field("NoNewPrivs") == ["1"], || {
-        format!("no_new_privs not set:\n{status}")
+        format!("{container}: no_new_privs not set:\n{status}")
     })?;
     check(
         status.contains("root mount options: ro,") || status.lines().any(|l| l == "root mount options: ro"),
-        || format!("root not mounted read-only:\n{status}"),
+        || format!("{container}: root not mounted read-only:\n{status}"),
     )?;
     check(
         status.contains("Read-only file system") && !status.contains("writable"),
-        || format!("writing the root filesystem did not fail as read-only:\n{status}"),
-    )?;
-
-    // kubelet order: the app containers first, then the ambassador, which
-    // drains (keeps serving for --drain-delay) and exits 0.
-    let stopped = stop(&pod, t0)?;
-    let amb = stopped
-        .iter()
-        .find(|s| s.container == "ambassador-container")
-        .ok_or("the ambassador was not stopped")?;
-    check(
-        stopped.last().is_some_and(|s| s.container == "ambassador-container"),
-        || format!("the ambassador must stop last: {stopped:?}"),
-    )?;
-    check(amb.took < Duration::from_secs(20), || {
-        format!("drain took {:?}, beyond the 20s grace period", amb.took)
-    })?;
-    let logs = pod::logs(&ambassador);
-    check(logs.contains("Draining.") && logs.contains("Stopped."), || {
-        format!("ambassador logs lack Draining./Stopped.:\n{logs}")
-    })?;
-    step(t0, "pod stopped");
-    Ok(())
+        || format!("{container}: writing the root filesystem did not fail as read-only:\n{status}"),
+    )
 }
 
 /// The adapter pod (see the module docs).
@@ -340,7 +573,8 @@ pub fn adapter_pod(images: &Images, k8s: &Path) -> Result<(), String> {
         )
     })?;
     step(t0, "out.log holds 2 rewritten lines");
-    stop(&pod, t0)?;
+    check_hardened(&net, images, &pod, "log-adapter", "tail-rewrite")?;
+    stop_sidecar_last(&pod, t0, "log-adapter")?;
     // After the stop (app first, then the adapter's drain), every app line is
     // in out.log, rewritten, in order, once.
     let out = read(
