@@ -12,15 +12,19 @@
 //! record is split there and counted, nothing is dropped), when the file
 //! was quiet for the flush timeout, or when it was truncated.
 //!
-//! **Acknowledgements never split a record.** Each line's bytes belong to
-//! the record it went into: the tailer's ack token of a batch is split at
-//! the first line of each record ([`AckToken::split_off`]), and a record
-//! carries the parts of every batch it has lines in. A chunk of records is
-//! acknowledged with exactly their parts. The tailer's checkpoint advances
-//! only over the acknowledged prefix of a file, and records leave in file
-//! order, so the checkpoint always lies at the start of a record. Records
-//! still open at shutdown are dropped unacknowledged: after a restart they
-//! are read again from their first line, whole.
+//! **Acknowledgements never split a record.** Records leave only at a
+//! *clean cut* of the file: an offset before which every piece belongs to a
+//! record that leaves, and from which every piece belongs to one that stays
+//! (with one stream, every record's first line is one; when streams
+//! interleave, a record whose pieces reach past the start of a record still
+//! open waits for it). The acknowledgements of a file's batches are held
+//! until a cut passes them, split there ([`AckToken::split_off`]: at most
+//! once per batch and cut), and travel with the last chunk of records that
+//! left at that cut. The tailer's checkpoint advances only over the
+//! acknowledged prefix of a file, so it always lies at a cut: at the first
+//! line of the oldest record not yet delivered. Records still open at
+//! shutdown are dropped unacknowledged: after a restart they are read again
+//! from their first line, whole.
 
 use std::collections::{HashMap, VecDeque};
 use std::ops::Range;
@@ -96,6 +100,8 @@ const QUEUE_RECORDS: usize = 16 * 1024;
 /// A part of a batch's acknowledgement: the tailer's [`AckToken`] (tests
 /// use a stand-in that records what was acknowledged).
 pub trait Part: Sized {
+    /// The file bytes it acknowledges.
+    fn range(&self) -> Range<u64>;
     /// Splits off the bytes from `at` on (with `lines` of the lines).
     fn split_off(&mut self, at: u64, lines: u64) -> Self;
     /// Acknowledges the bytes.
@@ -103,6 +109,9 @@ pub trait Part: Sized {
 }
 
 impl Part for AckToken {
+    fn range(&self) -> Range<u64> {
+        self.byte_range()
+    }
     fn split_off(&mut self, at: u64, lines: u64) -> Self {
         AckToken::split_off(self, at, lines)
     }
@@ -126,14 +135,16 @@ pub struct Assembler<T = AckToken> {
 struct FileState<T> {
     info: FileInfo,
     /// Records in the order they started; the front ones leave once complete.
-    queue: VecDeque<Pending<T>>,
+    queue: VecDeque<Pending>,
+    /// The acknowledgements of the bytes from the last cut on, in file order.
+    held: VecDeque<T>,
     /// Where the last batch ended (an earlier start means truncation).
     end: u64,
 }
 
 /// A record being joined.
 #[derive(Debug)]
-struct Pending<T> {
+struct Pending {
     id: u64,
     stream: Stream,
     /// File offsets of its first and last piece.
@@ -145,7 +156,6 @@ struct Pending<T> {
     lines: usize,
     time: Option<Timestamp>,
     state: State,
-    acks: Vec<T>,
     /// Nothing more will be added.
     complete: bool,
     /// Its last piece was partial: the next piece of its stream continues
@@ -169,8 +179,8 @@ impl Assembler<AckToken> {
     /// Adds a tailer batch read at `now`.
     pub fn push(&mut self, batch: Batch, now: Instant) {
         let lines = batch.lines().map(|l| (l.offset, l.bytes));
-        let (key, segments) = self.add_lines(batch.file(), batch.byte_range(), lines, now);
-        self.assign(key, &segments, batch.into_ack());
+        let key = self.add_lines(batch.file(), batch.byte_range(), lines, now);
+        self.assign(key, batch.into_ack());
     }
 
     /// Takes the chunks of records that are complete.
@@ -178,10 +188,6 @@ impl Assembler<AckToken> {
         self.take_records().into_iter().map(Chunk::Records).collect()
     }
 }
-
-/// (offset of its first line, record, lines): one run of lines of a batch
-/// that went into the same record.
-type Segment = (u64, u64, u64);
 
 impl<T: Part> Assembler<T> {
     /// An assembler with `settings`.
@@ -201,15 +207,15 @@ impl<T: Part> Assembler<T> {
     }
 
     /// Adds the lines (offset, bytes) of one batch of `info` covering `range`,
-    /// read at `now`; returns the file and the segments to [`Self::assign`]
-    /// the batch's acknowledgement to.
+    /// read at `now`; returns the file, to [`Self::assign`] the batch's
+    /// acknowledgement to.
     pub fn add_lines<'a>(
         &mut self,
         info: &FileInfo,
         range: Range<u64>,
         lines: impl Iterator<Item = (u64, &'a [u8])>,
         now: Instant,
-    ) -> ((u64, u64), Vec<Segment>) {
+    ) -> (u64, u64) {
         let key = (info.dev, info.ino);
         let Self {
             settings,
@@ -221,6 +227,7 @@ impl<T: Part> Assembler<T> {
         let file = files.entry(key).or_insert_with(|| FileState {
             info: info.clone(),
             queue: VecDeque::new(),
+            held: VecDeque::new(),
             end: range.start,
         });
         if range.start < file.end {
@@ -234,46 +241,22 @@ impl<T: Part> Assembler<T> {
         }
         file.end = range.end;
 
-        let mut segments: Vec<Segment> = Vec::new();
         for (offset, bytes) in lines {
             let piece = settings.format.parse(bytes).unwrap_or_else(|| {
                 stats.unparsed += 1;
                 Piece::raw(bytes)
             });
-            let id = file.add(piece, offset, now, settings, next_id, stats);
-            match segments.last_mut() {
-                Some(s) if s.1 == id => s.2 += 1,
-                _ => segments.push((offset, id, 1)),
-            }
+            file.add(piece, offset, now, settings, next_id, stats);
         }
-        (key, segments)
+        key
     }
 
-    /// Hands the parts of a batch's acknowledgement `token` to the records
-    /// its segments went into, then moves complete records out.
-    pub fn assign(&mut self, key: (u64, u64), segments: &[Segment], token: T) {
-        let Some(file) = self.files.get_mut(&key) else {
-            token.ack();
-            return;
-        };
-        // Split the batch's token at the first line of each segment, from
-        // the back; the first segment keeps the head (and any bytes before
-        // its first line).
-        let mut token = Some(token);
-        for (i, &(offset, id, lines)) in segments.iter().enumerate().rev() {
-            let part = match (i, token.as_mut()) {
-                (0, _) => token.take(),
-                (_, Some(t)) => Some(t.split_off(offset, lines)),
-                (_, None) => None,
-            };
-            let Some(part) = part else { break };
-            if let Some(p) = file.queue.iter_mut().rev().find(|p| p.id == id) {
-                p.acks.push(part);
-            }
-        }
-        if let Some(token) = token {
-            // A batch without lines: nothing to hold back.
-            token.ack();
+    /// Holds a batch's acknowledgement `token` until a cut passes it, then
+    /// moves complete records out.
+    pub fn assign(&mut self, key: (u64, u64), token: T) {
+        match self.files.get_mut(&key) {
+            Some(file) => file.held.push_back(token),
+            None => token.ack(),
         }
         self.drain(key);
     }
@@ -377,15 +360,37 @@ impl<T: Part> Assembler<T> {
             let start = b.data.len();
             b.data.extend_from_slice(&p.buf);
             b.records.push((start..b.data.len(), p.time));
-            b.acks.extend(p.acks);
         }
-        if file.queue.is_empty() {
+        // The acknowledgements up to the cut go with the last chunk that
+        // left at it (or are answered now when nothing left, e.g. a batch
+        // that held no line).
+        let upto = file.queue.front().map(|p| p.first);
+        let mut parts = Vec::new();
+        while let Some(front) = file.held.front_mut() {
+            let range = front.range();
+            match upto {
+                Some(at) if range.start >= at => break,
+                Some(at) if range.end > at => {
+                    let tail = front.split_off(at, 0);
+                    parts.push(std::mem::replace(front, tail));
+                    break;
+                }
+                _ => parts.extend(file.held.pop_front()),
+            }
+        }
+        match self.ready.last_mut() {
+            Some(b) if cut > 0 => b.acks.extend(parts),
+            _ if upto.is_none() => parts.into_iter().for_each(Part::ack),
+            // Nothing left at this cut: the parts stay for the next one.
+            _ => parts.into_iter().rev().for_each(|p| file.held.push_front(p)),
+        }
+        if file.queue.is_empty() && file.held.is_empty() {
             self.files.remove(&key);
         }
     }
 }
 
-impl<T> FileState<T> {
+impl<T: Part> FileState<T> {
     /// Adds one piece; returns the record it went into.
     fn add(
         &mut self,
@@ -449,7 +454,6 @@ impl<T> FileState<T> {
             lines: 1,
             time: piece.time,
             state,
-            acks: Vec::new(),
             complete: piece.last && s.rule.is_none(),
             in_line: !piece.last,
         });
@@ -504,6 +508,9 @@ mod tests {
     }
 
     impl Part for Fake {
+        fn range(&self) -> Range<u64> {
+            self.range.clone()
+        }
         fn split_off(&mut self, at: u64, _lines: u64) -> Self {
             let tail = Fake {
                 range: at..self.range.end,
@@ -581,10 +588,10 @@ mod tests {
                 range: range.clone(),
                 log: Rc::clone(&self.log),
             };
-            let (key, segments) = self
+            let key = self
                 .a
                 .add_lines(&info(), range, lines.iter().map(|l| (l.0, l.1)), self.now);
-            self.a.assign(key, &segments, token);
+            self.a.assign(key, token);
             self.collect();
         }
 

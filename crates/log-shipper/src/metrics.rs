@@ -296,7 +296,9 @@ impl SourceMetrics {
             .files
             .get_mut(&(self.name.clone(), file.dev, file.ino))
         {
-            p.acked = end;
+            // A chunk of records acknowledges nothing when a later chunk
+            // of the same cut carries the acknowledgement (end 0).
+            p.acked = p.acked.max(end);
         }
     }
 

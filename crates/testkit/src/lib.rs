@@ -11,12 +11,15 @@
 //!   that has no event to wait on.
 //! - [`sink`]: a scriptable HTTP sink on `127.0.0.1:0` that counts the
 //!   records log shippers POST to it (NDJSON or JSON arrays, gzip or not).
+//! - [`images`]: the podkit images (and the busybox stand-in) built for a
+//!   container test, by id, or why the test must be skipped.
 //! - [`ClosedPort`]: a loopback port that refuses connections and stays
 //!   reserved until the test opens it, so parallel tests never share one.
 //! - [`pod`]: Kubernetes pods from `k8s/` run on a docker engine the way the
 //!   kubelet runs them (pause container, native sidecars, probes), and
 //!   [`seed_pods`], the scenarios that check the seed's pods with it.
 
+pub mod images;
 pub mod pod;
 pub mod seed_pods;
 pub mod sink;
