@@ -124,7 +124,7 @@ pub struct Args {
 
     // === Kubernetes node mode ===
     /// Node mode (a DaemonSet): follow every container's log files under
-    /// --kubernetes-log-root (<root>/<namespace>_<pod>_<uid>/<container>/*.log),
+    /// --kubernetes-log-root (`ROOT/NAMESPACE_POD_UID/CONTAINER/*.log`),
     /// CRI or docker format, with namespace, pod, pod_uid, container and
     /// stream labels from the path.
     #[arg(long, env = "LOG_SHIPPER_KUBERNETES_NODE", help_heading = "Kubernetes")]
