@@ -10,6 +10,8 @@
 //!   HTTP ones share; [`policy`] the forward proxy's destination rules.
 //! - [`net`]: drain tokens, byte pipes, idle timeouts, access log; [`stats`]
 //!   the metrics.
+//! - [`reload`]: a `--config` file's new upstreams, routes, allow rules and
+//!   timeouts applied to new connections without a restart.
 //!
 //! The binary is a thin `main.rs` over [`run`], which tests call in-process.
 
@@ -36,6 +38,7 @@ pub mod http;
 pub mod net;
 pub mod policy;
 pub mod proxy_protocol;
+pub mod reload;
 pub mod reverse;
 pub mod splice;
 pub mod stats;
@@ -455,7 +458,7 @@ fn is_loopback(ip: IpAddr) -> bool {
 
 /// What an accepted connection is handed to.
 #[derive(Clone)]
-enum Handler {
+pub(crate) enum Handler {
     Tcp(Arc<tcp::TcpProxy>),
     Reverse(Arc<reverse::ReverseProxy>),
     Forward(Arc<forward::ForwardProxy>),
@@ -503,73 +506,91 @@ pub async fn run(config: Config, ctx: Context) -> anyhow::Result<()> {
     let access = net::AccessLogger(config.access_log);
     let via = forward::via_token();
 
+    // Builds a listener's handler; a reload builds new ones with it.
+    let build = {
+        let (stats, resolver, ctx, drain, via) =
+            (stats.clone(), resolver.clone(), ctx.clone(), drain.clone(), via.clone());
+        move |l: &ListenerConfig,
+              access: net::AccessLogger,
+              refresh_stop: &tokio_util::sync::CancellationToken|
+              -> anyhow::Result<Handler> {
+            let lstats = stats.listener(&l.name, l.mode.name());
+            let handler = match &l.mode {
+                Mode::Tcp { upstreams } => {
+                    let upstream = make_upstream(upstreams, l, &resolver, &ctx, &stats, &[])?;
+                    upstream.spawn_refresh(refresh_stop.clone());
+                    Handler::Tcp(Arc::new(tcp::TcpProxy {
+                        name: l.name.clone(),
+                        upstream,
+                        idle_timeout: l.options.idle_timeout,
+                        stats: lstats.clone(),
+                        access,
+                        proxy_protocol: l.options.proxy_protocol,
+                    }))
+                }
+                Mode::Reverse {
+                    upstreams,
+                    prefix,
+                    host,
+                } => {
+                    let upstream = make_upstream(upstreams, l, &resolver, &ctx, &stats, &[b"h2", b"http/1.1"])?;
+                    upstream.spawn_refresh(refresh_stop.clone());
+                    let tls = upstreams.first().is_some_and(|t| t.tls);
+                    Handler::Reverse(Arc::new(reverse::ReverseProxy {
+                        name: l.name.clone(),
+                        scheme: if tls { "https" } else { "http" },
+                        host: HeaderValue::from_str(host).context("upstream host")?,
+                        authority: host.parse().ok(),
+                        prefix: prefix.clone(),
+                        headers: l.options.headers.clone(),
+                        client: reverse::pool(Arc::clone(&upstream)),
+                        idle: sticky::Idle::new(reverse::MAX_IDLE, reverse::IDLE_TIMEOUT),
+                        upstream,
+                        request_timeout: l.options.request_timeout,
+                        max_request_body: l.options.max_request_body,
+                        idle_timeout: l.options.idle_timeout,
+                        stats: lstats.clone(),
+                        access,
+                        drain: drain.clone(),
+                    }))
+                }
+                Mode::Forward => {
+                    let dialer = forward::Dialer {
+                        resolver: resolver.clone(),
+                        policy: Arc::new(policy::Policy::new(l.options.allow.clone(), own.clone())),
+                        connect_timeout: l.options.connect_timeout,
+                    };
+                    Handler::Forward(Arc::new(forward::ForwardProxy {
+                        name: l.name.clone(),
+                        client: forward::pool(dialer.clone()),
+                        dialer,
+                        via: via.clone(),
+                        request_timeout: l.options.request_timeout,
+                        max_request_body: l.options.max_request_body,
+                        idle_timeout: l.options.idle_timeout,
+                        stats: lstats.clone(),
+                        access,
+                        drain: drain.clone(),
+                    }))
+                }
+            };
+            Ok(handler)
+        }
+    };
+    let mut reloadable = Vec::new();
     for b in bound {
         let local = b.listener.local_addr().context("listener address")?;
         let l = &b.config;
         let lstats = stats.listener(&l.name, l.mode.name());
-        let handler = match &l.mode {
-            Mode::Tcp { upstreams } => {
-                let upstream = make_upstream(upstreams, l, &resolver, &ctx, &stats, &[])?;
-                upstream.spawn_refresh(refresh_stop.clone());
-                Handler::Tcp(Arc::new(tcp::TcpProxy {
-                    name: l.name.clone(),
-                    upstream,
-                    idle_timeout: l.options.idle_timeout,
-                    stats: lstats.clone(),
-                    access,
-                    proxy_protocol: l.options.proxy_protocol,
-                }))
-            }
-            Mode::Reverse {
-                upstreams,
-                prefix,
-                host,
-            } => {
-                let upstream = make_upstream(upstreams, l, &resolver, &ctx, &stats, &[b"h2", b"http/1.1"])?;
-                upstream.spawn_refresh(refresh_stop.clone());
-                let tls = upstreams.first().is_some_and(|t| t.tls);
-                Handler::Reverse(Arc::new(reverse::ReverseProxy {
-                    name: l.name.clone(),
-                    scheme: if tls { "https" } else { "http" },
-                    host: HeaderValue::from_str(host).context("upstream host")?,
-                    authority: host.parse().ok(),
-                    prefix: prefix.clone(),
-                    headers: l.options.headers.clone(),
-                    client: reverse::pool(Arc::clone(&upstream)),
-                    idle: sticky::Idle::new(reverse::MAX_IDLE, reverse::IDLE_TIMEOUT),
-                    upstream,
-                    request_timeout: l.options.request_timeout,
-                    max_request_body: l.options.max_request_body,
-                    idle_timeout: l.options.idle_timeout,
-                    stats: lstats.clone(),
-                    access,
-                    drain: drain.clone(),
-                }))
-            }
-            Mode::Forward => {
-                let dialer = forward::Dialer {
-                    resolver: resolver.clone(),
-                    policy: Arc::new(policy::Policy::new(l.options.allow.clone(), own.clone())),
-                    connect_timeout: l.options.connect_timeout,
-                };
-                Handler::Forward(Arc::new(forward::ForwardProxy {
-                    name: l.name.clone(),
-                    client: forward::pool(dialer.clone()),
-                    dialer,
-                    via: via.clone(),
-                    request_timeout: l.options.request_timeout,
-                    max_request_body: l.options.max_request_body,
-                    idle_timeout: l.options.idle_timeout,
-                    stats: lstats.clone(),
-                    access,
-                    drain: drain.clone(),
-                }))
-            }
-        };
+        let stop = refresh_stop.child_token();
+        let handler = build(l, access, &stop)?;
+        let (current, handlers) = tokio::sync::watch::channel((handler, Arc::new(l.options.clone())));
+        reloadable.push(reload::Listener::new(l.clone(), current, stop));
         tracing::info!(listener = %l.name, mode = l.mode.name(), addr = %local, "Listening.");
-        let accept = accept_loop(b.listener, l.clone(), handler, lstats, drain.clone());
+        let accept = accept_loop(b.listener, l.clone(), handlers, lstats, drain.clone());
         tokio::spawn(accept);
     }
+    reload::spawn(&config, &ctx, reloadable, refresh_stop.clone(), build);
 
     // Keeps the timer driver's next wake-up within a second. Without it,
     // each per-request timer (header read, request timeout) that is due
@@ -643,14 +664,15 @@ fn make_upstream(
 async fn accept_loop(
     listener: TcpListener,
     l: ListenerConfig,
-    handler: Handler,
+    mut handlers: tokio::sync::watch::Receiver<(Handler, Arc<config::Options>)>,
     stats: stats::ListenerStats,
     drain: net::Drain,
 ) {
     let limit = Arc::new(Semaphore::new(l.options.max_connections));
-    // Shared by every connection of the listener (cloned per connection, it
-    // cost an allocation for each list it holds).
-    let options = Arc::new(l.options.clone());
+    // The handler and the options (shared by every connection of the
+    // listener: cloned per connection, they cost an allocation for each list
+    // they hold); a config reload replaces them for new connections.
+    let (mut handler, mut options) = handlers.borrow_and_update().clone();
     loop {
         let accepted = tokio::select! {
             // Fixed order (no random pick per poll); the stop first, so a
@@ -669,6 +691,9 @@ async fn accept_loop(
             }
         };
         stats.connections.inc();
+        if handlers.has_changed().unwrap_or(false) {
+            (handler, options) = handlers.borrow_and_update().clone();
+        }
         let Ok(permit) = Arc::clone(&limit).try_acquire_owned() else {
             stats.rejected_limit.inc();
             tracing::debug!(listener = %l.name, client = %peer, "Connection limit reached; refusing.");

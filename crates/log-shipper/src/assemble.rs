@@ -53,8 +53,6 @@ pub struct Settings {
     pub flush_after: Duration,
     /// Take namespace, pod, pod UID and container labels from the path.
     pub kubernetes: bool,
-    /// The source's labels.
-    pub labels: Vec<(String, String)>,
 }
 
 impl Default for Settings {
@@ -67,7 +65,6 @@ impl Default for Settings {
             max_bytes: 256 * 1024,
             flush_after: Duration::from_secs(1),
             kubernetes: false,
-            labels: Vec::new(),
         }
     }
 }
@@ -461,9 +458,8 @@ impl<T: Part> FileState<T> {
     }
 }
 
-/// The labels of `file`'s records of `stream`: the source's, the pod's
-/// (Kubernetes node mode) and the stream; `None` when that is just the
-/// source's.
+/// The labels of `file`'s records of `stream` beside the source's: the
+/// pod's (Kubernetes node mode) and the stream; `None` when there are none.
 fn labels(s: &Settings, file: &FileInfo, stream: Stream) -> Option<Labels> {
     let pod = if s.kubernetes {
         crate::kubernetes::path_labels(&file.path)
@@ -473,18 +469,9 @@ fn labels(s: &Settings, file: &FileInfo, stream: Stream) -> Option<Labels> {
     if pod.is_none() && stream.as_str().is_none() {
         return None;
     }
-    let mut labels = s.labels.clone();
-    let mut set = |k: &str, v: String| match labels.iter_mut().find(|(key, _)| key == k) {
-        Some(slot) => slot.1 = v,
-        None => labels.push((k.to_owned(), v)),
-    };
-    if let Some(pod) = pod {
-        for (k, v) in pod {
-            set(k, v);
-        }
-    }
+    let mut labels: Vec<(String, String)> = pod.into_iter().flatten().map(|(k, v)| (k.to_owned(), v)).collect();
     if let Some(stream) = stream.as_str() {
-        set("stream", stream.to_owned());
+        labels.push(("stream".to_owned(), stream.to_owned()));
     }
     Some(Arc::from(labels))
 }
@@ -532,7 +519,6 @@ mod tests {
             max_bytes: 1 << 20,
             flush_after: Duration::from_secs(1),
             kubernetes: false,
-            labels: vec![("app".into(), "x".into())],
         }
     }
 
@@ -748,15 +734,19 @@ mod tests {
     fn kubernetes_labels_come_from_the_path() {
         let mut s = settings(ContainerFormat::Auto, None);
         s.kubernetes = true;
-        s.labels.push(("pod".into(), "overridden".into()));
-        let l = labels(&s, &info(), Stream::Stderr).unwrap();
-        let got: Vec<String> = l.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let own = labels(&s, &info(), Stream::Stderr).unwrap();
+        let source = [
+            ("app".to_owned(), "x".to_owned()),
+            ("pod".to_owned(), "overridden".to_owned()),
+        ];
+        let merged = crate::chunk::merge_labels(&source, &own);
+        let got: Vec<String> = merged.iter().map(|(k, v)| format!("{k}={v}")).collect();
         assert_eq!(
             got,
             [
                 "app=x",
-                "pod=pod",
                 "namespace=ns",
+                "pod=pod",
                 "pod_uid=uid",
                 "container=c",
                 "stream=stderr"

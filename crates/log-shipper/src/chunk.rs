@@ -19,6 +19,17 @@ use podkit_tailer::{AckToken, Batch, FileInfo};
 /// Labels shared by the records of a chunk.
 pub type Labels = Arc<[(String, String)]>;
 
+/// The source's labels with a chunk's own: theirs win on the same key.
+pub fn merge_labels(source: &[(String, String)], own: &[(String, String)]) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = source
+        .iter()
+        .filter(|(k, _)| !own.iter().any(|(o, _)| o == k))
+        .cloned()
+        .collect();
+    out.extend(own.iter().cloned());
+    out
+}
+
 /// Records of one file, on their way to every sink.
 #[derive(Debug)]
 pub enum Chunk {
@@ -37,8 +48,8 @@ pub struct Records<T = AckToken> {
     pub data: Bytes,
     /// Each record's range in `data` and its event time.
     pub records: Vec<(Range<usize>, Option<Timestamp>)>,
-    /// Labels of their own (the source's plus the file's and the stream's),
-    /// used instead of the source's.
+    /// Labels of their own (the file's pod labels, the stream), added to
+    /// the source's.
     pub labels: Option<Labels>,
     /// The acknowledgements of exactly their bytes.
     pub acks: Vec<T>,
@@ -67,7 +78,7 @@ impl Chunk {
         }
     }
 
-    /// Labels of its own, replacing the source's.
+    /// Labels of its own, added to the source's.
     pub fn labels(&self) -> Option<Labels> {
         match self {
             Self::Lines(_) => None,

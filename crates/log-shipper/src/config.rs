@@ -685,7 +685,7 @@ fn source(
             .ok_or_else(|| origin.error("labels-from-env", format!("environment variable {var} is not set")))?;
         set_label(&mut labels, origin, "labels-from-env", k, value)?;
     }
-    let assemble = assemble_settings(args, s, origin, kubernetes, &labels)?;
+    let assemble = assemble_settings(args, s, origin, kubernetes)?;
     Ok(SourceConfig {
         assemble,
         name,
@@ -707,7 +707,6 @@ fn assemble_settings(
     s: &SourceSection,
     origin: &Origin<'_>,
     kubernetes: bool,
-    labels: &[(String, String)],
 ) -> Result<crate::assemble::Settings, ConfigError> {
     use crate::multiline::Rule;
     let builtin = s.multiline.as_deref().or(args.multiline.as_deref());
@@ -757,7 +756,6 @@ fn assemble_settings(
         max_bytes,
         flush_after,
         kubernetes,
-        labels: labels.to_vec(),
     })
 }
 

@@ -262,12 +262,15 @@ pub struct SinkEncoder {
     pub reports_parse_stats: bool,
     /// Buffers of delivered bodies, to fill again.
     pub spares: Spares,
+    /// Labels and batch limits from a reloaded `--config` file, taken
+    /// between deliveries.
+    pub live: crate::reload::SinkUpdates,
 }
 
 impl SinkEncoder {
     /// Runs until `input` closes (the fan-out ended) or the sender is gone.
     pub async fn run(mut self, mut input: mpsc::Receiver<Arc<Delivery>>, output: mpsc::Sender<Sealed>) {
-        let capacity = self.config.batch.max_bytes + 64 * 1024;
+        let mut capacity = self.config.batch.max_bytes + 64 * 1024;
         let mut open = Open::new(Vec::new());
         let mut ready: Vec<Sealed> = Vec::new();
         loop {
@@ -275,6 +278,11 @@ impl SinkEncoder {
             tokio::select! {
                 delivery = input.recv() => {
                     let Some(delivery) = delivery else { break };
+                    if let Some(live) = self.live.take() {
+                        self.labels.clone_from(&live.labels);
+                        self.config.batch = live.batch;
+                        capacity = self.config.batch.max_bytes + 64 * 1024;
+                    }
                     if open.buf.capacity() == 0 {
                         open = Open::new(self.spares.take(capacity));
                     }
@@ -312,7 +320,16 @@ impl SinkEncoder {
             spares,
             ..
         } = self;
-        let labels = delivery.labels.as_deref().unwrap_or(&labels[delivery.source]);
+        // A chunk's own labels (a pod's, a stream's) add to the source's
+        // (live) labels and win on the same key.
+        let merged;
+        let labels: &[(String, String)] = match delivery.labels.as_deref() {
+            None => &labels[delivery.source],
+            Some(own) => {
+                merged = crate::chunk::merge_labels(&labels[delivery.source], own);
+                &merged
+            }
+        };
         let parser = &mut parsers[delivery.source];
         encoder.begin_group(&delivery.file, labels);
         let limits = config.batch;

@@ -18,7 +18,9 @@
 //!   policy, and the shared acknowledgement that lets a file's offset reach
 //!   the checkpoint only once every sink accepted its lines;
 //! - [`sink`]: stdout, file and HTTP transports;
-//! - [`metrics`]: the `podkit_log_shipper_*` metrics.
+//! - [`metrics`]: the `podkit_log_shipper_*` metrics;
+//! - [`reload`]: a `--config` file's new labels and batch limits applied
+//!   without a restart.
 
 pub mod args;
 pub mod assemble;
@@ -31,6 +33,7 @@ pub mod kubernetes;
 pub mod metrics;
 pub mod multiline;
 pub mod record;
+pub mod reload;
 pub mod serve;
 pub mod sink;
 pub mod source;
@@ -109,6 +112,7 @@ async fn ship(config: Config, ctx: Context) -> anyhow::Result<()> {
     }
 
     let (fatal_tx, mut fatal) = mpsc::channel::<anyhow::Error>(1);
+    let reloads = reload::Reloads::new(&config);
     let mut sink_inputs = Vec::new();
     for (i, sink) in config.sinks.iter().enumerate() {
         let transport =
@@ -126,6 +130,7 @@ async fn ship(config: Config, ctx: Context) -> anyhow::Result<()> {
             metrics: Arc::clone(&sink_metrics),
             reports_parse_stats: i == 0,
             spares: spares.clone(),
+            live: reloads.sink(i),
         };
         let sender = SinkSender {
             config: sink.clone(),
@@ -140,6 +145,7 @@ async fn ship(config: Config, ctx: Context) -> anyhow::Result<()> {
         sink_inputs.push(tx);
     }
     drop(fatal_tx);
+    reloads.spawn(&config, &ctx);
 
     let mut tailers = Vec::new();
     let mut started = Vec::new();

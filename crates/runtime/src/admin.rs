@@ -80,12 +80,15 @@ fn answer(state: &AdminState, method: &Method, path: &str) -> Response<Full<Byte
         "/livez" => text(StatusCode::OK, "ok\n".to_owned()),
         "/readyz" | "/healthz" => {
             let status = state.readiness.status();
+            // Notes (a config change waiting for a restart) follow the
+            // first line, which stays `ready` or `not ready: …`.
+            let notes: String = state.readiness.notes().iter().map(|n| format!("{n}\n")).collect();
             if status.ready {
-                text(StatusCode::OK, "ready\n".to_owned())
+                text(StatusCode::OK, format!("ready\n{notes}"))
             } else {
                 text(
                     StatusCode::SERVICE_UNAVAILABLE,
-                    format!("not ready: {}\n", status.reasons.join("; ")),
+                    format!("not ready: {}\n{notes}", status.reasons.join("; ")),
                 )
             }
         }
@@ -148,6 +151,17 @@ mod tests {
             check(&state, Method::GET, "/healthz"),
             (StatusCode::OK, "ready\n".into())
         );
+        state
+            .readiness
+            .set_note("config", Some("config: restart required for admin-addr".into()));
+        assert_eq!(
+            check(&state, Method::GET, "/readyz"),
+            (
+                StatusCode::OK,
+                "ready\nconfig: restart required for admin-addr\n".into()
+            )
+        );
+        state.readiness.set_note("config", None);
         state.readiness.start_draining();
         assert_eq!(check(&state, Method::GET, "/readyz").0, StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(

@@ -227,7 +227,7 @@ pub fn parse_without_config_file<A: Parser>(admin_default: &'static str) -> Resu
     )
 }
 
-fn with_admin_default(command: clap::Command, admin_default: &'static str) -> clap::Command {
+pub(crate) fn with_admin_default(command: clap::Command, admin_default: &'static str) -> clap::Command {
     if command.get_arguments().any(|a| a.get_id() == "admin_addr") {
         command.mut_arg("admin_addr", |a| a.required(false).default_value(admin_default))
     } else {

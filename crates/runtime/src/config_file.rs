@@ -25,7 +25,7 @@ use serde::Deserialize;
 /// A value in a config file, as far as flags are concerned.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(untagged)]
-enum Value {
+pub(crate) enum Value {
     Bool(bool),
     Int(i64),
     Float(f64),
@@ -116,6 +116,12 @@ pub(crate) fn apply(command: Command, path: &Path) -> Result<Command, String> {
         command = command.mut_arg(id, |a| a.required(false).default_values(defaults));
     }
     Ok(command)
+}
+
+/// The top-level values of a config file, keys as written (for the reload's
+/// "what changed" comparison).
+pub(crate) fn values(path: &Path) -> Result<BTreeMap<String, Value>, String> {
+    read(path)
 }
 
 /// Reads a config file (TOML or YAML, by extension) into `T`: how a binary

@@ -15,6 +15,9 @@
 //!   metrics read from `/proc/self`.
 //! - [`admin`]: the admin HTTP server (`/livez`, `/readyz`, `/healthz`, `/metrics`).
 //! - [`backoff`]: jittered exponential backoff.
+//! - `reload` (with the `config-file` feature): the `--config` file watched
+//!   (ConfigMap symlink swaps included), parsed again and handed to the
+//!   binary to apply live; metrics and `/readyz` notes for the outcome.
 //! - [`startup`]: the steps before the work begins (logging, config, tokio
 //!   runtime, admin server), each with its exit code.
 //! - [`main`](crate::main()): the whole lifecycle of a long-running binary, so each
@@ -62,6 +65,8 @@ pub mod config_file;
 pub mod logging;
 pub mod metrics;
 pub mod readiness;
+#[cfg(feature = "config-file")]
+pub mod reload;
 pub mod shutdown;
 pub mod startup;
 

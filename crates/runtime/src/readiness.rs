@@ -22,6 +22,8 @@ struct Inner {
     next_id: AtomicU64,
     /// Latch id → (name, ready).
     latches: Mutex<BTreeMap<u64, (String, bool)>>,
+    /// Notes shown with the status that do not change it, by key.
+    notes: Mutex<BTreeMap<String, String>>,
 }
 
 /// A condition that keeps the process not ready while it is held and not
@@ -91,6 +93,23 @@ impl Readiness {
     pub fn is_ready(&self) -> bool {
         self.status().ready
     }
+
+    /// Sets (or with `None` clears) a note `/readyz` shows under its status
+    /// without changing it, e.g. "config: restart required for admin-addr"
+    /// while the old settings keep running.
+    pub fn set_note(&self, key: &str, note: Option<String>) {
+        let mut notes = self.inner.notes.lock().unwrap_or_else(PoisonError::into_inner);
+        match note {
+            Some(note) => notes.insert(key.to_owned(), note),
+            None => notes.remove(key),
+        };
+    }
+
+    /// The notes, ordered by key.
+    pub fn notes(&self) -> Vec<String> {
+        let notes = self.inner.notes.lock().unwrap_or_else(PoisonError::into_inner);
+        notes.values().cloned().collect()
+    }
 }
 
 impl Inner {
@@ -146,6 +165,11 @@ mod tests {
         assert_eq!(readiness.status().reasons, ["sink unreachable: connection refused"]);
         drop(a);
         assert!(readiness.is_ready());
+        readiness.set_note("config", Some("config: restart required for admin-addr".into()));
+        assert!(readiness.is_ready(), "a note does not change readiness");
+        assert_eq!(readiness.notes(), ["config: restart required for admin-addr"]);
+        readiness.set_note("config", None);
+        assert!(readiness.notes().is_empty());
         readiness.start_draining();
         assert_eq!(
             readiness.status(),

@@ -228,6 +228,7 @@ pub async fn run(
         ..Metrics::default()
     };
     metrics.register(&ctx);
+    let reloads = crate::reload::spawn(&config, &ctx);
     let (tailer, mut batches) = Tailer::new(tcfg, metrics.events.clone()).map_err(|e| {
         if e.is_config() {
             anyhow::Error::new(ConfigError::new(format!("--follow/--state-dir: {e}")))
@@ -280,6 +281,16 @@ pub async fn run(
             }
             batch = batches.recv() => {
                 let Some(batch) = batch else { break };
+                // A reloaded config takes over between batches, never
+                // inside a line.
+                if let Some(live) = reloads.take() {
+                    reported.update(processor.stats, processor.format_stats(), writer.output, &metrics);
+                    let stats = processor.stats;
+                    *processor = live.processor;
+                    processor.stats = stats;
+                    reported.format = processor.format_stats();
+                    config.flush_interval = live.flush_interval;
+                }
                 for line in batch.lines() {
                     processor.line(line.bytes, &mut out);
                 }

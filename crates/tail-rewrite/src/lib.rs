@@ -11,6 +11,9 @@
 //! - **once** (`--once [FILE]...`): reads stdin or files to the end, like
 //!   sed in a pipe; no admin server, no checkpoint. See [`once`].
 //!
+//! In follow mode a `--config` file is watched and its rules and format
+//! are applied live, between two batches of lines (see [`reload`]).
+//!
 //! The binary is a thin `main.rs` over [`Config::from_args`], [`run`] and
 //! [`once::main`]. Tests run the real binary (tests/), not these functions.
 
@@ -18,6 +21,7 @@ pub mod follow;
 pub mod format;
 pub mod once;
 pub mod pipeline;
+pub mod reload;
 pub mod sed;
 
 use std::path::PathBuf;

@@ -15,10 +15,14 @@
 //!   container test, by id, or why the test must be skipped.
 //! - [`ClosedPort`]: a loopback port that refuses connections and stays
 //!   reserved until the test opens it, so parallel tests never share one.
+//! - [`configmap`]: a ConfigMap volume laid out by hand, updated with the
+//!   kubelet's atomic `..data` symlink swap, and [`configmap::metric`] to read
+//!   one sample from `/metrics`.
 //! - [`pod`]: Kubernetes pods from `k8s/` run on a docker engine the way the
 //!   kubelet runs them (pause container, native sidecars, probes), and
 //!   [`seed_pods`], the scenarios that check the seed's pods with it.
 
+pub mod configmap;
 pub mod images;
 pub mod pod;
 pub mod seed_pods;
