@@ -77,6 +77,64 @@ pub struct Args {
     #[arg(long, env = "LOG_SHIPPER_LONG_LINES", value_enum, default_value_t = LongLines::Split, help_heading = "Sources")]
     pub long_lines: LongLines,
 
+    // === multiline and container logs ===
+    /// Join stack traces into one record with a built-in rule: `java`,
+    /// `python`, `go` or `node`.
+    #[arg(
+        long,
+        env = "LOG_SHIPPER_MULTILINE",
+        value_name = "java|python|go|node",
+        help_heading = "Multiline"
+    )]
+    pub multiline: Option<String>,
+
+    /// Join lines into records: a line matching this regex starts a record,
+    /// any other line continues the one before it, e.g. '^\d{4}-\d\d-\d\d '.
+    #[arg(
+        long,
+        env = "LOG_SHIPPER_MULTILINE_START",
+        value_name = "REGEX",
+        help_heading = "Multiline"
+    )]
+    pub multiline_start: Option<String>,
+
+    /// Most lines in one record; a longer one is split (counted, nothing lost).
+    #[arg(
+        long,
+        env = "LOG_SHIPPER_MULTILINE_MAX_LINES",
+        value_name = "N",
+        default_value_t = 500,
+        help_heading = "Multiline"
+    )]
+    pub multiline_max_lines: usize,
+
+    /// Most bytes in one record; a larger one is split (counted, nothing lost).
+    #[arg(long, env = "LOG_SHIPPER_MULTILINE_MAX_BYTES", value_name = "SIZE", default_value = "256KiB", value_parser = parse_size, help_heading = "Multiline")]
+    pub multiline_max_bytes: u64,
+
+    /// How long a file must be quiet before its last record (or partial
+    /// container line) is shipped without waiting for the next one.
+    #[arg(long, env = "LOG_SHIPPER_MULTILINE_FLUSH_TIMEOUT", value_name = "DURATION", default_value = "1s", value_parser = parse_duration, help_heading = "Multiline")]
+    pub multiline_flush_timeout: Duration,
+
+    /// The files are container logs: `cri` (containerd, CRI-O), `docker`
+    /// (json-file) or `auto` (per line); partial lines are joined, and the
+    /// runtime's time and stream become the record's time and `stream` label.
+    #[arg(long, env = "LOG_SHIPPER_CONTAINER_FORMAT", value_enum, default_value_t = crate::cri::ContainerFormat::None, help_heading = "Multiline")]
+    pub container_format: crate::cri::ContainerFormat,
+
+    // === Kubernetes node mode ===
+    /// Node mode (a DaemonSet): follow every container's log files under
+    /// --kubernetes-log-root (`ROOT/NAMESPACE_POD_UID/CONTAINER/*.log`),
+    /// CRI or docker format, with namespace, pod, pod_uid, container and
+    /// stream labels from the path.
+    #[arg(long, env = "LOG_SHIPPER_KUBERNETES_NODE", help_heading = "Kubernetes")]
+    pub kubernetes_node: bool,
+
+    /// Where the kubelet keeps pod logs (node mode).
+    #[arg(long, env = "LOG_SHIPPER_KUBERNETES_LOG_ROOT", value_name = "DIR", default_value = crate::kubernetes::DEFAULT_ROOT, help_heading = "Kubernetes")]
+    pub kubernetes_log_root: PathBuf,
+
     // === parsing ===
     /// How to parse each line: `none`, `json` (an object's keys become the
     /// record's; other lines are kept whole under "message" and counted), or

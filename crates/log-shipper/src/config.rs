@@ -60,6 +60,9 @@ pub struct SourceConfig {
     pub timestamp_parser: TimestampParser,
     /// Labels added to every record, in order, keys unique.
     pub labels: Vec<(String, String)>,
+    /// How lines become records: container log pieces, multiline rules,
+    /// node mode's labels (see [`crate::assemble`]).
+    pub assemble: crate::assemble::Settings,
 }
 
 /// How a source's lines are parsed.
@@ -231,16 +234,19 @@ impl Config {
 
         let mut sources = Vec::new();
         let top = SourceSection::default();
-        if !args.follow.is_empty() {
+        if !args.follow.is_empty() || args.kubernetes_node {
             sources.push(source(&args, &top, &Origin::Flags, "default".into(), &labels, &env)?);
         }
         for (index, parsed) in sections_of::<SourceSection>(sections.source, &file, "source").enumerate() {
             let (origin, section) = parsed?;
             let name = section.name.clone().unwrap_or_else(|| format!("source-{}", index + 1));
             check_name(&origin, &name)?;
-            if section.follow.is_empty() {
+            if section.follow.is_empty() && section.kubernetes_node != Some(true) {
                 return Err(origin
-                    .error("follow", "a [[source]] needs `follow` (a path, a glob or a list)")
+                    .error(
+                        "follow",
+                        "a [[source]] needs `follow` (a path, a glob or a list), or `kubernetes_node = true`",
+                    )
                     .into());
             }
             sources.push(source(&args, &section, &origin, name, &labels, &env)?);
@@ -366,6 +372,14 @@ struct SourceSection {
     labels: BTreeMap<String, String>,
     #[serde(default)]
     labels_from_env: BTreeMap<String, String>,
+    multiline: Option<String>,
+    multiline_start: Option<String>,
+    multiline_max_lines: Option<usize>,
+    multiline_max_bytes: Option<Size>,
+    multiline_flush_timeout: Option<String>,
+    container_format: Option<crate::cri::ContainerFormat>,
+    kubernetes_node: Option<bool>,
+    kubernetes_log_root: Option<PathBuf>,
 }
 
 /// A `[[sink]]` section; every key but `url` defaults to the top-level option.
@@ -608,16 +622,33 @@ fn source(
     global_labels: &[(String, String)],
     env: &impl Fn(&str) -> Option<String>,
 ) -> Result<SourceConfig, ConfigError> {
-    let include = if s.follow.is_empty() {
+    let mut include = if s.follow.is_empty() && matches!(origin, Origin::Flags) {
         args.follow.clone()
     } else {
         s.follow.0.clone()
     };
-    let exclude = if s.follow_exclude.is_empty() {
+    let mut exclude = if s.follow_exclude.is_empty() {
         args.follow_exclude.clone()
     } else {
         s.follow_exclude.0.clone()
     };
+    // Node mode is a property of the flags' source or of one section, not
+    // inherited by every section.
+    let kubernetes = match origin {
+        Origin::Flags => args.kubernetes_node,
+        Origin::Section { .. } => s.kubernetes_node.unwrap_or(false),
+    };
+    if kubernetes {
+        let root = s.kubernetes_log_root.as_deref().unwrap_or(&args.kubernetes_log_root);
+        if !root.is_absolute() {
+            return Err(origin.error(
+                "kubernetes-log-root",
+                format!("`{}` is not an absolute path", root.display()),
+            ));
+        }
+        include.push(crate::kubernetes::include(root));
+        exclude.extend(crate::kubernetes::exclude());
+    }
     let max_line_bytes = size(origin, "max-line-bytes", s.max_line_bytes.as_ref(), args.max_line_bytes)?;
     let max_line_bytes = size_within(origin, "max-line-bytes", max_line_bytes, 1..=1 << 30, "1 byte and 1GiB")?;
     let parse_text = s.parse.as_deref().unwrap_or(&args.parse);
@@ -655,7 +686,9 @@ fn source(
             .ok_or_else(|| origin.error("labels-from-env", format!("environment variable {var} is not set")))?;
         set_label(&mut labels, origin, "labels-from-env", k, value)?;
     }
+    let assemble = assemble_settings(args, s, origin, kubernetes)?;
     Ok(SourceConfig {
+        assemble,
         name,
         include,
         exclude,
@@ -666,6 +699,64 @@ fn source(
         timestamp_field,
         timestamp_parser,
         labels,
+    })
+}
+
+/// The multiline and container-format settings of a source.
+fn assemble_settings(
+    args: &Args,
+    s: &SourceSection,
+    origin: &Origin<'_>,
+    kubernetes: bool,
+) -> Result<crate::assemble::Settings, ConfigError> {
+    use crate::multiline::Rule;
+    let builtin = s.multiline.as_deref().or(args.multiline.as_deref());
+    let start = s.multiline_start.as_deref().or(args.multiline_start.as_deref());
+    let rule = match (builtin, start) {
+        (Some(_), Some(_)) => {
+            return Err(origin.error(
+                "multiline",
+                "give either a built-in rule or --multiline-start REGEX, not both",
+            ));
+        }
+        (Some(name), None) => Some(
+            Rule::builtin(name.trim())
+                .ok_or_else(|| origin.error("multiline", format!("`{name}` is not java, python, go or node")))?,
+        ),
+        (None, Some(re)) => {
+            Some(Rule::Start(regex::bytes::Regex::new(re).map_err(|e| {
+                origin.error("multiline-start", format!("bad regex: {e}"))
+            })?))
+        }
+        (None, None) => None,
+    };
+    let max_lines = s.multiline_max_lines.unwrap_or(args.multiline_max_lines);
+    if max_lines == 0 {
+        return Err(origin.error("multiline-max-lines", "must be at least 1"));
+    }
+    let max_bytes = match &s.multiline_max_bytes {
+        Some(size) => size.bytes(origin, "multiline-max-bytes")?,
+        None => args.multiline_max_bytes,
+    };
+    let max_bytes = usize::try_from(max_bytes)
+        .ok()
+        .filter(|&n| n > 0 && n <= 1 << 30)
+        .ok_or_else(|| origin.error("multiline-max-bytes", "must be between 1 byte and 1GiB"))?;
+    let flush_after = match &s.multiline_flush_timeout {
+        Some(text) => parse_duration(text).map_err(|e| origin.error("multiline-flush-timeout", e))?,
+        None => args.multiline_flush_timeout,
+    };
+    let mut format = s.container_format.unwrap_or(args.container_format);
+    if kubernetes && format == crate::cri::ContainerFormat::None {
+        format = crate::cri::ContainerFormat::Auto;
+    }
+    Ok(crate::assemble::Settings {
+        format,
+        rule,
+        max_lines,
+        max_bytes,
+        flush_after,
+        kubernetes,
     })
 }
 

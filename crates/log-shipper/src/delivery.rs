@@ -33,12 +33,13 @@ use std::time::Duration;
 use bytes::Bytes;
 use jiff::Timestamp;
 use podkit_runtime::backoff::Backoff;
-use podkit_tailer::{AckToken, Batch, FileInfo};
+use podkit_tailer::FileInfo;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::args::{Compression, Format, OnReject};
+use crate::chunk::{Chunk, ChunkAck, Labels};
 use crate::config::{SinkConfig, SinkKind};
 use crate::encode::Encoder;
 use crate::metrics::{SinkMetrics, SourceMetrics};
@@ -46,16 +47,19 @@ use crate::record::{Parser, Record};
 use crate::sink::platform::{Api, rejected_body_entries};
 use crate::sink::{SendError, Transport};
 
-/// One tailer batch on its way to every sink.
+/// One chunk of a source (a tailer batch, or assembled records) on its way
+/// to every sink.
 ///
 /// Its lines are kept only until every sink's encoder has encoded them;
 /// after that only the acknowledgement is kept, so a body waiting to be
 /// sent does not also pin the file data it was encoded from.
 pub struct Delivery {
-    /// The batch, until every encoder is done with its lines.
-    batch: Mutex<Option<Batch>>,
+    /// The chunk, until every encoder is done with its lines.
+    batch: Mutex<Option<Chunk>>,
     /// Its acknowledgement, once the lines are gone.
-    ack: Mutex<Option<AckToken>>,
+    ack: Mutex<Option<ChunkAck>>,
+    /// Labels of its own (a pod's, a stream's), used instead of the source's.
+    pub labels: Option<Labels>,
     /// Index of the source it came from.
     pub source: usize,
     /// The file's path, as text.
@@ -74,11 +78,12 @@ pub struct Delivery {
 
 impl Delivery {
     /// Wraps `batch` for `sinks` sinks.
-    pub fn new(batch: Batch, source: usize, sinks: usize, metrics: Arc<SourceMetrics>) -> Self {
+    pub fn new(batch: Chunk, source: usize, sinks: usize, metrics: Arc<SourceMetrics>) -> Self {
         Self {
             file: batch.path().to_string_lossy().into(),
             file_info: batch.file().clone(),
-            end: batch.byte_range().end,
+            end: batch.end(),
+            labels: batch.labels(),
             batch: Mutex::new(Some(batch)),
             ack: Mutex::new(None),
             source,
@@ -89,8 +94,8 @@ impl Delivery {
         }
     }
 
-    /// The batch, while some encoder has not encoded it yet.
-    pub fn batch(&self) -> MutexGuard<'_, Option<Batch>> {
+    /// The chunk, while some encoder has not encoded it yet.
+    pub fn batch(&self) -> MutexGuard<'_, Option<Chunk>> {
         self.batch.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -332,7 +337,16 @@ impl SinkEncoder {
             spares,
             ..
         } = self;
-        let labels = &labels[delivery.source];
+        // A chunk's own labels (a pod's, a stream's) add to the source's
+        // (live) labels and win on the same key.
+        let merged;
+        let labels: &[(String, String)] = match delivery.labels.as_deref() {
+            None => &labels[delivery.source],
+            Some(own) => {
+                merged = crate::chunk::merge_labels(&labels[delivery.source], own);
+                &merged
+            }
+        };
         let parser = &mut parsers[delivery.source];
         encoder.begin_group(&delivery.file, labels);
         if open.lines > 0 && encoder.over_limit() {
@@ -356,7 +370,7 @@ impl SinkEncoder {
                     line: line.bytes,
                     file: &delivery.file,
                     read_time: delivery.read_time,
-                    time,
+                    time: time.or(line.time),
                     labels,
                     fields,
                 };

@@ -231,6 +231,7 @@ mod tests {
             timestamp_field: ts.map(str::to_owned),
             timestamp_parser: TimestampParser::new(None).unwrap(),
             labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            assemble: Default::default(),
         }
     }
 

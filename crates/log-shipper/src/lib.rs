@@ -8,6 +8,9 @@
 //!   `[[source]]`/`[[sink]]` sections, validated into a [`Config`];
 //! - [`source`]: one podkit-tailer per source and the fan-out of its
 //!   batches to every sink;
+//! - [`assemble`] (with [`cri`], [`multiline`] and [`kubernetes`]): lines
+//!   joined into records (container log pieces, stack traces, node mode's
+//!   pod labels) before the fan-out, acknowledged only at record boundaries;
 //! - [`record`] and [`encode`]: a line seen as a record (file, read time,
 //!   labels, parsed fields) and encoded as NDJSON, raw or a JSON array
 //!   straight into a sink's buffer;
@@ -22,11 +25,16 @@
 //!   without a restart.
 
 pub mod args;
+pub mod assemble;
+pub mod chunk;
 pub mod config;
+pub mod cri;
 pub mod dead_letter;
 pub mod delivery;
 pub mod encode;
+pub mod kubernetes;
 pub mod metrics;
+pub mod multiline;
 pub mod record;
 pub mod reload;
 pub mod serve;

@@ -3,7 +3,9 @@
 //! - per source (`source`): `lines_read_total`, `bytes_read_total`,
 //!   `long_lines_total`, `files_rotated_total`, `files_truncated_total`,
 //!   `file_errors_total`, `checkpoint_age_seconds` (since the checkpoint
-//!   was last written);
+//!   was last written), `records_split_total` (multiline records split at
+//!   the most lines or bytes), `container_unparsed_lines_total` (lines not
+//!   in the CRI or docker format, shipped whole);
 //! - per followed file (`source`, `file`): `behind_bytes` (the file's size
 //!   minus the offset every sink has accepted), read from disk at scrape time;
 //! - per sink (`sink`): `lines_sent_total`, `bytes_sent_total` (on the
@@ -51,6 +53,8 @@ pub struct Metrics {
     rotated: Counters,
     truncated: Counters,
     file_errors: Counters,
+    records_split: Counters,
+    container_unparsed: Counters,
     lines_sent: Counters,
     bytes_sent: Counters,
     requests_failed: Counters,
@@ -83,6 +87,8 @@ impl Metrics {
             rotated: Counters::default(),
             truncated: Counters::default(),
             file_errors: Counters::default(),
+            records_split: Counters::default(),
+            container_unparsed: Counters::default(),
             lines_sent: Counters::default(),
             bytes_sent: Counters::default(),
             requests_failed: Counters::default(),
@@ -148,6 +154,20 @@ impl Metrics {
         for (name, help, family) in counters {
             r.register(&format!("{P}{name}"), help, family.clone());
         }
+        for (name, help, family) in [
+            (
+                "records_split",
+                "Multiline records split at --multiline-max-lines or --multiline-max-bytes",
+                &m.records_split,
+            ),
+            (
+                "container_unparsed_lines",
+                "Lines not in the CRI or docker format (shipped whole)",
+                &m.container_unparsed,
+            ),
+        ] {
+            r.register(&format!("{P}{name}"), help, family.clone());
+        }
         r.register_with_unit(
             &format!("{P}batch_latency"),
             "Time from a batch being sealed to the sink accepting it",
@@ -195,6 +215,8 @@ impl Metrics {
             rotated: self.rotated.get_or_create(&l).clone(),
             truncated: self.truncated.get_or_create(&l).clone(),
             file_errors: self.file_errors.get_or_create(&l).clone(),
+            records_split: self.records_split.get_or_create(&l).clone(),
+            container_unparsed: self.container_unparsed.get_or_create(&l).clone(),
             files: Arc::clone(&self.files),
         })
     }
@@ -238,10 +260,24 @@ pub struct SourceMetrics {
     pub truncated: Counter,
     /// Read errors.
     pub file_errors: Counter,
+    /// Multiline records split at a limit.
+    pub records_split: Counter,
+    /// Lines not in the container format.
+    pub container_unparsed: Counter,
     files: Arc<Files>,
 }
 
 impl SourceMetrics {
+    /// Counts what the source's assembler saw.
+    pub fn assembled(&self, stats: crate::assemble::Stats) {
+        if stats.splits > 0 {
+            self.records_split.inc_by(stats.splits);
+        }
+        if stats.unparsed > 0 {
+            self.container_unparsed.inc_by(stats.unparsed);
+        }
+    }
+
     /// A file is followed from `offset`.
     pub fn file_added(&self, file: &FileInfo, offset: u64) {
         self.files.lock().files.insert(
@@ -278,7 +314,9 @@ impl SourceMetrics {
             .files
             .get_mut(&(self.name.clone(), file.dev, file.ino))
         {
-            p.acked = end;
+            // A chunk of records acknowledges nothing when a later chunk
+            // of the same cut carries the acknowledgement (end 0).
+            p.acked = p.acked.max(end);
         }
     }
 

@@ -14,6 +14,8 @@ use podkit_tailer::{Batch, FileInfo, Tailer, TailerConfig, TailerEvents};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::args::{LongLines, StartAt};
+use crate::assemble::Assembler;
+use crate::chunk::Chunk;
 use crate::config::{Config, SourceConfig};
 use crate::delivery::Delivery;
 use crate::metrics::SourceMetrics;
@@ -101,7 +103,9 @@ fn globset_escape(path: &Path) -> String {
     globset::escape(&path.to_string_lossy())
 }
 
-/// Hands every batch of a source to every sink.
+/// Hands every batch of a source to every sink: as it is, or through the
+/// source's [`Assembler`] (multiline records, container logs), whose open
+/// records are flushed when their file has been quiet for the flush timeout.
 pub async fn fan_out(
     index: usize,
     source: &SourceConfig,
@@ -109,14 +113,49 @@ pub async fn fan_out(
     sinks: Vec<mpsc::Sender<Arc<Delivery>>>,
     metrics: Arc<SourceMetrics>,
 ) {
-    while let Some(batch) = batches.recv().await {
-        let delivery = Arc::new(Delivery::new(batch, index, sinks.len(), Arc::clone(&metrics)));
-        for sink in &sinks {
-            if sink.send(Arc::clone(&delivery)).await.is_err() {
-                tracing::debug!(source = %source.name, "A sink stopped; the source stops shipping.");
-                return;
+    let mut assembler = (!source.assemble.is_plain()).then(|| Assembler::new(source.assemble.clone()));
+    loop {
+        let deadline = assembler.as_ref().and_then(Assembler::next_flush);
+        let chunks = tokio::select! {
+            batch = batches.recv() => {
+                let Some(batch) = batch else { break };
+                match &mut assembler {
+                    None => vec![Chunk::Lines(batch)],
+                    Some(a) => {
+                        a.push(batch, std::time::Instant::now());
+                        a.take_ready()
+                    }
+                }
+            }
+            () = sleep_until(deadline), if deadline.is_some() => match &mut assembler {
+                Some(a) => {
+                    a.flush(std::time::Instant::now());
+                    a.take_ready()
+                }
+                None => Vec::new(),
+            },
+        };
+        if let Some(a) = &mut assembler {
+            metrics.assembled(a.take_stats());
+        }
+        for chunk in chunks {
+            let delivery = Arc::new(Delivery::new(chunk, index, sinks.len(), Arc::clone(&metrics)));
+            for sink in &sinks {
+                if sink.send(Arc::clone(&delivery)).await.is_err() {
+                    tracing::debug!(source = %source.name, "A sink stopped; the source stops shipping.");
+                    return;
+                }
             }
         }
+    }
+    // Records still open are dropped unacknowledged here: after a restart
+    // they are read again from their first line.
+}
+
+async fn sleep_until(deadline: Option<std::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
+        None => std::future::pending().await,
     }
 }
 

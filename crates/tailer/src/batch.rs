@@ -169,6 +169,9 @@ pub(crate) enum Signal {
     Wake,
     /// A batch was acknowledged (`acked`) or dropped without an ack.
     Ack(AckMsg),
+    /// An [`AckToken`] of this book was split in two: one more answer to
+    /// wait for. Sent before either part can answer.
+    Split { book: u64 },
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -214,6 +217,30 @@ impl AckToken {
         self.send(true);
     }
 
+    /// The file byte range this token acknowledges.
+    pub fn byte_range(&self) -> Range<u64> {
+        self.start..self.end
+    }
+
+    /// Splits this token at file offset `at`: `self` keeps `start..at`, the
+    /// returned token covers `at..end` and `lines` of the lines. Each part is
+    /// answered on its own, and the checkpoint still advances only over the
+    /// acknowledged prefix of the file, so a consumer that assembles records
+    /// from several lines can acknowledge exactly up to a record boundary.
+    ///
+    /// `at` is clamped into the token's range; a split at either end yields
+    /// an empty part, which acknowledges nothing.
+    pub fn split_off(&mut self, at: u64, lines: u64) -> AckToken {
+        let at = at.clamp(self.start, self.end);
+        let lines = lines.min(self.lines);
+        // The engine hears of the new part before either part answers.
+        let _ = self.tx.send(Signal::Split { book: self.book });
+        let tail = AckToken::new(self.tx.clone(), self.book, self.generation, at..self.end, lines);
+        self.end = at;
+        self.lines -= lines;
+        tail
+    }
+
     fn send(&mut self, acked: bool) {
         if !self.done {
             self.done = true;
@@ -256,5 +283,26 @@ mod tests {
         check::<Batch>();
         check::<AckToken>();
         check::<LineKind>();
+    }
+
+    #[test]
+    fn a_split_token_answers_for_both_parts() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let mut head = AckToken::new(tx, 7, 0, 100..200, 10);
+        let tail = head.split_off(150, 4);
+        assert_eq!((head.byte_range(), tail.byte_range()), (100..150, 150..200));
+        tail.ack();
+        drop(head);
+        let got: Vec<String> = rx.try_iter().map(|s| format!("{s:?}")).collect();
+        assert_eq!(got.len(), 3, "{got:?}");
+        assert!(got[0].starts_with("Split { book: 7 }"), "{got:?}");
+        assert!(
+            got[1].contains("start: 150, end: 200, lines: 4, acked: true"),
+            "{got:?}"
+        );
+        assert!(
+            got[2].contains("start: 100, end: 150, lines: 6, acked: false"),
+            "{got:?}"
+        );
     }
 }

@@ -11,6 +11,8 @@
 //!   that has no event to wait on.
 //! - [`sink`]: a scriptable HTTP sink on `127.0.0.1:0` that counts the
 //!   records log shippers POST to it (NDJSON or JSON arrays, gzip or not).
+//! - [`images`]: the podkit images (and the busybox stand-in) built for a
+//!   container test, by id, or why the test must be skipped.
 //! - [`tls::TestCa`]: a throwaway CA, server configs with a certificate it
 //!   signed, and a client certificate, for the TLS tests of every binary.
 //! - [`ClosedPort`]: a loopback port that refuses connections and stays
@@ -25,6 +27,7 @@
 
 pub mod configmap;
 pub mod example_pods;
+pub mod images;
 pub mod platform;
 pub mod pod;
 pub mod sink;

@@ -19,8 +19,14 @@ impl Engine {
     }
 
     pub(super) fn on_signal(&mut self, sig: Signal) {
-        if let Signal::Ack(msg) = sig {
-            self.on_ack(msg);
+        match sig {
+            Signal::Ack(msg) => self.on_ack(msg),
+            Signal::Split { book } => {
+                if let Some(book) = self.books.get_mut(&book) {
+                    book.progress.inflight += 1;
+                }
+            }
+            Signal::Wake => {}
         }
     }
 

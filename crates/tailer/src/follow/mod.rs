@@ -356,6 +356,7 @@ impl Engine {
                     until = until.min(Instant::now() + self.cfg.notify_delay);
                 }
                 Ok(Signal::Wake) => {}
+                Ok(split @ Signal::Split { .. }) => self.on_signal(split),
                 Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => return,
             }
         }
