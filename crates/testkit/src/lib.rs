@@ -381,6 +381,33 @@ pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
     }
 }
 
+/// Polls `condition` until it holds, as long as `progress` keeps changing:
+/// panics with `what` only when [`PATIENCE`] passes with no change. For a
+/// backlog a loaded machine works through slowly (a follower catching up),
+/// where a stall is the failure, not the time the work takes.
+pub fn wait_until_progressing<P: PartialEq>(
+    what: &str,
+    mut progress: impl FnMut() -> P,
+    mut condition: impl FnMut() -> bool,
+) {
+    let mut last = progress();
+    let mut deadline = Instant::now() + PATIENCE;
+    let mut delay = Duration::from_millis(1);
+    while !condition() {
+        let now = progress();
+        if now != last {
+            last = now;
+            deadline = Instant::now() + PATIENCE;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no progress for {PATIENCE:?} while waiting for {what}"
+        );
+        std::thread::sleep(delay);
+        delay = (delay * 2).min(Duration::from_millis(50));
+    }
+}
+
 /// Whether a docker engine answers. Tests that need one print a visible
 /// `SKIPPED:` line and return when it does not.
 pub fn docker_available() -> bool {
