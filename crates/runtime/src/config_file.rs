@@ -120,6 +120,7 @@ pub(crate) fn apply(command: Command, path: &Path) -> Result<Command, String> {
 
 /// The top-level values of a config file, keys as written (for the reload's
 /// "what changed" comparison).
+#[cfg(feature = "config-file")]
 pub(crate) fn values(path: &Path) -> Result<BTreeMap<String, Value>, String> {
     read(path)
 }

@@ -37,7 +37,7 @@ fn setup(env: &Env) -> Result<Vec<Contender>> {
                 cmd.args(super::ambassador::IDLE_ARGS);
             }
             "tail-rewrite" => {
-                // The seed's adapter, following a log nobody writes.
+                // The adapter pod's tail-rewrite, following a log nobody writes.
                 let log = env.work.join("idle-app.log");
                 std::fs::write(&log, "")?;
                 cmd.arg("--follow")

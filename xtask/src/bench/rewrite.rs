@@ -1,7 +1,7 @@
 //! Scenarios for `tail-rewrite`, against GNU sed and busybox sed on the same
 //! generated log:
 //!
-//! - `rewrite-prefix`: the seed's `s/^/Date /` over a 1 GiB log (MB/s and CPU
+//! - `rewrite-prefix`: the adapter pod's `s/^/Date /` over a 1 GiB log (MB/s and CPU
 //!   per MB; the target is ≥ 1× GNU sed).
 //! - `rewrite-json`: capture groups → JSON over a 256 MiB log: `--parse` with
 //!   named captures vs GNU `sed -E 's/…/{"date":"\1",…}/'` (target ≥ 25×).
@@ -9,7 +9,7 @@
 //!   backslashes, 2.5 % of this log; ours always is.)
 //! - `rewrite-latency`: follow mode at 2,000 lines/s for 10 s, latency from
 //!   the app's write to the line arriving on the adapter's stdout, vs the
-//!   seed's `tail -F | sed` and `tail -F | sed -u` (target p99 ≤ 20 ms). The
+//!   adapter pattern's usual `tail -F | sed` and `tail -F | sed -u` (target p99 ≤ 20 ms). The
 //!   percentiles go to `target/bench/rewrite-latency-percentiles.md`.
 
 use std::fs::{File, OpenOptions};
@@ -234,7 +234,7 @@ fn setup_latency(env: &Env) -> Result<Vec<Contender>> {
             ),
         ),
         (
-            "tail -F + GNU sed (the seed)",
+            "tail -F + GNU sed (the usual adapter)",
             false,
             "tail -F \"$LOG\" | sed -e 's/^/Date /'".to_owned(),
         ),
