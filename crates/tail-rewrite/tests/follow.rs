@@ -524,12 +524,13 @@ fn copytruncate_with_a_glob_covering_the_copies_loses_nothing_but_repeats_the_co
         None,
     );
     let last = format!("Date seq={:08} ", run.written - 1);
-    wait_until("the output to catch up", || {
+    let out_len = || std::fs::metadata(&s.out).map_or(0, |m| m.len());
+    podkit_testkit::wait_until_progressing("the output to catch up", out_len, || {
         std::fs::read_to_string(&s.out).is_ok_and(|t| t.contains(&last))
     });
     // The copies are read concurrently with the live file: let them finish.
     let expected = run.written as usize - run.destroyed.len();
-    wait_until("the copies", || count_lines(&s.out) >= expected);
+    podkit_testkit::wait_until_progressing("the copies", out_len, || count_lines(&s.out) >= expected);
     stop(proc);
     let seqs = output_seqs(&s.out);
     let mut seen = BTreeSet::new();
