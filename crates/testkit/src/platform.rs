@@ -33,6 +33,8 @@
 //! What the server holds is read with [`PlatformServer::entries`]; tests
 //! wait on [`PlatformServer::wait_until`].
 
+// A stalled request ends as the sink's do: the connection closes without an answer.
+use crate::sink::Stalled;
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::net::SocketAddr;
@@ -298,18 +300,6 @@ impl Drop for PlatformServer {
         self.shared.mode_changed.notify_waiters();
     }
 }
-
-/// A stalled request's end: the connection closes without an answer.
-#[derive(Debug)]
-struct Stalled;
-
-impl std::fmt::Display for Stalled {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("stalled request dropped")
-    }
-}
-
-impl std::error::Error for Stalled {}
 
 fn answer(status: u16, content_type: &str, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(body.into()));

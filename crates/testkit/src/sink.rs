@@ -343,7 +343,7 @@ impl Drop for Sink {
 /// The error a stalled request ends with: hyper closes the connection
 /// without an answer.
 #[derive(Debug)]
-struct Stalled;
+pub(crate) struct Stalled;
 
 impl std::fmt::Display for Stalled {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
