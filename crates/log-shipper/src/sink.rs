@@ -1,10 +1,9 @@
 //! Transports: how a sealed body reaches a sink. `stdout` and `file` write
 //! (on a blocking thread, so a slow disk or a full pipe never stalls the
 //! runtime); `http` POSTs over one reused HTTP/1.1 connection, and so do
-//! the platform sinks ([`loki`] and [`loki_proto`], [`elasticsearch`], [`otlp`] and
-//! [`otlp_proto`]; what they share
-//! is in [`platform`]), which read their answers as their platform writes
-//! them.
+//! the platform sinks ([`loki`] and [`loki_proto`], [`elasticsearch`],
+//! [`otlp`] and [`otlp_proto`]; what they share is in [`platform`]), which
+//! read their answers as their platform writes them.
 //!
 //! Each send ends in one of three ways ([`SendError`]): accepted; failed in
 //! a way worth retrying (connection errors, timeouts, 408, 429, 5xx, with

@@ -6,7 +6,8 @@
 //! answered 400 and counted in [`PlatformStats::malformed`], with the
 //! reason kept, so a test fails on it) and answers like the real one:
 //!
-//! - **Loki** (`POST /loki/api/v1/push`, JSON, gzip allowed): streams with
+//! - **Loki** (`POST /loki/api/v1/push`, JSON with gzip allowed, or snappy
+//!   protobuf read with [`loki_proto`]): streams with
 //!   at least one valid label, `[ns string, line, {metadata}]` values, each
 //!   stream's values in time order within the push. 204 when accepted.
 //!   With [`PlatformServer::loki_reject_older_than`] it refuses entries
@@ -22,7 +23,7 @@
 //!   are stored. Data streams (indices named `logs-*-*` without a date, or
 //!   any index with [`PlatformServer::es_data_streams`]) take only `create`
 //!   and need `@timestamp`.
-//! - **OTLP** (`POST /v1/logs`, JSON): the body is decoded into the
+//! - **OTLP** (`POST /v1/logs`, JSON or protobuf, answered in kind): the body is decoded into the
 //!   `opentelemetry-proto` message types (`ExportLogsServiceRequest`), not a
 //!   hand-written shape, and checked to hold no key those types do not know.
 //!   Records whose body holds a marker ([`PlatformServer::otlp_reject_containing`])
