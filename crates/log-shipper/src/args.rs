@@ -377,6 +377,17 @@ pub struct Args {
     )]
     pub loki_max_streams: usize,
 
+    /// How Loki pushes are encoded: `json`, or `protobuf` (Loki's
+    /// `logproto.PushRequest`, snappy-compressed, as Promtail and Alloy
+    /// send it; --compression does not apply to it).
+    #[arg(long, env = "LOG_SHIPPER_LOKI_ENCODING", value_enum, default_value_t = WireEncoding::Json, help_heading = "Platform sinks")]
+    pub loki_encoding: WireEncoding,
+
+    /// How OTLP/HTTP requests are encoded: `json`, or `protobuf` (the
+    /// binary `ExportLogsServiceRequest`; --compression gzip still applies).
+    #[arg(long, env = "LOG_SHIPPER_OTLP_ENCODING", value_enum, default_value_t = WireEncoding::Json, help_heading = "Platform sinks")]
+    pub otlp_encoding: WireEncoding,
+
     /// Elasticsearch/OpenSearch index (or data stream) name; strftime
     /// patterns (`%Y.%m.%d`) take the record's time, in UTC.
     #[arg(
@@ -473,6 +484,22 @@ pub enum Compression {
     None,
     /// `Content-Encoding: gzip`.
     Gzip,
+    /// Snappy block compression, as Loki's protobuf push is sent (set by
+    /// `--loki-encoding protobuf`, not selectable).
+    #[value(skip)]
+    #[serde(skip)]
+    Snappy,
+}
+
+/// The wire encoding of a Loki or OTLP sink.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WireEncoding {
+    /// JSON (`Content-Type: application/json`).
+    #[default]
+    Json,
+    /// Protocol Buffers (`Content-Type: application/x-protobuf`).
+    Protobuf,
 }
 
 /// What happens to a batch a sink rejects.

@@ -16,7 +16,7 @@ use podkit_runtime::ConfigError;
 use podkit_runtime::cli::{parse_duration, parse_size};
 use serde::Deserialize;
 
-use crate::args::{Args, Compression, EsAction, Format, LongLines, OnReject, StartAt};
+use crate::args::{Args, Compression, EsAction, Format, LongLines, OnReject, StartAt, WireEncoding};
 use crate::rec::Matcher;
 use crate::rec::timestamp::TimestampParser;
 use crate::record::RESERVED_KEYS;
@@ -411,6 +411,8 @@ struct SinkSection {
     dead_letter_max_size: Option<Size>,
     loki_tenant: Option<String>,
     loki_max_streams: Option<usize>,
+    loki_encoding: Option<WireEncoding>,
+    otlp_encoding: Option<WireEncoding>,
     es_index: Option<String>,
     es_action: Option<EsAction>,
     file_max_size: Option<Size>,
@@ -835,9 +837,18 @@ fn sink(
                 if max_streams == 0 {
                     return Err(origin.error("loki-max-streams", "must be at least 1"));
                 }
-                Api::Loki { max_streams }
+                let encoding = s.loki_encoding.unwrap_or(args.loki_encoding);
+                if encoding == WireEncoding::Protobuf && s.compression == Some(Compression::Gzip) {
+                    return Err(origin.error(
+                        "compression",
+                        "a protobuf Loki push is snappy-compressed; gzip does not apply to it",
+                    ));
+                }
+                Api::Loki { max_streams, encoding }
             }
-            "otlp" => Api::Otlp,
+            "otlp" => Api::Otlp {
+                encoding: s.otlp_encoding.unwrap_or(args.otlp_encoding),
+            },
             _ => {
                 let text = s.es_index.as_deref().unwrap_or(&args.es_index);
                 let index = IndexPattern::new(text).map_err(|e| origin.error("es-index", e))?;
@@ -849,6 +860,16 @@ fn sink(
         };
         let full = format!("{}{}", base.trim_end_matches('/'), api.path());
         let mut http = http_sink(args, s, origin, flag, url, &full, api, env)?;
+        if matches!(
+            http.api,
+            Api::Loki {
+                encoding: WireEncoding::Protobuf,
+                ..
+            }
+        ) {
+            // Loki's protobuf push is always snappy-compressed (and nothing else).
+            http.compression = Compression::Snappy;
+        }
         if kind_name == "loki"
             && let Some(tenant) = s.loki_tenant.as_ref().or(args.loki_tenant.as_ref())
         {
@@ -1282,7 +1303,13 @@ mod tests {
         };
         assert_eq!(http(0).uri, "http://loki:3100/loki/api/v1/push");
         assert_eq!(http(0).headers["x-scope-orgid"], "team-a");
-        assert!(matches!(http(0).api, Api::Loki { max_streams: 100 }));
+        assert!(matches!(
+            http(0).api,
+            Api::Loki {
+                max_streams: 100,
+                encoding: WireEncoding::Json
+            }
+        ));
         assert_eq!(http(1).uri, "http://es:9200/_bulk");
         assert_eq!(http(2).uri, "http://os:9200/prefix/_bulk");
         assert!(matches!(
@@ -1299,6 +1326,57 @@ mod tests {
             Some(&*state.join("dead-letter/otlp.ndjson"))
         );
         assert_eq!(c.sinks[3].dead_letter_max_size, 100 << 20);
+    }
+
+    #[test]
+    fn loki_and_otlp_sinks_take_a_protobuf_encoding() {
+        let args = [
+            "--follow",
+            "/x/*.log",
+            "--no-checkpoint",
+            "--on-reject",
+            "drop",
+            "--sink",
+            "loki:http://loki:3100",
+            "--sink",
+            "otlp:http://collector:4318",
+            "--loki-encoding",
+            "protobuf",
+            "--otlp-encoding",
+            "protobuf",
+            "--compression",
+            "gzip",
+        ];
+        let c = parse(&args, &[]).unwrap();
+        let http = |i: usize| match &c.sinks[i].kind {
+            SinkKind::Http(h) => h.clone(),
+            _ => panic!(),
+        };
+        assert!(matches!(
+            http(0).api,
+            Api::Loki {
+                encoding: WireEncoding::Protobuf,
+                ..
+            }
+        ));
+        assert_eq!(
+            http(0).compression,
+            Compression::Snappy,
+            "snappy, not the gzip of the others"
+        );
+        assert_eq!(http(0).api.content_type(), Some("application/x-protobuf"));
+        assert!(matches!(
+            http(1).api,
+            Api::Otlp {
+                encoding: WireEncoding::Protobuf
+            }
+        ));
+        assert_eq!(http(1).compression, Compression::Gzip);
+        assert_eq!(http(1).api.content_type(), Some("application/x-protobuf"));
+        let c = parse(&args[..9], &[]).unwrap();
+        let SinkKind::Http(h) = &c.sinks[0].kind else { panic!() };
+        assert_eq!(h.api.content_type(), Some("application/json"), "JSON by default");
+        assert_eq!(h.compression, Compression::None);
     }
 
     #[test]
@@ -1377,6 +1455,14 @@ mod tests {
             (
                 "[[sink]]\nurl = \"loki:http://l:3100\"\nformat = \"raw\"\n",
                 "loki sinks have their own wire format",
+            ),
+            (
+                "[[sink]]\nurl = \"loki:http://l:3100\"\nloki_encoding = \"protobuf\"\ncompression = \"gzip\"\n",
+                "gzip does not apply",
+            ),
+            (
+                "[[sink]]\nurl = \"otlp:http://c:4318\"\notlp_encoding = \"snappy\"\n",
+                "unknown variant `snappy`",
             ),
             ("[[sink]]\nname = \"x\"\n", "needs `url`"),
             (

@@ -146,10 +146,10 @@ impl std::fmt::Debug for Delivery {
 /// A body ready to send, with the deliveries it carries lines of.
 #[derive(Debug)]
 pub struct Sealed {
-    /// What goes on the wire (gzip-compressed when `compressed`).
+    /// What goes on the wire (compressed as `compression` says).
     pub body: Bytes,
-    /// Whether `body` is gzip.
-    pub compressed: bool,
+    /// How `body` is compressed.
+    pub compression: Compression,
     /// Records in it.
     pub lines: u64,
     /// Its size before compression.
@@ -164,12 +164,17 @@ pub struct Sealed {
 impl Sealed {
     /// The body before compression (for the dead-letter file).
     pub fn plain(&self) -> std::io::Result<Vec<u8>> {
-        if !self.compressed {
-            return Ok(self.body.to_vec());
+        match self.compression {
+            Compression::None => Ok(self.body.to_vec()),
+            Compression::Gzip => {
+                let mut out = Vec::with_capacity(self.raw_bytes);
+                std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&self.body[..]), &mut out)?;
+                Ok(out)
+            }
+            Compression::Snappy => snap::raw::Decoder::new()
+                .decompress_vec(&self.body)
+                .map_err(std::io::Error::other),
         }
-        let mut out = Vec::with_capacity(self.raw_bytes);
-        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&self.body[..]), &mut out)?;
-        Ok(out)
     }
 
     /// The sink is done with these lines: complete the deliveries that
@@ -180,7 +185,7 @@ impl Sealed {
                 delivery.done();
             }
         }
-        if !self.compressed {
+        if self.compression == Compression::None {
             spares.put(self.body);
         }
     }
@@ -427,8 +432,18 @@ fn seal_open(encoder: &mut Encoder, open: &mut Open, next: Option<(&Spares, usiz
     let buf = next.map_or_else(Vec::new, |(spares, capacity)| spares.take(capacity));
     let old = std::mem::replace(open, Open::new(buf));
     let raw_bytes = old.buf.len();
-    let compress = matches!(&config.kind, crate::config::SinkKind::Http(h) if h.compression == Compression::Gzip);
-    let body = if compress {
+    let compression = match &config.kind {
+        crate::config::SinkKind::Http(h) => h.compression,
+        _ => Compression::None,
+    };
+    let body = if compression == Compression::Snappy {
+        // Snappy's block format, as Loki reads a protobuf push.
+        let body = snap::raw::Encoder::new().compress_vec(&old.buf).unwrap_or_default();
+        if let Some((spares, _)) = next {
+            spares.put(Bytes::from(old.buf));
+        }
+        Bytes::from(body)
+    } else if compression == Compression::Gzip {
         let mut gz = flate2::write::GzEncoder::new(Vec::with_capacity(raw_bytes / 4), flate2::Compression::fast());
         // Writing into a Vec cannot fail.
         let _ = std::io::Write::write_all(&mut gz, &old.buf);
@@ -441,7 +456,7 @@ fn seal_open(encoder: &mut Encoder, open: &mut Open, next: Option<(&Spares, usiz
     };
     Sealed {
         body,
-        compressed: compress,
+        compression,
         lines: old.lines as u64,
         raw_bytes,
         parts: old.parts,

@@ -1,9 +1,9 @@
 //! Transports: how a sealed body reaches a sink. `stdout` and `file` write
 //! (on a blocking thread, so a slow disk or a full pipe never stalls the
 //! runtime); `http` POSTs over one reused HTTP/1.1 connection, and so do
-//! the platform sinks ([`loki`], [`elasticsearch`], [`otlp`]; what they share
-//! is in [`platform`]), which read their answers as their platform writes
-//! them.
+//! the platform sinks ([`loki`] and [`loki_proto`], [`elasticsearch`],
+//! [`otlp`] and [`otlp_proto`]; what they share is in [`platform`]), which
+//! read their answers as their platform writes them.
 //!
 //! Each send ends in one of three ways ([`SendError`]): accepted; failed in
 //! a way worth retrying (connection errors, timeouts, 408, 429, 5xx, with
@@ -15,7 +15,9 @@
 
 pub mod elasticsearch;
 pub mod loki;
+pub mod loki_proto;
 pub mod otlp;
+pub mod otlp_proto;
 pub mod platform;
 
 use std::time::Duration;
@@ -26,7 +28,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 
-use crate::args::{Compression, Format};
+use crate::args::{Compression, Format, WireEncoding};
 use crate::config::{HttpConfig, SinkConfig, SinkKind};
 use crate::delivery::Sealed;
 use crate::rec::{Output, Target};
@@ -281,14 +283,21 @@ impl HttpTransport {
         } = answer;
         let result = match &self.api {
             Api::Plain | Api::Loki { .. } => classify(status, retry_after, &preview(&text)),
-            Api::Otlp if status.is_success() => {
-                let (n, message) = otlp::rejected_records(&text);
+            Api::Otlp { encoding } if status.is_success() => {
+                let (n, message) = match encoding {
+                    WireEncoding::Json => otlp::rejected_records(&text),
+                    WireEncoding::Protobuf => otlp_proto::rejected_records(&text),
+                };
                 self.partial.dropped_by_sink = n;
                 self.partial.message = message;
                 Ok(())
             }
-            Api::Otlp => {
-                let reason = reason(status, &preview(&text));
+            Api::Otlp { encoding } => {
+                let message = match encoding {
+                    WireEncoding::Protobuf => otlp_proto::status_message(&text),
+                    WireEncoding::Json => None,
+                };
+                let reason = reason(status, &message.unwrap_or_else(|| preview(&text)));
                 if otlp::retryable(status.as_u16()) {
                     Err(SendError::Retry { reason, retry_after })
                 } else {

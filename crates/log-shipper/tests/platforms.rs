@@ -507,3 +507,257 @@ fn elasticsearch_items_that_keep_failing_are_dead_lettered_alone_after_retry_max
     let (status, stderr) = shipper.stop();
     assert_eq!(status.code(), Some(0), "{stderr}");
 }
+
+/// A header of the first request a server got.
+fn first_header(server: &PlatformServer, name: &str) -> Option<String> {
+    let headers = server.request_headers();
+    headers.first()?.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+}
+
+/// The binary request of a dead-letter entry (`request_protobuf`, base64).
+fn dead_request(entry: &serde_json::Value) -> Vec<u8> {
+    use base64::Engine as _;
+    let text = entry["request_protobuf"].as_str().expect("a protobuf request");
+    base64::engine::general_purpose::STANDARD.decode(text).unwrap()
+}
+
+#[test]
+fn loki_protobuf_pushes_streams_in_time_order_with_structured_metadata_and_tenant() {
+    let d = Dirs::new();
+    let loki = PlatformServer::start(Platform::Loki);
+    let shipper = start(
+        &d,
+        &loki,
+        &[
+            "--loki-encoding",
+            "protobuf",
+            "--label",
+            "app=web",
+            "--label",
+            "k8s.pod=web \"1\"\\",
+            "--loki-tenant",
+            "team-a",
+            // Applies to the other sinks; a protobuf push is snappy alone.
+            "--compression",
+            "gzip",
+            "--parse",
+            "json",
+            "--timestamp-field",
+            "ts",
+        ],
+    );
+    append(
+        &d.app_log(),
+        [
+            json_line("2026-12-06T10:00:02.25Z", "info", "second"),
+            json_line("2026-12-06T10:00:01Z", "warn", "first"),
+            "not json \u{e9}".to_owned(),
+        ],
+    );
+    loki.wait_entries(3);
+    assert_eq!(loki.malformed(), Vec::<String>::new());
+    let entries = loki.entries();
+    let labels = BTreeMap::from([("app".into(), "web".into()), ("k8s_pod".into(), "web \"1\"\\".into())]);
+    assert!(entries.iter().all(|e| e.labels == labels), "{entries:?}");
+    let lines: Vec<&str> = entries.iter().map(|e| e.line.as_str()).collect();
+    let (first, second) = (
+        lines.iter().position(|l| l.contains("first")).unwrap(),
+        lines.iter().position(|l| l.contains("second")).unwrap(),
+    );
+    assert!(first < second, "a stream's entries in time order: {lines:?}");
+    let first = &entries[first];
+    assert_eq!(first.time_ns, 1_796_551_201_000_000_000);
+    assert_eq!(entries[second].time_ns, 1_796_551_202_250_000_000);
+    assert_eq!(first.fields["level"], "warn");
+    assert_eq!(first.fields["msg"], "first");
+    assert_eq!(first.fields["n"], "7");
+    assert_eq!(first.fields["file"], Dirs::s(&d.app_log()));
+    assert!(
+        !first.fields.contains_key("ts"),
+        "the timestamp field is the entry's time"
+    );
+    assert!(entries.iter().any(|e| e.line == "not json \u{e9}"));
+    assert_eq!(
+        first_header(&loki, "content-type").as_deref(),
+        Some("application/x-protobuf")
+    );
+    assert_eq!(
+        first_header(&loki, "content-encoding"),
+        None,
+        "snappy only, no gzip on top"
+    );
+    assert_eq!(first_header(&loki, "x-scope-orgid").as_deref(), Some("team-a"));
+    let (status, stderr) = shipper.stop();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+}
+
+#[test]
+fn loki_protobuf_refusals_are_dead_lettered_with_the_reason_and_the_push() {
+    use podkit_testkit::platform::loki_proto::{PushRequest, parse_selector};
+    use prost::Message as _;
+
+    let d = Dirs::new();
+    let loki = PlatformServer::start(Platform::Loki);
+    loki.loki_ordered(true);
+    let shipper = start(
+        &d,
+        &loki,
+        &[
+            "--loki-encoding",
+            "protobuf",
+            "--parse",
+            "json",
+            "--timestamp-field",
+            "ts",
+            "--label",
+            "app=a",
+        ],
+    );
+    append(&d.app_log(), [json_line("2026-12-06T10:00:10Z", "info", "new")]);
+    loki.wait_entries(1);
+    append(&d.app_log(), [json_line("2026-12-06T10:00:05Z", "info", "late")]);
+    wait_until("the dead letter", || !dead_letters(&d, "loki").is_empty());
+    let dead = dead_letters(&d, "loki");
+    assert!(
+        dead[0]["reason"].as_str().unwrap().contains("entry out of order"),
+        "{dead:?}"
+    );
+    assert_eq!(dead[0]["sink"], "loki");
+    let push = PushRequest::decode(&dead_request(&dead[0])[..]).unwrap();
+    assert_eq!(parse_selector(&push.streams[0].labels).unwrap()["app"], "a");
+    assert!(push.streams[0].entries[0].line.contains("late"));
+    // Retried answers are retried, then delivery goes on.
+    loki.set_mode(Mode::Fail {
+        status: 503,
+        retry_after: None,
+    });
+    append(&d.app_log(), [json_line("2026-12-06T10:00:11Z", "info", "after")]);
+    loki.wait_until("failed requests", |s| s.failed >= 2);
+    loki.set_mode(Mode::Accept);
+    loki.wait_entries(2);
+    assert_eq!(loki.malformed(), Vec::<String>::new());
+    wait_until("the dead-letter metric", || {
+        shipper.metric("podkit_log_shipper_lines_dead_lettered_total{sink=\"loki\"}") == Some(1.0)
+    });
+    let (status, stderr) = shipper.stop();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+}
+
+#[test]
+fn loki_protobuf_outage_and_kill_9_lose_nothing() {
+    outage_and_kill_9(Platform::Loki, &["--loki-encoding", "protobuf"]);
+}
+
+#[test]
+fn loki_protobuf_from_a_sink_table_holds_at_most_max_streams_streams() {
+    let d = Dirs::new();
+    let loki = PlatformServer::start(Platform::Loki);
+    let config = d.logs.join("../shipper.toml");
+    let mut toml = format!(
+        "state-dir = \"{}\"\nbatch-timeout = \"1s\"\n[[sink]]\nurl = \"{}\"\nloki_encoding = \"protobuf\"\nloki_max_streams = 2\n",
+        Dirs::s(&d.state),
+        loki.sink_url()
+    );
+    for app in ["a", "b", "c"] {
+        toml.push_str(&format!(
+            "[[source]]\nname = \"{app}\"\nfollow = \"{}\"\nlabels = {{ app = \"{app}\" }}\n",
+            Dirs::s(&d.logs.join(format!("{app}.log")))
+        ));
+        append(&d.logs.join(format!("{app}.log")), (0..100).map(line));
+    }
+    fs::write(&config, toml).unwrap();
+    let shipper = Shipper::start(&["--config", &Dirs::s(&config)], &[]);
+    let stats = loki.wait_entries(300);
+    assert_eq!(loki.malformed(), Vec::<String>::new());
+    assert!(stats.max_groups <= 2, "{stats:?}");
+    assert_eq!(
+        first_header(&loki, "content-type").as_deref(),
+        Some("application/x-protobuf")
+    );
+    for app in ["a", "b", "c"] {
+        let lines: Vec<Entry> = loki.entries().into_iter().filter(|e| e.labels["app"] == app).collect();
+        let got = received(&lines);
+        assert!(got.missing(0..100).is_empty() && got.duplicated().is_empty(), "{app}");
+        let seqs: Vec<u64> = lines.iter().filter_map(|e| parse(&e.line)).collect();
+        assert!(seqs.is_sorted(), "{app}: in file order");
+    }
+    let (status, stderr) = shipper.stop();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+}
+
+#[test]
+fn otlp_protobuf_records_severity_partial_success_and_rejections() {
+    use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+    use prost::Message as _;
+
+    let d = Dirs::new();
+    let otlp = PlatformServer::start(Platform::Otlp);
+    otlp.otlp_reject_containing(Some("DROPME"));
+    let shipper = start(
+        &d,
+        &otlp,
+        &[
+            "--otlp-encoding",
+            "protobuf",
+            "--compression",
+            "gzip",
+            "--parse",
+            "json",
+            "--timestamp-field",
+            "ts",
+            "--label",
+            "pod=web-1",
+            "--label",
+            "team=a",
+        ],
+    );
+    append(
+        &d.app_log(),
+        [
+            json_line("2026-12-06T10:00:01Z", "ERROR", "boom"),
+            json_line("2026-12-06T10:00:02Z", "info", "DROPME"),
+            "plain line".to_owned(),
+        ],
+    );
+    otlp.wait_until("the records", |s| s.entries == 2 && s.refused == 1);
+    assert_eq!(otlp.malformed(), Vec::<String>::new());
+    let entries = otlp.entries();
+    let resource = BTreeMap::from([("k8s.pod.name".into(), "web-1".into()), ("team".into(), "a".into())]);
+    assert!(entries.iter().all(|e| e.labels == resource), "{entries:?}");
+    let boom = &entries[0];
+    assert!(boom.line.contains("boom"));
+    assert_eq!(boom.time_ns, 1_796_551_201_000_000_000);
+    assert_eq!(boom.fields["severityText"], "ERROR");
+    assert_eq!(boom.fields["severityNumber"], "17");
+    assert_eq!(boom.fields["n"], "7");
+    assert_eq!(boom.fields["log.file.path"], Dirs::s(&d.app_log()));
+    assert!(boom.fields["observedTimeUnixNano"].parse::<u128>().unwrap() > 0);
+    assert_eq!(entries[1].line, "plain line");
+    assert_eq!(entries[1].time_ns, 0, "no event time: unknown");
+    assert_eq!(
+        first_header(&otlp, "content-type").as_deref(),
+        Some("application/x-protobuf")
+    );
+    assert_eq!(first_header(&otlp, "content-encoding").as_deref(), Some("gzip"));
+    wait_until("the partial-success metric", || {
+        shipper.metric("podkit_log_shipper_records_dropped_by_sink_total{sink=\"otlp\"}") == Some(1.0)
+    });
+    // A final status: the request is dead-lettered with the reason.
+    otlp.set_mode(Mode::Fail {
+        status: 400,
+        retry_after: None,
+    });
+    append(&d.app_log(), [json_line("2026-12-06T10:00:03Z", "info", "refused")]);
+    wait_until("the dead letter", || !dead_letters(&d, "otlp").is_empty());
+    let dead = dead_letters(&d, "otlp");
+    assert!(dead[0]["reason"].as_str().unwrap().contains("400"), "{dead:?}");
+    let request = ExportLogsServiceRequest::decode(&dead_request(&dead[0])[..]).unwrap();
+    let body = &request.resource_logs[0].scope_logs[0].log_records[0].body;
+    assert!(format!("{body:?}").contains("refused"), "{body:?}");
+    otlp.set_mode(Mode::Accept);
+    append(&d.app_log(), [json_line("2026-12-06T10:00:04Z", "info", "after")]);
+    otlp.wait_entries(3);
+    let (status, stderr) = shipper.stop();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("dropped some of its records"), "{stderr}");
+}

@@ -6,7 +6,8 @@
 //! answered 400 and counted in [`PlatformStats::malformed`], with the
 //! reason kept, so a test fails on it) and answers like the real one:
 //!
-//! - **Loki** (`POST /loki/api/v1/push`, JSON, gzip allowed): streams with
+//! - **Loki** (`POST /loki/api/v1/push`, JSON with gzip allowed, or snappy
+//!   protobuf read with [`loki_proto`]): streams with
 //!   at least one valid label, `[ns string, line, {metadata}]` values, each
 //!   stream's values in time order within the push. 204 when accepted.
 //!   With [`PlatformServer::loki_reject_older_than`] it refuses entries
@@ -22,7 +23,7 @@
 //!   are stored. Data streams (indices named `logs-*-*` without a date, or
 //!   any index with [`PlatformServer::es_data_streams`]) take only `create`
 //!   and need `@timestamp`.
-//! - **OTLP** (`POST /v1/logs`, JSON): the body is decoded into the
+//! - **OTLP** (`POST /v1/logs`, JSON or protobuf, answered in kind): the body is decoded into the
 //!   `opentelemetry-proto` message types (`ExportLogsServiceRequest`), not a
 //!   hand-written shape, and checked to hold no key those types do not know.
 //!   Records whose body holds a marker ([`PlatformServer::otlp_reject_containing`])
@@ -51,6 +52,8 @@ use serde::Deserialize;
 
 use crate::PATIENCE;
 pub use crate::sink::Mode;
+
+pub mod loki_proto;
 
 /// Which platform a server plays.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -447,44 +450,41 @@ fn valid_label_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
+/// A Loki stream as a push carries it: labels, then `(ns, line, metadata)`.
+type LokiStreamValues = (BTreeMap<String, String>, Vec<(i128, String, BTreeMap<String, String>)>);
+
 fn loki(state: &mut State, path: &str, content_type: &str, body: &[u8]) -> Result<Response<Full<Bytes>>, String> {
     if path != "/loki/api/v1/push" {
         return Err(format!("Loki serves /loki/api/v1/push, not {path}"));
     }
-    if !content_type.starts_with("application/json") {
+    let streams = if content_type.starts_with("application/json") {
+        loki_json(body)?
+    } else if content_type.starts_with("application/x-protobuf") {
+        loki_protobuf(body)?
+    } else {
         return Err(format!(
-            "Content-Type {content_type:?}: without application/json Loki reads snappy protobuf"
+            "Content-Type {content_type:?}: Loki reads application/json or (snappy) application/x-protobuf"
         ));
-    }
-    let push: LokiPush = serde_json::from_slice(body).map_err(|e| format!("not a Loki push: {e}"))?;
-    state.stats.max_groups = state.stats.max_groups.max(push.streams.len() as u64);
+    };
+    state.stats.max_groups = state.stats.max_groups.max(streams.len() as u64);
     // Check the whole push before keeping anything of it.
     let mut values = Vec::new();
-    for stream in push.streams {
-        if stream.stream.is_empty() {
+    for (stream, entries) in streams {
+        if stream.is_empty() {
             return Err("error at least one label pair is required per stream".into());
         }
-        if let Some(bad) = stream.stream.keys().find(|k| !valid_label_name(k)) {
+        if let Some(bad) = stream.keys().find(|k| !valid_label_name(k)) {
             return Err(format!("invalid label name {bad:?}"));
         }
         let mut last = i128::MIN;
-        for value in stream.values {
-            let (ts, line, metadata) = match value {
-                LokiValue::Plain((ts, line)) => (ts, line, BTreeMap::new()),
-                LokiValue::WithMetadata((ts, line, m)) => (ts, line, m),
-            };
-            if ts.is_empty() || !ts.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(format!("timestamp {ts:?} is not nanoseconds as a decimal string"));
-            }
-            let ns: i128 = ts.parse().map_err(|e| format!("timestamp {ts:?}: {e}"))?;
+        for (ns, line, metadata) in entries {
             if ns < last {
                 return Err(format!(
-                    "the values of stream {:?} are not in time order within the push",
-                    stream.stream
+                    "the values of stream {stream:?} are not in time order within the push"
                 ));
             }
             last = ns;
-            values.push((stream.stream.clone(), ns, line, metadata));
+            values.push((stream.clone(), ns, line, metadata));
         }
     }
     let mut refused = Vec::new();
@@ -518,6 +518,66 @@ fn loki(state: &mut State, path: &str, content_type: &str, body: &[u8]) -> Resul
         "text/plain",
         format!("{}\ntotal ignored: {n} out of the push", refused.join(",\n")),
     ))
+}
+
+/// The streams of a JSON push.
+fn loki_json(body: &[u8]) -> Result<Vec<LokiStreamValues>, String> {
+    let push: LokiPush = serde_json::from_slice(body).map_err(|e| format!("not a Loki push: {e}"))?;
+    let mut streams = Vec::new();
+    for stream in push.streams {
+        let mut entries = Vec::new();
+        for value in stream.values {
+            let (ts, line, metadata) = match value {
+                LokiValue::Plain((ts, line)) => (ts, line, BTreeMap::new()),
+                LokiValue::WithMetadata((ts, line, m)) => (ts, line, m),
+            };
+            if ts.is_empty() || !ts.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(format!("timestamp {ts:?} is not nanoseconds as a decimal string"));
+            }
+            let ns: i128 = ts.parse().map_err(|e| format!("timestamp {ts:?}: {e}"))?;
+            entries.push((ns, line, metadata));
+        }
+        streams.push((stream.stream, entries));
+    }
+    Ok(streams)
+}
+
+/// The streams of a protobuf push (snappy, `logproto.PushRequest`).
+fn loki_protobuf(body: &[u8]) -> Result<Vec<LokiStreamValues>, String> {
+    let push = loki_proto::decode(body)?;
+    if !push.format.is_empty() {
+        return Err(format!(
+            "PushRequest.format {:?} is Loki's own, not a client's",
+            push.format
+        ));
+    }
+    let mut streams = Vec::new();
+    for stream in push.streams {
+        let labels = loki_proto::parse_selector(&stream.labels)?;
+        let mut entries = Vec::new();
+        for entry in stream.entries {
+            let ts = entry.timestamp.ok_or("an entry without its timestamp")?;
+            if !(0..1_000_000_000).contains(&ts.nanos) || ts.seconds < 0 {
+                return Err(format!("timestamp {ts:?} is not a time after 1970"));
+            }
+            if !entry.parsed.is_empty() {
+                return Err("an entry with `parsed` labels, which only query answers carry".into());
+            }
+            let mut metadata = BTreeMap::new();
+            for pair in entry.structured_metadata {
+                if pair.name.is_empty() {
+                    return Err("a structured metadata pair without a name".into());
+                }
+                if let Some(old) = metadata.insert(pair.name.clone(), pair.value) {
+                    return Err(format!("structured metadata {:?} twice (was {old:?})", pair.name));
+                }
+            }
+            let ns = i128::from(ts.seconds) * 1_000_000_000 + i128::from(ts.nanos);
+            entries.push((ns, entry.line, metadata));
+        }
+        streams.push((labels, entries));
+    }
+    Ok(streams)
 }
 
 // === Elasticsearch ===
@@ -672,24 +732,21 @@ mod jiff_free {
 // === OTLP ===
 
 fn otlp(state: &mut State, path: &str, content_type: &str, body: &[u8]) -> Result<Response<Full<Bytes>>, String> {
-    use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
     use opentelemetry_proto::tonic::common::v1::any_value::Value;
 
     if path != "/v1/logs" {
         return Err(format!("the OTLP logs endpoint is /v1/logs, not {path}"));
     }
-    if !content_type.starts_with("application/json") {
+    let protobuf = content_type.starts_with("application/x-protobuf");
+    let request = if protobuf {
+        otlp_protobuf(body)?
+    } else if content_type.starts_with("application/json") {
+        otlp_json(body)?
+    } else {
         return Err(format!(
-            "Content-Type {content_type:?}: OTLP/HTTP JSON needs application/json"
+            "Content-Type {content_type:?}: OTLP/HTTP needs application/json or application/x-protobuf"
         ));
-    }
-    let raw: serde_json::Value = serde_json::from_slice(body).map_err(|e| format!("not JSON: {e}"))?;
-    let request: ExportLogsServiceRequest =
-        serde_json::from_value(raw.clone()).map_err(|e| format!("not an ExportLogsServiceRequest: {e}"))?;
-    // The types ignore unknown keys (as receivers must); a sink that sends
-    // one has a typo, so check that every key sent is one the types know.
-    let known = serde_json::to_value(&request).map_err(|e| e.to_string())?;
-    check_known(&raw, &known, "$")?;
+    };
     state.stats.max_groups = state.stats.max_groups.max(request.resource_logs.len() as u64);
     let text = |v: &Option<opentelemetry_proto::tonic::common::v1::AnyValue>| match v
         .as_ref()
@@ -741,15 +798,57 @@ fn otlp(state: &mut State, path: &str, content_type: &str, body: &[u8]) -> Resul
             }
         }
     }
+    state.stats.refused += rejected;
+    let message = format!("{rejected} log records refused by the test collector");
+    if protobuf {
+        use opentelemetry_proto::tonic::collector::logs::v1::{ExportLogsPartialSuccess, ExportLogsServiceResponse};
+        use prost::Message as _;
+        let response = ExportLogsServiceResponse {
+            partial_success: (rejected > 0).then_some(ExportLogsPartialSuccess {
+                rejected_log_records: rejected as i64,
+                error_message: message,
+            }),
+        };
+        return Ok(answer(200, "application/x-protobuf", response.encode_to_vec()));
+    }
     if rejected == 0 {
         return Ok(answer(200, "application/json", "{}"));
     }
-    state.stats.refused += rejected;
     let body = serde_json::json!({"partialSuccess": {
         "rejectedLogRecords": rejected.to_string(),
-        "errorMessage": format!("{rejected} log records refused by the test collector")
+        "errorMessage": message
     }});
     Ok(answer(200, "application/json", body.to_string()))
+}
+
+/// A JSON request, decoded into the OTLP types.
+fn otlp_json(body: &[u8]) -> Result<opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest, String> {
+    let raw: serde_json::Value = serde_json::from_slice(body).map_err(|e| format!("not JSON: {e}"))?;
+    let request: opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest =
+        serde_json::from_value(raw.clone()).map_err(|e| format!("not an ExportLogsServiceRequest: {e}"))?;
+    // The types ignore unknown keys (as receivers must); a sink that sends
+    // one has a typo, so check that every key sent is one the types know.
+    let known = serde_json::to_value(&request).map_err(|e| e.to_string())?;
+    check_known(&raw, &known, "$")?;
+    Ok(request)
+}
+
+/// A protobuf request, decoded into the OTLP types; like unknown JSON
+/// keys, fields the types lack are refused (the message re-encoded must
+/// be the body itself, which also wants fields in number order).
+fn otlp_protobuf(
+    body: &[u8],
+) -> Result<opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest, String> {
+    use prost::Message as _;
+    let request = opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest::decode(body)
+        .map_err(|e| format!("not an ExportLogsServiceRequest: {e}"))?;
+    if request.encode_to_vec() != body {
+        return Err(
+            "the ExportLogsServiceRequest holds fields the OTLP types do not have (or is not laid out by field number)"
+                .into(),
+        );
+    }
+    Ok(request)
 }
 
 /// Every object key of `sent` is in `known` (the same message serialized

@@ -112,7 +112,7 @@ fn stream_head(labels: &[(String, String)]) -> Vec<u8> {
 }
 
 /// A label name Loki (Prometheus) accepts.
-fn label_name(key: &str) -> String {
+pub(super) fn label_name(key: &str) -> String {
     let mut name: String = key
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' })

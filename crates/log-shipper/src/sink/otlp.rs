@@ -42,7 +42,7 @@ const LAYOUT: Layout = Layout {
 };
 
 /// Keys read as the severity, in this order.
-const LEVEL_KEYS: [&str; 4] = ["level", "severity", "lvl", "loglevel"];
+pub(super) const LEVEL_KEYS: [&str; 4] = ["level", "severity", "lvl", "loglevel"];
 
 /// Encodes records as OTLP log records, grouped by resource.
 #[derive(Debug, Clone)]
@@ -138,16 +138,8 @@ fn resource_head(labels: &[(String, String)]) -> Vec<u8> {
         if i > 0 {
             head.push(b',');
         }
-        let key = match k.as_str() {
-            "pod" => "k8s.pod.name",
-            "namespace" => "k8s.namespace.name",
-            "container" => "k8s.container.name",
-            "node" => "k8s.node.name",
-            "pod_uid" => "k8s.pod.uid",
-            other => other,
-        };
         head.extend_from_slice(b"{\"key\":");
-        json_string(&mut head, key);
+        json_string(&mut head, resource_key(k));
         head.extend_from_slice(b",\"value\":{\"stringValue\":");
         json_string(&mut head, v);
         head.extend_from_slice(b"}}");
@@ -156,6 +148,20 @@ fn resource_head(labels: &[(String, String)]) -> Vec<u8> {
     json_string(&mut head, env!("CARGO_PKG_VERSION"));
     head.extend_from_slice(b"},\"logRecords\":[");
     head
+}
+
+/// The resource attribute of a label: the Kubernetes semantic-convention
+/// name of `pod`, `namespace`, `container`, `node` and `pod_uid`, else the
+/// label's own.
+pub(super) fn resource_key(label: &str) -> &str {
+    match label {
+        "pod" => "k8s.pod.name",
+        "namespace" => "k8s.namespace.name",
+        "container" => "k8s.container.name",
+        "node" => "k8s.node.name",
+        "pod_uid" => "k8s.pod.uid",
+        other => other,
+    }
 }
 
 /// An `AnyValue` for a parsed field; returns whether invalid UTF-8 was replaced.
@@ -187,7 +193,7 @@ fn any_value(out: &mut Vec<u8>, value: &FieldValue<'_>) -> bool {
 }
 
 /// The OpenTelemetry severity number of a level name (0: unknown).
-fn severity_number(level: &[u8]) -> u8 {
+pub(super) fn severity_number(level: &[u8]) -> u8 {
     let lower = level.to_ascii_lowercase();
     let starts = |p: &[u8]| lower.starts_with(p);
     if starts(b"trace") {

@@ -6,27 +6,35 @@
 //!
 //! The wire formats are written by hand, straight into the sink's buffer,
 //! like the NDJSON encoder: the formats are small and their JSON escaping
-//! is the shared one, so they cost about what NDJSON costs. The test
-//! servers of `podkit-testkit` check them against the real formats
-//! (the OTLP body is decoded into the `opentelemetry-proto` types).
+//! is the shared one, so they cost about what NDJSON costs. The protobuf
+//! encodings of Loki and OTLP ([`super::loki_proto`], [`super::otlp_proto`])
+//! encode each record with `prost` and frame the groups by hand
+//! ([`Groups::close_framed`]). The test servers of `podkit-testkit` check
+//! them against the real formats (the OTLP body is decoded into the
+//! `opentelemetry-proto` types, the Loki protobuf push into message types
+//! of the testkit's own).
 
-use crate::args::EsAction;
+use crate::args::{EsAction, WireEncoding};
 use crate::rec::escape::{json_string, json_string_lossy};
 use crate::record::{Fields, Record, TimestampField};
 
 use super::elasticsearch::BulkEncoder;
 use super::loki::LokiEncoder;
+use super::loki_proto::LokiProtoEncoder;
 use super::otlp::OtlpEncoder;
+use super::otlp_proto::OtlpProtoEncoder;
 
 /// The API an HTTP sink speaks.
 #[derive(Debug, Clone)]
 pub enum Api {
     /// Plain HTTP: the body in the sink's `--format`.
     Plain,
-    /// Loki's push API (`/loki/api/v1/push`, JSON).
+    /// Loki's push API (`/loki/api/v1/push`).
     Loki {
         /// Most streams in one push.
         max_streams: usize,
+        /// JSON, or snappy-compressed protobuf.
+        encoding: WireEncoding,
     },
     /// Elasticsearch/OpenSearch `_bulk`.
     Elasticsearch {
@@ -35,8 +43,11 @@ pub enum Api {
         /// `create` or `index`.
         action: EsAction,
     },
-    /// OTLP/HTTP logs (`/v1/logs`, JSON).
-    Otlp,
+    /// OTLP/HTTP logs (`/v1/logs`).
+    Otlp {
+        /// JSON or protobuf.
+        encoding: WireEncoding,
+    },
 }
 
 impl Api {
@@ -46,7 +57,7 @@ impl Api {
             Self::Plain => "",
             Self::Loki { .. } => "/loki/api/v1/push",
             Self::Elasticsearch { .. } => "/_bulk",
-            Self::Otlp => "/v1/logs",
+            Self::Otlp { .. } => "/v1/logs",
         }
     }
 
@@ -54,7 +65,10 @@ impl Api {
     pub fn content_type(&self) -> Option<&'static str> {
         match self {
             Self::Plain => None,
-            Self::Loki { .. } | Self::Otlp => Some("application/json"),
+            Self::Loki { encoding, .. } | Self::Otlp { encoding } => Some(match encoding {
+                WireEncoding::Json => "application/json",
+                WireEncoding::Protobuf => "application/x-protobuf",
+            }),
             Self::Elasticsearch { .. } => Some("application/x-ndjson"),
         }
     }
@@ -143,6 +157,10 @@ pub enum PlatformEncoder {
     Elasticsearch(BulkEncoder),
     /// OTLP resource logs.
     Otlp(OtlpEncoder),
+    /// Loki streams, protobuf.
+    LokiProto(LokiProtoEncoder),
+    /// OTLP resource logs, protobuf.
+    OtlpProto(OtlpProtoEncoder),
 }
 
 impl PlatformEncoder {
@@ -150,9 +168,21 @@ impl PlatformEncoder {
     pub fn new(api: &Api) -> Option<Self> {
         Some(match api {
             Api::Plain => return None,
-            Api::Loki { max_streams } => Self::Loki(LokiEncoder::new(*max_streams)),
+            Api::Loki {
+                max_streams,
+                encoding: WireEncoding::Json,
+            } => Self::Loki(LokiEncoder::new(*max_streams)),
+            Api::Loki {
+                max_streams,
+                encoding: WireEncoding::Protobuf,
+            } => Self::LokiProto(LokiProtoEncoder::new(*max_streams)),
             Api::Elasticsearch { index, action } => Self::Elasticsearch(BulkEncoder::new(index.clone(), *action)),
-            Api::Otlp => Self::Otlp(OtlpEncoder::new()),
+            Api::Otlp {
+                encoding: WireEncoding::Json,
+            } => Self::Otlp(OtlpEncoder::new()),
+            Api::Otlp {
+                encoding: WireEncoding::Protobuf,
+            } => Self::OtlpProto(OtlpProtoEncoder::new()),
         })
     }
 
@@ -162,6 +192,8 @@ impl PlatformEncoder {
             Self::Loki(e) => e.begin_group(file, labels),
             Self::Elasticsearch(_) => {}
             Self::Otlp(e) => e.begin_group(file, labels),
+            Self::LokiProto(e) => e.begin_group(file, labels),
+            Self::OtlpProto(e) => e.begin_group(file, labels),
         }
     }
 
@@ -170,6 +202,7 @@ impl PlatformEncoder {
     pub fn over_limit(&self) -> bool {
         match self {
             Self::Loki(e) => e.over_limit(),
+            Self::LokiProto(e) => e.over_limit(),
             _ => false,
         }
     }
@@ -183,6 +216,8 @@ impl PlatformEncoder {
                 Written::NeedsDocument
             }
             Self::Otlp(e) => Written::Done(e.record(rec, ts_field, out)),
+            Self::LokiProto(e) => Written::Done(e.record(rec, ts_field, out)),
+            Self::OtlpProto(e) => Written::Done(e.record(rec, ts_field, out)),
         }
     }
 
@@ -192,6 +227,8 @@ impl PlatformEncoder {
             Self::Loki(e) => e.close(out),
             Self::Elasticsearch(_) => {}
             Self::Otlp(e) => e.close(out),
+            Self::LokiProto(e) => e.close(out),
+            Self::OtlpProto(e) => e.close(out),
         }
     }
 }
@@ -292,8 +329,33 @@ impl Groups {
             body.extend_from_slice(layout.group_tail);
         }
         body.extend_from_slice(layout.suffix);
-        std::mem::swap(out, body);
+        self.finish(out);
+    }
+
+    /// Lays out the records of `out` group by group, like
+    /// [`Groups::close`], for a binary format: before each group's records
+    /// `frame` writes what opens the group, given the group's head and the
+    /// length of its records (a protobuf message's key and length).
+    pub fn close_framed(&mut self, out: &mut Vec<u8>, mut frame: impl FnMut(&mut Vec<u8>, &[u8], usize)) {
+        self.entries.retain(|e| e.end <= out.len());
+        self.entries.sort_by_key(|e| (e.group, e.key));
+        let body = &mut self.scratch;
         body.clear();
+        body.reserve(out.len() + self.groups.len() * 256 + 64);
+        for run in self.entries.chunk_by(|a, b| a.group == b.group) {
+            let len = run.iter().map(|e| e.end - e.start).sum();
+            frame(body, &self.groups[run[0].group as usize].1, len);
+            for e in run {
+                body.extend_from_slice(&out[e.start..e.end]);
+            }
+        }
+        self.finish(out);
+    }
+
+    /// Replaces `out` with the laid-out body and keeps only the current group.
+    fn finish(&mut self, out: &mut Vec<u8>) {
+        std::mem::swap(out, &mut self.scratch);
+        self.scratch.clear();
         self.entries.clear();
         let current = self.groups.swap_remove(self.current);
         self.groups.clear();
@@ -324,6 +386,30 @@ impl FieldValue<'_> {
                 false
             }
             Self::Text(bytes) => json_string_lossy(out, bytes),
+        }
+    }
+
+    /// Appends the value as text, as [`FieldValue::write_string`] reads it
+    /// (a JSON string unescaped); returns whether invalid UTF-8 was replaced.
+    pub fn push_text(&self, out: &mut String) -> bool {
+        match self {
+            Self::Json(raw) if raw.starts_with('"') => {
+                match raw.strip_prefix('"').and_then(|r| r.strip_suffix('"')) {
+                    Some(inner) if !inner.contains('\\') => out.push_str(inner),
+                    // Parsed JSON already; a string it cannot unescape (a
+                    // lone surrogate) stays as it was written.
+                    _ => match serde_json::from_str::<String>(raw) {
+                        Ok(text) => out.push_str(&text),
+                        Err(_) => out.push_str(raw),
+                    },
+                }
+                false
+            }
+            Self::Json(raw) => {
+                out.push_str(raw);
+                false
+            }
+            Self::Text(bytes) => push_lossy(out, bytes),
         }
     }
 
@@ -363,6 +449,31 @@ pub fn for_each_field(rec: &Record<'_>, ts_field: TimestampField<'_>, mut each: 
             }
         }
     }
+}
+
+/// Appends `bytes` as text, invalid UTF-8 replaced by U+FFFD; returns
+/// whether any was.
+pub fn push_lossy(out: &mut String, bytes: &[u8]) -> bool {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => {
+            out.push_str(text);
+            false
+        }
+        Err(_) => {
+            out.push_str(&String::from_utf8_lossy(bytes));
+            true
+        }
+    }
+}
+
+/// Appends the key of protobuf field `field` (below 16) with the
+/// length-delimited wire type, and `len`: what opens an embedded message,
+/// a string or bytes.
+pub fn proto_field_head(out: &mut Vec<u8>, field: u8, len: usize) {
+    debug_assert!(field < 16);
+    out.push(field << 3 | 2);
+    // Writing into a Vec cannot fail.
+    let _ = prost::encode_length_delimiter(len, out);
 }
 
 /// Writes `n` in decimal.
@@ -422,6 +533,21 @@ pub fn rejected_body_entries(api: &Api, sink: &str, reason: &str, body: &[u8]) -
                 super::elasticsearch::dead_letter_item(&mut out, sink, reason, pair);
             }
         }
+        Api::Loki {
+            encoding: WireEncoding::Protobuf,
+            ..
+        }
+        | Api::Otlp {
+            encoding: WireEncoding::Protobuf,
+        } => {
+            // A binary request: kept as base64 in its JSON entry.
+            use base64::Engine as _;
+            let mut text = Vec::with_capacity(body.len() * 4 / 3 + 8);
+            text.push(b'"');
+            text.extend_from_slice(base64::engine::general_purpose::STANDARD.encode(body).as_bytes());
+            text.push(b'"');
+            dead_letter_entry(&mut out, sink, reason, &[("request_protobuf", &text)]);
+        }
         _ => dead_letter_entry(&mut out, sink, reason, &[("request", body)]),
     }
     out
@@ -476,5 +602,48 @@ mod tests {
         out.clear();
         g.close(&mut out, &layout);
         assert_eq!(out, b"[]");
+    }
+
+    #[test]
+    fn framed_groups_get_their_head_and_records_length_before_their_records() {
+        let mut g = Groups::default();
+        let a = [("app".to_owned(), "a".to_owned())];
+        let b = [("app".to_owned(), "b".to_owned())];
+        let mut out = Vec::new();
+        let add = |g: &mut Groups, out: &mut Vec<u8>, key, text: &str| {
+            let start = out.len();
+            out.extend_from_slice(text.as_bytes());
+            g.push(key, start, out.len());
+        };
+        let frame = |body: &mut Vec<u8>, head: &[u8], len: usize| {
+            body.extend_from_slice(head);
+            body.extend_from_slice(format!("{len}:").as_bytes());
+        };
+        g.begin(&a, |_| b"A".to_vec());
+        add(&mut g, &mut out, 2, "a2");
+        add(&mut g, &mut out, 1, "a1");
+        g.begin(&b, |_| b"B".to_vec());
+        add(&mut g, &mut out, 5, "b55");
+        add(&mut g, &mut out, 6, "cut");
+        out.truncate(out.len() - 3);
+        g.close_framed(&mut out, frame);
+        assert_eq!(String::from_utf8(out.clone()).unwrap(), "A4:a1a2B3:b55");
+        assert_eq!(g.len(), 1, "only the current group stays");
+        out.clear();
+        g.close_framed(&mut out, frame);
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn protobuf_field_heads_and_field_text() {
+        let mut out = Vec::new();
+        proto_field_head(&mut out, 2, 300);
+        assert_eq!(out, [0x12, 0xac, 0x02]);
+        let mut text = String::new();
+        assert!(!FieldValue::Json(r#""a"b""#).push_text(&mut text));
+        assert!(!FieldValue::Json("1.5").push_text(&mut text));
+        assert!(!FieldValue::Json(r#""plain""#).push_text(&mut text));
+        assert!(FieldValue::Text(b"x\xff").push_text(&mut text));
+        assert_eq!(text, "a\"b1.5plainx\u{FFFD}");
     }
 }
