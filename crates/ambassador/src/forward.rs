@@ -15,16 +15,13 @@ use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use podkit_runtime::Shutdown;
+use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 use crate::http_conn::{
-    Body, ClientConn, answer, check_body_size, find_cause, handle_logged, limit_body, restore_upgrade, strip_hop_by_hop,
+    Body, ClientConn, HttpListener, answer, find_cause, limit_body, restore_upgrade, strip_hop_by_hop,
 };
-use crate::net::AccessLogger;
 use crate::policy::{Denied, Policy};
-use crate::stats::ListenerStats;
 use crate::upstream::{Resolver, connect_addr};
 
 /// Why a destination could not be reached.
@@ -117,38 +114,20 @@ impl tower_service::Service<Uri> for Dialer {
 /// One forward listener's proxy.
 #[derive(Debug)]
 pub struct ForwardProxy {
-    /// The listener's name.
-    pub name: String,
+    /// The listener: its name, limits, timeouts, metrics, access log and
+    /// drain.
+    pub http: HttpListener,
     /// Resolution, policy and connects for tunnels.
     pub dialer: Dialer,
     /// The keep-alive pool to origins.
     pub client: Client<Dialer, Body>,
     /// This process's `Via` entry; seeing it come back means a loop.
     pub via: HeaderValue,
-    /// See [`crate::config::Options::request_timeout`].
-    pub request_timeout: Duration,
-    /// See [`crate::config::Options::max_request_body`].
-    pub max_request_body: u64,
-    /// Idle timeout of tunnels.
-    pub idle_timeout: Duration,
-    /// Metrics.
-    pub stats: ListenerStats,
-    /// Access log.
-    pub access: AccessLogger,
-    /// Tunnels are tracked for the drain.
-    pub drain: Shutdown,
 }
 
 /// Builds the keep-alive pool to origins.
-pub fn pool(dialer: Dialer) -> Client<Dialer, Body> {
-    Client::builder(TokioExecutor::new())
-        .timer(TokioTimer::new())
-        .pool_timer(TokioTimer::new())
-        .pool_idle_timeout(Duration::from_secs(90))
-        .pool_max_idle_per_host(64)
-        .retry_canceled_requests(true)
-        .set_host(false)
-        .build(dialer)
+fn pool(dialer: Dialer) -> Client<Dialer, Body> {
+    crate::http_conn::pool(dialer, 64)
 }
 
 /// A `Via` token unique to this process.
@@ -158,18 +137,28 @@ pub fn via_token() -> HeaderValue {
 }
 
 impl ForwardProxy {
+    /// The proxy of an http-forward listener, reaching destinations through
+    /// `dialer` and marking requests with `via`.
+    pub fn new(http: HttpListener, dialer: Dialer, via: HeaderValue) -> Self {
+        Self {
+            http,
+            client: pool(dialer.clone()),
+            dialer,
+            via,
+        }
+    }
+
     /// Answers one request.
     pub async fn handle(self: Arc<Self>, req: Request<Incoming>, client: Arc<ClientConn>) -> Response<Body> {
-        handle_logged(&self.name, &self.stats, &self.access, client.peer, req, |req| {
-            self.proxy(req, &client)
-        })
-        .await
+        self.http
+            .handle_logged(client.peer, req, |req| self.proxy(req, &client))
+            .await
     }
 
     fn refuse(&self, err: &ForwardError) -> Response<Body> {
         if let ForwardError::Denied(denied) = err {
-            self.stats.denied(err.reason());
-            tracing::debug!(listener = %self.name, %denied, "Destination refused.");
+            self.http.stats.denied(err.reason());
+            tracing::debug!(listener = %self.http.name, %denied, "Destination refused.");
         }
         err.answer()
     }
@@ -181,14 +170,13 @@ impl ForwardProxy {
             .iter()
             .any(|v| v.as_bytes().windows(self.via.len()).any(|w| w == self.via.as_bytes()))
         {
-            self.stats.denied("self_loop");
+            self.http.stats.denied("self_loop");
             return answer(StatusCode::FORBIDDEN, "request loops back to this proxy");
         }
         if req.method() == Method::CONNECT {
             return self.connect(req, client).await;
         }
-        if let Some(refused) = check_body_size(&req, self.max_request_body) {
-            self.stats.rejected_size.inc();
+        if let Some(refused) = self.http.refuse_oversize(&req) {
             return refused;
         }
         let uri = req.uri();
@@ -226,33 +214,18 @@ impl ForwardProxy {
         if let Some(upgrade) = upgrade {
             restore_upgrade(&mut parts.headers, upgrade);
         }
-        let outbound = Request::from_parts(parts, limit_body(body, self.max_request_body));
-        let sent = Instant::now();
-        let result = tokio::time::timeout(self.request_timeout, self.client.request(outbound)).await;
-        self.stats.duration.observe(sent.elapsed().as_secs_f64());
-        let response = match result {
-            Err(_) => {
-                return answer(
-                    StatusCode::GATEWAY_TIMEOUT,
-                    &format!("origin did not answer within {:?}", self.request_timeout),
-                );
-            }
-            Ok(Err(err)) => {
+        let outbound = Request::from_parts(parts, limit_body(body, self.http.max_request_body));
+        let response = match self.http.timed(self.client.request(outbound)).await {
+            None => return self.http.timed_out("origin"),
+            Some(Err(err)) => {
                 if let Some(cause) = find_cause::<ForwardError>(&err) {
                     return self.refuse(cause);
                 }
                 return crate::reverse::upstream_failure(&err);
             }
-            Ok(Ok(response)) => response,
+            Some(Ok(response)) => response,
         };
-        crate::http_conn::finish_response(
-            response,
-            client_upgrade,
-            slot,
-            self.idle_timeout,
-            &self.drain,
-            &self.stats,
-        )
+        self.http.finish_response(response, client_upgrade, slot)
     }
 
     async fn connect(&self, mut req: Request<Incoming>, client: &ClientConn) -> Response<Body> {
@@ -268,11 +241,11 @@ impl ForwardProxy {
             Ok(origin) => origin,
             Err(err) => return self.refuse(&err),
         };
-        self.stats.duration.observe(started.elapsed().as_secs_f64());
+        self.http.stats.duration.observe(started.elapsed().as_secs_f64());
         let on_upgrade = hyper::upgrade::on(&mut req);
         let slot = Some(client.slot.clone());
-        let (idle, drain, stats) = (self.idle_timeout, self.drain.clone(), self.stats.clone());
-        self.drain.spawn(async move {
+        let (idle, drain, stats) = (self.http.idle_timeout, self.http.drain.clone(), self.http.stats.clone());
+        self.http.drain.spawn(async move {
             let _slot = slot;
             match on_upgrade.await {
                 Ok(client) => crate::http_conn::tunnel_tcp(client, origin, idle, drain, stats).await,

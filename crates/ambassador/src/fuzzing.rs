@@ -16,7 +16,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Semaphore;
 
 use crate::config::{Options, UpstreamSpec};
-use crate::http_conn::ConnSlot;
+use crate::http_conn::{ConnSlot, HttpProxy, serve_connection};
 use crate::net::AccessLogger;
 use crate::{forward, policy, reverse, stats, upstream};
 
@@ -53,87 +53,54 @@ pub async fn exchange(kind: Kind, input: &[u8]) -> Vec<u8> {
         lstats.active.clone(),
     );
     let (mut client, server) = tokio::io::duplex(64 << 10);
+    let http = || {
+        crate::http_conn::HttpListener::new(
+            "fuzz".into(),
+            &options,
+            lstats.clone(),
+            AccessLogger(crate::config::AccessLog::Off),
+            drain.clone(),
+        )
+    };
+    let proxy = match kind {
+        Kind::Forward => {
+            let dialer = forward::Dialer {
+                resolver,
+                policy: Arc::new(policy::Policy::new(
+                    vec!["nowhere.invalid".parse().expect("valid rule")],
+                    vec![([127, 0, 0, 1], 3128).into()],
+                )),
+                connect_timeout: options.connect_timeout,
+            };
+            HttpProxy::Forward(Arc::new(forward::ForwardProxy::new(
+                http(),
+                dialer,
+                forward::via_token(),
+            )))
+        }
+        Kind::Reverse => {
+            let targets = vec![UpstreamSpec {
+                host: "nowhere.invalid".into(),
+                port: 80,
+                tls: false,
+            }];
+            let up = upstream::Upstream::new(
+                targets,
+                (&options).into(),
+                resolver,
+                None,
+                &podkit_runtime::Readiness::new(),
+                all.upstream("fuzz"),
+                "fuzz".into(),
+            );
+            let proxy = reverse::ReverseProxy::new(http(), up, false, "nowhere.invalid", "/prefix".into(), vec![])
+                .expect("a valid host");
+            HttpProxy::Reverse(Arc::new(proxy))
+        }
+    };
     let serve = {
         let (drain, lstats, options) = (drain.clone(), lstats.clone(), options.clone());
-        async move {
-            match kind {
-                Kind::Forward => {
-                    let dialer = forward::Dialer {
-                        resolver,
-                        policy: Arc::new(policy::Policy::new(
-                            vec!["nowhere.invalid".parse().expect("valid rule")],
-                            vec![([127, 0, 0, 1], 3128).into()],
-                        )),
-                        connect_timeout: options.connect_timeout,
-                    };
-                    let proxy = Arc::new(forward::ForwardProxy {
-                        name: "fuzz".into(),
-                        client: forward::pool(dialer.clone()),
-                        dialer,
-                        via: forward::via_token(),
-                        request_timeout: options.request_timeout,
-                        max_request_body: options.max_request_body,
-                        idle_timeout: options.idle_timeout,
-                        stats: lstats.clone(),
-                        access: AccessLogger(crate::config::AccessLog::Off),
-                        drain: drain.clone(),
-                    });
-                    crate::http_conn::serve_connection(
-                        server,
-                        peer,
-                        &options,
-                        &drain,
-                        &lstats,
-                        slot,
-                        move |req, client| Box::pin(Arc::clone(&proxy).handle(req, Arc::clone(client))),
-                    )
-                    .await;
-                }
-                Kind::Reverse => {
-                    let targets = vec![UpstreamSpec {
-                        host: "nowhere.invalid".into(),
-                        port: 80,
-                        tls: false,
-                    }];
-                    let up = upstream::Upstream::new(
-                        targets,
-                        (&options).into(),
-                        resolver,
-                        None,
-                        &podkit_runtime::Readiness::new(),
-                        all.upstream("fuzz"),
-                        "fuzz".into(),
-                    );
-                    let proxy = Arc::new(reverse::ReverseProxy {
-                        name: "fuzz".into(),
-                        scheme: "http",
-                        host: http::HeaderValue::from_static("nowhere.invalid"),
-                        authority: Some(http::uri::Authority::from_static("nowhere.invalid")),
-                        prefix: "/prefix".into(),
-                        headers: vec![],
-                        client: reverse::pool(Arc::clone(&up)),
-                        idle: crate::owned_upstream::Idle::new(reverse::MAX_IDLE, reverse::IDLE_TIMEOUT),
-                        upstream: up,
-                        request_timeout: options.request_timeout,
-                        max_request_body: options.max_request_body,
-                        idle_timeout: options.idle_timeout,
-                        stats: lstats.clone(),
-                        access: AccessLogger(crate::config::AccessLog::Off),
-                        drain: drain.clone(),
-                    });
-                    crate::http_conn::serve_connection(
-                        server,
-                        peer,
-                        &options,
-                        &drain,
-                        &lstats,
-                        slot,
-                        move |req, client| Box::pin(Arc::clone(&proxy).handle(req, Arc::clone(client))),
-                    )
-                    .await;
-                }
-            }
-        }
+        async move { serve_connection(server, peer, &options, &drain, &lstats, slot, proxy).await }
     };
     let server_task = tokio::spawn(serve);
     let talk = async {

@@ -1,7 +1,9 @@
 //! What the two HTTP modes share: body types, hop-by-hop header handling
-//! (RFC 9110 section 7.6.1), error answers, request size limits, the
-//! upgrade/tunnel pipe, and serving one client connection with hyper under
-//! the drain protocol and the header-read (slowloris) timeout.
+//! (RFC 9110 section 7.6.1), error answers, request size limits, what a
+//! listener's reverse or forward proxy holds ([`HttpListener`]), the
+//! keep-alive pool, the upgrade/tunnel pipe, and serving one client
+//! connection with hyper ([`HttpProxy`] answering its requests) under the
+//! drain protocol and the header-read (slowloris) timeout.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -16,13 +18,17 @@ use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::Connect;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use podkit_runtime::Shutdown;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::config::Options;
+use crate::forward::ForwardProxy;
 use crate::net::{AccessEntry, AccessLogger, Activity, Tracked, pipe, pipe_tcp};
+use crate::reverse::ReverseProxy;
 use crate::stats::ListenerStats;
 
 /// Errors carried by proxied bodies.
@@ -38,41 +44,170 @@ pub fn full(data: impl Into<Bytes>) -> Body {
         .boxed()
 }
 
-/// Answers one request with `proxy`, then counts its status and writes its
-/// access-log line (the shared tail of the reverse and forward handlers).
-pub async fn handle_logged<F>(
-    listener: &str,
-    stats: &ListenerStats,
-    access: &AccessLogger,
-    peer: SocketAddr,
-    req: Request<Incoming>,
-    proxy: impl FnOnce(Request<Incoming>) -> F,
-) -> Response<Body>
-where
-    F: Future<Output = Response<Body>>,
-{
-    let start = std::time::Instant::now();
-    let log = access
-        .enabled()
-        .then(|| (req.method().to_string(), req.uri().to_string()));
-    let response = proxy(req).await;
-    let status = response.status().as_u16();
-    stats.request(status);
-    if let Some((method, target)) = log {
-        access.log(&AccessEntry {
-            listener,
-            client: peer,
-            method: &method,
-            target: &target,
-            status,
-            upstream: None,
-            duration_ms: start.elapsed().as_secs_f64() * 1000.0,
-            bytes_in: 0,
-            bytes_out: 0,
-        });
-    }
-    response
+/// What the reverse and the forward proxy of a listener both hold: its
+/// name, request limits and timeouts, metrics, access log, and the drain
+/// its tunnels and upgrades are tracked on.
+#[derive(Debug)]
+pub struct HttpListener {
+    /// The listener's name.
+    pub name: String,
+    /// See [`Options::request_timeout`].
+    pub request_timeout: Duration,
+    /// See [`Options::max_request_body`].
+    pub max_request_body: u64,
+    /// Idle timeout of tunnels and upgraded connections.
+    pub idle_timeout: Duration,
+    /// Metrics.
+    pub stats: ListenerStats,
+    /// Access log.
+    pub access: AccessLogger,
+    /// Tunnels and upgraded connections are tracked for the drain.
+    pub drain: Shutdown,
 }
+
+impl HttpListener {
+    /// The listener `name` with its `options`.
+    pub fn new(name: String, options: &Options, stats: ListenerStats, access: AccessLogger, drain: Shutdown) -> Self {
+        Self {
+            name,
+            request_timeout: options.request_timeout,
+            max_request_body: options.max_request_body,
+            idle_timeout: options.idle_timeout,
+            stats,
+            access,
+            drain,
+        }
+    }
+
+    /// Answers one request with `proxy`, then counts its status and writes
+    /// its access-log line.
+    pub async fn handle_logged<F>(
+        &self,
+        peer: SocketAddr,
+        req: Request<Incoming>,
+        proxy: impl FnOnce(Request<Incoming>) -> F,
+    ) -> Response<Body>
+    where
+        F: Future<Output = Response<Body>>,
+    {
+        let start = std::time::Instant::now();
+        let log = self
+            .access
+            .enabled()
+            .then(|| (req.method().to_string(), req.uri().to_string()));
+        let response = proxy(req).await;
+        let status = response.status().as_u16();
+        self.stats.request(status);
+        if let Some((method, target)) = log {
+            self.access.log(&AccessEntry {
+                listener: &self.name,
+                client: peer,
+                method: &method,
+                target: &target,
+                status,
+                upstream: None,
+                duration_ms: start.elapsed().as_secs_f64() * 1000.0,
+                bytes_in: 0,
+                bytes_out: 0,
+            });
+        }
+        response
+    }
+
+    /// Refuses (413, counted) a request that declares a body over the
+    /// limit, before anything is sent upstream.
+    pub fn refuse_oversize(&self, req: &Request<Incoming>) -> Option<Response<Body>> {
+        let refused = check_body_size(req, self.max_request_body)?;
+        self.stats.rejected_size.inc();
+        Some(refused)
+    }
+
+    /// Runs an upstream exchange under the request timeout, recording its
+    /// duration; `None` when it timed out.
+    pub async fn timed<T>(&self, exchange: impl Future<Output = T>) -> Option<T> {
+        let sent = std::time::Instant::now();
+        let result = tokio::time::timeout(self.request_timeout, exchange).await;
+        self.stats.duration.observe(sent.elapsed().as_secs_f64());
+        result.ok()
+    }
+
+    /// The answer when `who` (the upstream, the origin) did not answer
+    /// within the request timeout: 504.
+    pub fn timed_out(&self, who: &str) -> Response<Body> {
+        answer(
+            StatusCode::GATEWAY_TIMEOUT,
+            &format!("{who} did not answer within {:?}", self.request_timeout),
+        )
+    }
+
+    /// Finishes a proxied response: for `101 Switching Protocols` with an
+    /// upgrade the client asked for, spawns the tunnel between the two
+    /// upgraded connections on the drain tracker (holding the connection
+    /// slot until it closes); otherwise strips hop-by-hop headers.
+    pub fn finish_response(
+        &self,
+        mut response: Response<Incoming>,
+        client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+        slot: Option<ConnSlot>,
+    ) -> Response<Body> {
+        if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+            if let Some(client_upgrade) = client_upgrade {
+                let upstream_upgrade = hyper::upgrade::on(&mut response);
+                let (idle, drain, stats) = (self.idle_timeout, self.drain.clone(), self.stats.clone());
+                self.drain.spawn(async move {
+                    let _slot = slot;
+                    match tokio::try_join!(client_upgrade, upstream_upgrade) {
+                        Ok((client, upstream)) => {
+                            tunnel(TokioIo::new(client), TokioIo::new(upstream), idle, drain, stats).await
+                        }
+                        Err(err) => tracing::debug!(%err, "Upgrade failed."),
+                    }
+                });
+            }
+        } else {
+            strip_hop_by_hop(response.headers_mut());
+        }
+        response.map(|b| b.map_err(BoxError::from).boxed())
+    }
+}
+
+/// An HTTP listener's proxy: what [`serve_connection`] hands each request to.
+#[derive(Debug, Clone)]
+pub enum HttpProxy {
+    /// A reverse listener's.
+    Reverse(Arc<ReverseProxy>),
+    /// An http-forward listener's.
+    Forward(Arc<ForwardProxy>),
+}
+
+impl HttpProxy {
+    /// Answers one request that came on `client`.
+    pub async fn handle(self, req: Request<Incoming>, client: Arc<ClientConn>) -> Response<Body> {
+        match self {
+            Self::Reverse(proxy) => proxy.handle(req, client).await,
+            Self::Forward(proxy) => proxy.handle(req, client).await,
+        }
+    }
+}
+
+/// The keep-alive pool of a proxy's connections to its upstream or origins
+/// (`connector` makes them), idle ones kept 90 s, at most `max_idle` per host.
+pub fn pool<C>(connector: C, max_idle: usize) -> Client<C, Body>
+where
+    C: Connect + Clone,
+{
+    Client::builder(TokioExecutor::new())
+        .timer(TokioTimer::new())
+        .pool_timer(TokioTimer::new())
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+        .pool_max_idle_per_host(max_idle)
+        .retry_canceled_requests(true)
+        .set_host(false)
+        .build(connector)
+}
+
+/// How long an idle pooled connection is kept.
+pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// A plain-text answer from the proxy itself (`502 upstream refused`...).
 pub fn answer(status: StatusCode, message: &str) -> Response<Body> {
@@ -160,45 +295,6 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) -> Option<HeaderValue> {
         headers.insert(header::TE, HeaderValue::from_static("trailers"));
     }
     upgrade
-}
-
-/// Finishes a proxied response: for `101 Switching Protocols` with an upgrade
-/// the client asked for, spawns the tunnel between the two upgraded
-/// connections on the drain tracker (holding the connection slot until it
-/// closes); otherwise strips hop-by-hop headers. Shared by reverse and forward.
-pub fn finish_response(
-    mut response: Response<Incoming>,
-    client_upgrade: Option<hyper::upgrade::OnUpgrade>,
-    slot: Option<ConnSlot>,
-    idle: Duration,
-    drain: &Shutdown,
-    stats: &ListenerStats,
-) -> Response<Body> {
-    if response.status() == StatusCode::SWITCHING_PROTOCOLS {
-        if let Some(client_upgrade) = client_upgrade {
-            let upstream_upgrade = hyper::upgrade::on(&mut response);
-            let (drain_for_task, stats) = (drain.clone(), stats.clone());
-            drain.spawn(async move {
-                let _slot = slot;
-                match tokio::try_join!(client_upgrade, upstream_upgrade) {
-                    Ok((client, upstream)) => {
-                        tunnel(
-                            TokioIo::new(client),
-                            TokioIo::new(upstream),
-                            idle,
-                            drain_for_task,
-                            stats,
-                        )
-                        .await
-                    }
-                    Err(err) => tracing::debug!(%err, "Upgrade failed."),
-                }
-            });
-        }
-    } else {
-        strip_hop_by_hop(response.headers_mut());
-    }
-    response.map(|b| b.map_err(BoxError::from).boxed())
 }
 
 /// Puts back the headers of an upgrade passthrough.
@@ -349,20 +445,16 @@ pub async fn tunnel_tcp(
 /// upgrades, `header_read_timeout` (a client slower than that to send its
 /// headers is cut), `max_header_size` (431 beyond), the idle timeout, and a
 /// graceful close once listeners stop accepting.
-pub async fn serve_connection<S, F>(
+pub async fn serve_connection<S>(
     stream: S,
     peer: SocketAddr,
     options: &Options,
     drain: &Shutdown,
     stats: &ListenerStats,
     slot: ConnSlot,
-    handler: F,
+    proxy: HttpProxy,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    F: Fn(Request<Incoming>, &Arc<ClientConn>) -> std::pin::Pin<Box<dyn Future<Output = Response<Body>> + Send>>
-        + Send
-        + Sync
-        + 'static,
 {
     let activity = Activity::new();
     let io = TokioIo::new(Tracked::new(stream, Arc::clone(&activity)));
@@ -375,7 +467,7 @@ pub async fn serve_connection<S, F>(
     let service = service_fn(move |req: Request<Incoming>| {
         let activity = Arc::clone(&service_activity);
         activity.in_flight.fetch_add(1, Ordering::Relaxed);
-        let response = handler(req, &client);
+        let response = proxy.clone().handle(req, Arc::clone(&client));
         async move {
             let response = response.await;
             activity.in_flight.fetch_sub(1, Ordering::Relaxed);

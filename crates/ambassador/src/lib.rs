@@ -22,7 +22,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ::http::HeaderValue;
 use anyhow::Context as _;
 use clap::Parser;
 use podkit_runtime::cli::{AdminAddr, parse_duration, parse_size};
@@ -458,8 +457,7 @@ fn is_loopback(ip: IpAddr) -> bool {
 #[derive(Clone)]
 pub(crate) enum Handler {
     Tcp(Arc<tcp::TcpProxy>),
-    Reverse(Arc<reverse::ReverseProxy>),
-    Forward(Arc<forward::ForwardProxy>),
+    Http(http_conn::HttpProxy),
 }
 
 struct Bound {
@@ -516,6 +514,8 @@ pub async fn run(config: Config, ctx: Context) -> anyhow::Result<()> {
               refresh_stop: &tokio_util::sync::CancellationToken|
               -> anyhow::Result<Handler> {
             let lstats = stats.listener(&l.name, l.mode.name());
+            let http_listener =
+                || http_conn::HttpListener::new(l.name.clone(), &l.options, lstats.clone(), access, drain.clone());
             let handler = match &l.mode {
                 Mode::Tcp { upstreams } => {
                     let upstream = make_upstream(upstreams, l, &resolver, &ctx, &stats, &[])?;
@@ -537,23 +537,16 @@ pub async fn run(config: Config, ctx: Context) -> anyhow::Result<()> {
                     let upstream = make_upstream(upstreams, l, &resolver, &ctx, &stats, &[b"h2", b"http/1.1"])?;
                     upstream.spawn_refresh(refresh_stop.clone());
                     let tls = upstreams.first().is_some_and(|t| t.tls);
-                    Handler::Reverse(Arc::new(reverse::ReverseProxy {
-                        name: l.name.clone(),
-                        scheme: if tls { "https" } else { "http" },
-                        host: HeaderValue::from_str(host).context("upstream host")?,
-                        authority: host.parse().ok(),
-                        prefix: prefix.clone(),
-                        headers: l.options.headers.clone(),
-                        client: reverse::pool(Arc::clone(&upstream)),
-                        idle: owned_upstream::Idle::new(reverse::MAX_IDLE, reverse::IDLE_TIMEOUT),
+                    let proxy = reverse::ReverseProxy::new(
+                        http_listener(),
                         upstream,
-                        request_timeout: l.options.request_timeout,
-                        max_request_body: l.options.max_request_body,
-                        idle_timeout: l.options.idle_timeout,
-                        stats: lstats.clone(),
-                        access,
-                        drain: drain.clone(),
-                    }))
+                        tls,
+                        host,
+                        prefix.clone(),
+                        l.options.headers.clone(),
+                    )
+                    .context("upstream host")?;
+                    Handler::Http(http_conn::HttpProxy::Reverse(Arc::new(proxy)))
                 }
                 Mode::Forward => {
                     let dialer = forward::Dialer {
@@ -561,18 +554,8 @@ pub async fn run(config: Config, ctx: Context) -> anyhow::Result<()> {
                         policy: Arc::new(policy::Policy::new(l.options.allow.clone(), own.clone())),
                         connect_timeout: l.options.connect_timeout,
                     };
-                    Handler::Forward(Arc::new(forward::ForwardProxy {
-                        name: l.name.clone(),
-                        client: forward::pool(dialer.clone()),
-                        dialer,
-                        via: via.clone(),
-                        request_timeout: l.options.request_timeout,
-                        max_request_body: l.options.max_request_body,
-                        idle_timeout: l.options.idle_timeout,
-                        stats: lstats.clone(),
-                        access,
-                        drain: drain.clone(),
-                    }))
+                    let proxy = forward::ForwardProxy::new(http_listener(), dialer, via.clone());
+                    Handler::Http(http_conn::HttpProxy::Forward(Arc::new(proxy)))
                 }
             };
             Ok(handler)
@@ -688,31 +671,9 @@ async fn accept_loop(
         drain.spawn(async move {
             match handler {
                 Handler::Tcp(proxy) => proxy.handle(stream, peer, &drain2).await,
-                Handler::Reverse(proxy) => {
+                Handler::Http(proxy) => {
                     let _ = stream.set_nodelay(true);
-                    http_conn::serve_connection(
-                        stream,
-                        peer,
-                        &options,
-                        &drain2,
-                        &stats2,
-                        slot.clone(),
-                        move |req, client| Box::pin(Arc::clone(&proxy).handle(req, Arc::clone(client))),
-                    )
-                    .await
-                }
-                Handler::Forward(proxy) => {
-                    let _ = stream.set_nodelay(true);
-                    http_conn::serve_connection(
-                        stream,
-                        peer,
-                        &options,
-                        &drain2,
-                        &stats2,
-                        slot.clone(),
-                        move |req, client| Box::pin(Arc::clone(&proxy).handle(req, Arc::clone(client))),
-                    )
-                    .await
+                    http_conn::serve_connection(stream, peer, &options, &drain2, &stats2, slot.clone(), proxy).await
                 }
             }
             drop(slot);

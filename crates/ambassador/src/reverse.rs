@@ -11,22 +11,19 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use http::header::{self, HeaderName, HeaderValue};
 use http::uri::{self, Authority, PathAndQuery, Scheme};
 use http::{Request, Response, StatusCode, Uri, Version};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use podkit_runtime::Shutdown;
+use hyper_util::rt::TokioIo;
 
 use crate::http_conn::{
-    Body, ClientConn, answer, check_body_size, find_cause, handle_logged, limit_body, restore_upgrade, strip_hop_by_hop,
+    Body, ClientConn, HttpListener, answer, find_cause, limit_body, restore_upgrade, strip_hop_by_hop,
 };
-use crate::net::AccessLogger;
 use crate::owned_upstream::ExchangeError;
-use crate::stats::ListenerStats;
 use crate::upstream::{Conn, Retired, Upstream, UpstreamError};
 
 /// Connects the client pool to the listener's upstream, whatever the URI.
@@ -51,8 +48,9 @@ impl tower_service::Service<Uri> for UpstreamConnector {
 /// One reverse listener's proxy.
 #[derive(Debug)]
 pub struct ReverseProxy {
-    /// The listener's name.
-    pub name: String,
+    /// The listener: its name, limits, timeouts, metrics, access log and
+    /// drain.
+    pub http: HttpListener,
     /// `http` or `https`, for the pool's URIs.
     pub scheme: &'static str,
     /// The Host header sent upstream.
@@ -71,45 +69,51 @@ pub struct ReverseProxy {
     pub client: Client<UpstreamConnector, Body>,
     /// Idle connections of the plain-HTTP/1 path ([`crate::owned_upstream`]).
     pub idle: Arc<crate::owned_upstream::Idle>,
-    /// See [`crate::config::Options::request_timeout`].
-    pub request_timeout: Duration,
-    /// See [`crate::config::Options::max_request_body`].
-    pub max_request_body: u64,
-    /// Idle timeout of upgraded connections.
-    pub idle_timeout: Duration,
-    /// Metrics.
-    pub stats: ListenerStats,
-    /// Access log.
-    pub access: AccessLogger,
-    /// For upgraded connections.
-    pub drain: Shutdown,
 }
 
 /// Idle upstream connections kept per listener.
 pub const MAX_IDLE: usize = 1024;
 
-/// How long an idle upstream connection is kept.
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+/// How long an idle upstream connection is kept (in the pool and in the
+/// idle list alike).
+pub const IDLE_TIMEOUT: Duration = crate::http_conn::POOL_IDLE_TIMEOUT;
 
 /// Builds the keep-alive pool for an upstream.
-pub fn pool(upstream: Arc<Upstream>) -> Client<UpstreamConnector, Body> {
-    Client::builder(TokioExecutor::new())
-        .timer(TokioTimer::new())
-        .pool_timer(TokioTimer::new())
-        .pool_idle_timeout(IDLE_TIMEOUT)
-        .pool_max_idle_per_host(MAX_IDLE)
-        .retry_canceled_requests(true)
-        .set_host(false)
-        .build(UpstreamConnector(upstream))
+fn pool(upstream: Arc<Upstream>) -> Client<UpstreamConnector, Body> {
+    crate::http_conn::pool(UpstreamConnector(upstream), MAX_IDLE)
 }
 
 impl ReverseProxy {
+    /// The proxy of a reverse listener to `upstream` (over TLS when `tls`),
+    /// sending `host` as the Host header, `prefix` before every path and
+    /// `headers` with every request. An error when `host` cannot be a
+    /// header value.
+    pub fn new(
+        http: HttpListener,
+        upstream: Arc<Upstream>,
+        tls: bool,
+        host: &str,
+        prefix: String,
+        headers: Vec<(HeaderName, HeaderValue)>,
+    ) -> Result<Self, http::header::InvalidHeaderValue> {
+        Ok(Self {
+            http,
+            scheme: if tls { "https" } else { "http" },
+            host: HeaderValue::from_str(host)?,
+            authority: host.parse().ok(),
+            prefix,
+            headers,
+            client: pool(Arc::clone(&upstream)),
+            idle: crate::owned_upstream::Idle::new(MAX_IDLE, IDLE_TIMEOUT),
+            upstream,
+        })
+    }
+
     /// Answers one request.
     pub async fn handle(self: Arc<Self>, req: Request<Incoming>, client: Arc<ClientConn>) -> Response<Body> {
-        handle_logged(&self.name, &self.stats, &self.access, client.peer, req, |req| {
-            self.proxy(req, &client)
-        })
-        .await
+        self.http
+            .handle_logged(client.peer, req, |req| self.proxy(req, &client))
+            .await
     }
 
     /// The upstream URI of a request: the upstream's scheme and authority
@@ -143,8 +147,7 @@ impl ReverseProxy {
     }
 
     async fn proxy(&self, mut req: Request<Incoming>, client: &Arc<ClientConn>) -> Response<Body> {
-        if let Some(refused) = check_body_size(&req, self.max_request_body) {
-            self.stats.rejected_size.inc();
+        if let Some(refused) = self.http.refuse_oversize(&req) {
             return refused;
         }
         let upgrade = strip_hop_by_hop(req.headers_mut());
@@ -165,11 +168,11 @@ impl ReverseProxy {
         if let Some(upgrade) = upgrade {
             restore_upgrade(&mut parts.headers, upgrade);
         }
-        let mut outbound = Request::from_parts(parts, limit_body(body, self.max_request_body));
+        let mut outbound = Request::from_parts(parts, limit_body(body, self.http.max_request_body));
         if owned {
             let exchange = crate::owned_upstream::exchange(&self.upstream, &self.idle, client, outbound);
-            return match self.timed(exchange).await {
-                None => self.timed_out(),
+            return match self.http.timed(exchange).await {
+                None => self.http.timed_out("upstream"),
                 Some(Err(ExchangeError::Upstream(cause))) => unreachable(&cause),
                 Some(Err(err)) => {
                     tracing::debug!(%err, "Upstream exchange failed.");
@@ -185,8 +188,8 @@ impl ReverseProxy {
             .upstream
             .any_retired()
             .then(|| hyper_util::client::legacy::connect::capture_connection(&mut outbound));
-        let response = match self.timed(self.client.request(outbound)).await {
-            None => return self.timed_out(),
+        let response = match self.http.timed(self.client.request(outbound)).await {
+            None => return self.http.timed_out("upstream"),
             Some(Err(err)) => return upstream_failure(&err),
             Some(Ok(response)) => response,
         };
@@ -201,32 +204,7 @@ impl ReverseProxy {
                 connected.poison();
             }
         }
-        crate::http_conn::finish_response(
-            response,
-            client_upgrade,
-            slot,
-            self.idle_timeout,
-            &self.drain,
-            &self.stats,
-        )
-    }
-}
-
-impl ReverseProxy {
-    /// Runs an upstream exchange under the request timeout, recording its
-    /// duration; `None` when it timed out.
-    async fn timed<T>(&self, exchange: impl Future<Output = T>) -> Option<T> {
-        let sent = Instant::now();
-        let result = tokio::time::timeout(self.request_timeout, exchange).await;
-        self.stats.duration.observe(sent.elapsed().as_secs_f64());
-        result.ok()
-    }
-
-    fn timed_out(&self) -> Response<Body> {
-        answer(
-            StatusCode::GATEWAY_TIMEOUT,
-            &format!("upstream did not answer within {:?}", self.request_timeout),
-        )
+        self.http.finish_response(response, client_upgrade, slot)
     }
 }
 

@@ -15,6 +15,25 @@ fn new_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.0005, 2.0, 16))
 }
 
+/// The labels of one series: whose it is (`listener` or `upstream` and its
+/// name), then `extra` when given.
+fn labels(owner: &str, name: &str, extra: Option<(&str, &str)>) -> Labels {
+    let mut labels = vec![(owner.to_owned(), name.to_owned())];
+    if let Some((k, v)) = extra {
+        labels.push((k.to_owned(), v.to_owned()));
+    }
+    labels
+}
+
+/// The handle of `family`'s series with `labels`.
+///
+/// One call per statement: a family's read guard lives until the end of
+/// the statement that took it, and a second `get_or_create` on the same
+/// family within it would wait for a write lock forever.
+fn series<M: Clone>(family: &Family<Labels, M, impl Fn() -> M>, labels: &Labels) -> M {
+    family.get_or_create(labels).clone()
+}
+
 /// Every metric family of the process.
 #[derive(Debug, Clone)]
 pub struct Stats {
@@ -100,24 +119,14 @@ impl Stats {
 
     /// Handles for one listener.
     pub fn listener(&self, name: &str, mode: &str) -> ListenerStats {
-        let l = |extra: Option<(&str, &str)>| {
-            let mut labels = vec![("listener".to_owned(), name.to_owned())];
-            if let Some((k, v)) = extra {
-                labels.push((k.to_owned(), v.to_owned()));
-            }
-            labels
-        };
-        // One statement per handle: a family's read guard lives until the end
-        // of its statement, and a second `get_or_create` on the same family
-        // within it would wait for a write lock forever.
-        let get = |family: &Family<Labels, Counter>, labels: Labels| family.get_or_create(&labels).clone();
-        let connections = get(&self.connections, l(Some(("mode", mode))));
-        let rejected_limit = get(&self.rejected, l(Some(("reason", "max_connections"))));
-        let rejected_size = get(&self.rejected, l(Some(("reason", "size"))));
-        let to_upstream = get(&self.bytes, l(Some(("direction", "to_upstream"))));
-        let to_client = get(&self.bytes, l(Some(("direction", "to_client"))));
-        let active = self.active.get_or_create(&l(None)).clone();
-        let duration = self.upstream_duration.get_or_create(&l(None)).clone();
+        let l = |extra| labels("listener", name, extra);
+        let connections = series(&self.connections, &l(Some(("mode", mode))));
+        let rejected_limit = series(&self.rejected, &l(Some(("reason", "max_connections"))));
+        let rejected_size = series(&self.rejected, &l(Some(("reason", "size"))));
+        let to_upstream = series(&self.bytes, &l(Some(("direction", "to_upstream"))));
+        let to_client = series(&self.bytes, &l(Some(("direction", "to_client"))));
+        let active = series(&self.active, &l(None));
+        let duration = series(&self.upstream_duration, &l(None));
         ListenerStats {
             name: name.to_owned(),
             connections,
@@ -135,18 +144,11 @@ impl Stats {
 
     /// Handles for one upstream.
     pub fn upstream(&self, name: &str) -> UpstreamStats {
-        let l = |extra: Option<(&str, &str)>| {
-            let mut labels = vec![("upstream".to_owned(), name.to_owned())];
-            if let Some((k, v)) = extra {
-                labels.push((k.to_owned(), v.to_owned()));
-            }
-            labels
-        };
-        let get = |family: &Family<Labels, Counter>, labels: Labels| family.get_or_create(&labels).clone();
-        let connect_errors = get(&self.connect_errors, l(None));
-        let dns_ok = get(&self.dns_refreshes, l(Some(("result", "ok"))));
-        let dns_error = get(&self.dns_refreshes, l(Some(("result", "error"))));
-        let ejections = get(&self.ejections, l(None));
+        let l = |extra| labels("upstream", name, extra);
+        let connect_errors = series(&self.connect_errors, &l(None));
+        let dns_ok = series(&self.dns_refreshes, &l(Some(("result", "ok"))));
+        let dns_error = series(&self.dns_refreshes, &l(Some(("result", "error"))));
+        let ejections = series(&self.ejections, &l(None));
         UpstreamStats {
             connect_errors,
             dns_ok,
@@ -185,12 +187,10 @@ impl ListenerStats {
     /// Counts an answered request.
     pub fn request(&self, status: u16) {
         let counter = || {
-            self.requests
-                .get_or_create(&vec![
-                    ("listener".to_owned(), self.name.clone()),
-                    ("code".to_owned(), status.to_string()),
-                ])
-                .clone()
+            series(
+                &self.requests,
+                &labels("listener", &self.name, Some(("code", &status.to_string()))),
+            )
         };
         match self.by_code.get(usize::from(status)) {
             Some(slot) => slot.get_or_init(counter).inc(),
@@ -201,10 +201,7 @@ impl ListenerStats {
     /// Counts a destination refused by policy.
     pub fn denied(&self, reason: &str) {
         self.denied
-            .get_or_create(&vec![
-                ("listener".to_owned(), self.name.clone()),
-                ("reason".to_owned(), reason.to_owned()),
-            ])
+            .get_or_create(&labels("listener", &self.name, Some(("reason", reason))))
             .inc();
     }
 }
