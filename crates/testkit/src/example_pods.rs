@@ -41,7 +41,9 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::pod::{self, Images, Network, Pod, PodSpec};
+use crate::pod::{self, Images, Network, Pod, PodSpec, retry};
+use crate::runner::check;
+use crate::try_wait_until;
 
 /// A scenario: name, and the function running it against the images and the
 /// `k8s/` directory.
@@ -62,27 +64,11 @@ fn step(t0: Instant, what: &str) {
     println!("  [{:6.2}s] {what}", t0.elapsed().as_secs_f64());
 }
 
-fn check(condition: bool, what: impl FnOnce() -> String) -> Result<(), String> {
-    if condition { Ok(()) } else { Err(what()) }
-}
-
 fn text(out: &std::process::Output) -> String {
     format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-/// A busybox shell loop that retries `attempt` every 100 ms for up to 30 s
-/// (the test kit's patience), then runs `then`. Only the last failed
-/// attempt's stderr is reported, with the command (needs a writable /tmp).
-fn retry(attempt: &str, then: &str) -> String {
-    format!(
-        "i=0; until {{ {attempt} ; }} 2>/tmp/.retry-err; do i=$((i+1)); \
-         if [ $i -ge 300 ]; then echo 'gave up waiting: {}' >&2; cat /tmp/.retry-err >&2; exit 1; fi; \
-         sleep 0.1; done; {then}",
-        attempt.replace('\'', "")
     )
 }
 
@@ -134,14 +120,10 @@ impl StandIn {
         pod::docker(&["exec", "-d", &self.name, "sh", "-c", &script]).map_err(|e| e.to_string())?;
         let alias = &self.alias;
         let out = net
-            .run_once(
+            .shell(
                 &[],
                 busybox,
-                &[
-                    "sh",
-                    "-c",
-                    &retry(&format!("wget -q -O /dev/null http://{alias}:{port}/"), "true"),
-                ],
+                &retry(&format!("wget -q -O /dev/null http://{alias}:{port}/"), "true"),
             )
             .map_err(|e| e.to_string())?;
         check(out.status.success(), || {
@@ -221,7 +203,7 @@ pub fn sidecar_pod(images: &Images, k8s: &Path) -> Result<(), String> {
         ),
     );
     let out = net
-        .run_once(&["-v", &logs_volume], busybox, &["sh", "-c", &script])
+        .shell(&["-v", &logs_volume], busybox, &script)
         .map_err(|e| e.to_string())?;
     let all = text(&out);
     let parts = sections(&all);
@@ -281,7 +263,6 @@ pub fn shipper_pod(images: &Images, k8s: &Path) -> Result<(), String> {
     let t0 = Instant::now();
     let spec = load(k8s, "shipper-pod.yaml")?;
     let net = Network::create(&pod::run_id("podkit-pods")).map_err(|e| e.to_string())?;
-    let busybox = images.resolve("busybox").map_err(|e| e.to_string())?;
     let collector = StandIn::create(
         &net,
         images,
@@ -320,8 +301,7 @@ pub fn shipper_pod(images: &Images, k8s: &Path) -> Result<(), String> {
     // delivers, checkpoints and exits 0.
     stop_sidecar_last(&pod, t0, "log-shipper")?;
     let read_volume = |volume: &str, at: &str, script: &str| {
-        let mount = format!("{}:{at}:ro", pod.volume_name(volume));
-        net.run_once(&["--network", "none", "-v", &mount], busybox, &["sh", "-c", script])
+        pod.read_volume(volume, at, script)
             .map(|out| text(&out))
             .map_err(|e| e.to_string())
     };
@@ -407,17 +387,13 @@ pub fn ambassador_pod(images: &Images, k8s: &Path) -> Result<(), String> {
     // until the poller's first fetch has landed in the shared volume.
     let url = format!("http://{}:80/index.html", pod.ip());
     let out = net
-        .run_once(
+        .shell(
             &[],
             busybox,
-            &[
-                "sh",
-                "-c",
-                &retry(
-                    &format!("wget -q -O /tmp/page {url} && grep -q 'Example Domain' /tmp/page"),
-                    "cat /tmp/page",
-                ),
-            ],
+            &retry(
+                &format!("wget -q -O /tmp/page {url} && grep -q 'Example Domain' /tmp/page"),
+                "cat /tmp/page",
+            ),
         )
         .map_err(|e| e.to_string())?;
     let got = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -547,18 +523,12 @@ pub fn adapter_pod(images: &Images, k8s: &Path) -> Result<(), String> {
     let t0 = Instant::now();
     let spec = load(k8s, "adapter-pod.yaml")?;
     let net = Network::create(&pod::run_id("podkit-pods")).map_err(|e| e.to_string())?;
-    let busybox = images.resolve("busybox").map_err(|e| e.to_string())?;
     let pod = Pod::create(spec, &net, images.clone()).map_err(|e| e.to_string())?;
     start(&pod, t0)?;
     step(t0, "pod ready");
-    let logs_volume = format!("{}:/var/log:ro", pod.volume_name("logs"));
     let read = |then: &str, attempt: &str| {
-        net.run_once(
-            &["--network", "none", "-v", &logs_volume],
-            busybox,
-            &["sh", "-c", &retry(attempt, then)],
-        )
-        .map_err(|e| e.to_string())
+        pod.read_volume("logs", "/var/log", &retry(attempt, then))
+            .map_err(|e| e.to_string())
     };
     // Two of the app's lines (written every 2 s) rewritten.
     let out = read(
@@ -629,10 +599,9 @@ pub fn init_container_pod(images: &Images, k8s: &Path) -> Result<(), String> {
                     .iter()
                     .all(|t| logs.lines().any(|l| l.contains("Still waiting.") && l.contains(t)))
             };
-            wait(
-                || waiting() || starting.is_finished(),
-                "wait-for to report both targets pending",
-            )?;
+            try_wait_until("wait-for to report both targets pending", || {
+                waiting() || starting.is_finished()
+            })?;
             check(!starting.is_finished(), || {
                 "the pod started without its services".into()
             })?;
@@ -662,10 +631,9 @@ pub fn init_container_pod(images: &Images, k8s: &Path) -> Result<(), String> {
     });
     result?;
     step(t0, "pod started: init container exited 0, app running");
-    wait(
-        || pod::logs(&app).contains("The app is running!"),
-        "the app's first line",
-    )?;
+    try_wait_until("the app's first line", || {
+        pod::logs(&app).contains("The app is running!")
+    })?;
     step(t0, "app: The app is running!");
     let init_logs = pod::logs(&init);
     for dependency in ["tcp://myservice:80", "tcp://mydb:5432"] {
@@ -742,16 +710,4 @@ impl Drop for Unblock<'_> {
             let _ = pod::docker_output(&["rm", "-f", self.0]);
         }
     }
-}
-
-/// Polls `condition` (a docker query) until it holds, for up to 30 s.
-fn wait(mut condition: impl FnMut() -> bool, what: &str) -> Result<(), String> {
-    let deadline = Instant::now() + crate::PATIENCE;
-    while !condition() {
-        if Instant::now() > deadline {
-            return Err(format!("timed out waiting for {what}"));
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Ok(())
 }

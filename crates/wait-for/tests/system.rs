@@ -2,9 +2,10 @@
 //! (PostgreSQL, Redis, MariaDB, dnsmasq, openssl's s_server), as PID 1 of a
 //! PID namespace (`unshare`), and over IPv6 loopback.
 //!
-//! A `harness = false` test binary: a test whose server or tool is not
-//! installed prints `SKIPPED: reason` (on stdout with the test results and on
-//! stderr), so `cargo test` stays green on a laptop and the gap is visible.
+//! A `harness = false` test binary run by `podkit_testkit::runner`: a test
+//! whose server or tool is not installed prints `SKIPPED: reason` (on stdout
+//! with the test results and on stderr), so `cargo test` stays green on a
+//! laptop and the gap is visible.
 //! Every server is started by the test on loopback, on a free port, with its
 //! data in a temporary directory, and killed when the test ends.
 
@@ -17,17 +18,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
-
-/// Why a test could not run here.
-struct Skip(String);
-
-type Outcome = Result<(), Skip>;
+use podkit_testkit::runner::{Outcome, Runner, skip};
 
 type Test = (&'static str, fn() -> Outcome);
-
-fn skip<T>(why: impl Into<String>) -> Result<T, Skip> {
-    Err(Skip(why.into()))
-}
 
 /// A loopback port for a server that binds it itself (postgres, redis...):
 /// bound to port 0, read back and released, so another process could take it
@@ -50,34 +43,11 @@ fn main() {
         ("ipv6_loopback_literals", ipv6),
         ("https_with_a_private_ca_and_insecure", https),
     ];
-    let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
-    let (mut passed, mut failed, mut skipped) = (0, 0, 0);
+    let mut runner = Runner::from_args();
     for (name, test) in tests {
-        if filter.as_ref().is_some_and(|f| !name.contains(f.as_str())) {
-            continue;
-        }
-        let started = Instant::now();
-        match std::panic::catch_unwind(test) {
-            Ok(Ok(())) => {
-                passed += 1;
-                println!("test {name} ... ok ({:.1}s)", started.elapsed().as_secs_f64());
-            }
-            Ok(Err(Skip(why))) => {
-                skipped += 1;
-                println!("test {name} ... SKIPPED: {why}");
-                eprintln!("SKIPPED: {name}: {why}");
-            }
-            Err(_) => {
-                failed += 1;
-                println!("test {name} ... FAILED");
-            }
-        }
+        runner.run(name, test);
     }
-    let verdict = if failed == 0 { "ok" } else { "FAILED" };
-    println!("\ntest result: {verdict}. {passed} passed; {failed} failed; {skipped} skipped\n");
-    if failed > 0 {
-        std::process::exit(101);
-    }
+    runner.finish();
 }
 
 /// A server process, killed and reaped when the test ends.
