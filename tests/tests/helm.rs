@@ -34,6 +34,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Instant;
 
+use podkit_testkit::example_pods::start_held_back;
 use podkit_testkit::pod::{self, Metadata, Network, Pod, PodSpec, retry};
 use podkit_testkit::runner::{self, Outcome, Skip, check};
 use podkit_testkit::{images, try_wait_until};
@@ -746,31 +747,21 @@ fn all_helpers_pod_on_docker(ctx: &Ctx) -> Outcome {
     let pod = Pod::create(spec, &net, images.clone()).map_err(|e| e.to_string())?;
     let wait_for = pod.container_name("wait-for");
     let app = pod.container_name("app");
-    std::thread::scope(|scope| {
-        let starting = scope.spawn(|| pod.start(&mut |s| step(s)).map_err(|e| e.to_string()));
-        let gate = || -> Result<(), String> {
-            try_wait_until("wait-for to report tcp://mydb:5432 pending", || {
-                starting.is_finished()
-                    || pod::logs(&wait_for)
-                        .lines()
-                        .any(|l| l.contains("Still waiting.") && l.contains("tcp://mydb:5432"))
-            })?;
-            check(!starting.is_finished(), || "the pod started without mydb".into())?;
-            check(pod::exit_code(&app).is_err(), || {
-                "the app container exists before mydb listens".into()
-            })?;
-            step("wait-for reports mydb pending; the sidecars run, no app container yet");
-            pod::docker(&["exec", "-d", &mydb, "httpd", "-f", "-p", "5432", "-h", "/tmp"])
-                .map_err(|e| e.to_string())?;
-            step("mydb listens on 5432");
-            Ok(())
-        };
-        let gated = gate();
-        if gated.is_err() {
-            let _ = pod::docker_output(&["rm", "-f", &wait_for]);
-        }
-        let started = starting.join().map_err(|_| "pod start panicked".to_owned())?;
-        gated.and(started)
+    start_held_back(&pod, &wait_for, &mut |s| step(s), |started| {
+        try_wait_until("wait-for to report tcp://mydb:5432 pending", || {
+            started()
+                || pod::logs(&wait_for)
+                    .lines()
+                    .any(|l| l.contains("Still waiting.") && l.contains("tcp://mydb:5432"))
+        })?;
+        check(!started(), || "the pod started without mydb".into())?;
+        check(pod::exit_code(&app).is_err(), || {
+            "the app container exists before mydb listens".into()
+        })?;
+        step("wait-for reports mydb pending; the sidecars run, no app container yet");
+        pod::docker(&["exec", "-d", &mydb, "httpd", "-f", "-p", "5432", "-h", "/tmp"]).map_err(|e| e.to_string())?;
+        step("mydb listens on 5432");
+        Ok(())
     })?;
     step("pod ready: wait-for exited 0, the app runs");
 

@@ -32,6 +32,9 @@
 //! Every podkit container is checked as the kernel sees it (uid/gid 65532,
 //! no capabilities, no_new_privs, read-only root: [`check_hardened`]), and
 //! stops with exit 0 after the app containers, within the grace period.
+//! A pod held back by its init container starts on a thread while the
+//! scenario acts beside it ([`start_held_back`], also used by the Helm
+//! chart's pod test).
 //!
 //! Stand-ins and probes use the busybox image mapped as `busybox` in the
 //! [`Images`].
@@ -588,48 +591,30 @@ pub fn init_container_pod(images: &Images, k8s: &Path) -> Result<(), String> {
     let pod = Pod::create(spec, &net, images.clone()).map_err(|e| e.to_string())?;
     let init = pod.container_name("init-wait-for");
     let app = pod.container_name("myapp-container");
-    let result = std::thread::scope(|scope| {
-        let starting = scope.spawn(|| start(&pod, t0));
-        // If this thread panics, removing the init container ends the start.
-        let _unblock = Unblock(&init);
-        let steps = || -> Result<(), String> {
-            let waiting = || {
-                let logs = pod::logs(&init);
-                ["tcp://myservice:80", "tcp://mydb:5432"]
-                    .iter()
-                    .all(|t| logs.lines().any(|l| l.contains("Still waiting.") && l.contains(t)))
-            };
-            try_wait_until("wait-for to report both targets pending", || {
-                waiting() || starting.is_finished()
-            })?;
-            check(!starting.is_finished(), || {
-                "the pod started without its services".into()
-            })?;
-            check(pod::exit_code(&app).is_err(), || {
-                "the app container exists too early".into()
-            })?;
-            step(t0, "wait-for reports both pending; no app container");
-            myservice.serve(&net, images, 80)?;
-            step(t0, "myservice listening (mydb still not)");
-            check(!starting.is_finished(), || {
-                "the pod started before mydb listened".into()
-            })?;
-            check(pod::exit_code(&app).is_err(), || {
-                "the app started before mydb listened".into()
-            })?;
-            step(t0, "mydb starts listening");
-            mydb.serve(&net, images, 5432)?;
-            step(t0, "mydb answers");
-            Ok(())
+    start_held_back(&pod, &init, &mut |s| step(t0, s), |started| {
+        let waiting = || {
+            let logs = pod::logs(&init);
+            ["tcp://myservice:80", "tcp://mydb:5432"]
+                .iter()
+                .all(|t| logs.lines().any(|l| l.contains("Still waiting.") && l.contains(t)))
         };
-        let outcome = steps();
-        if outcome.is_err() {
-            let _ = pod::docker_output(&["rm", "-f", &init]);
-        }
-        let started = starting.join().map_err(|_| "pod start panicked".to_owned())?;
-        outcome.and(started)
-    });
-    result?;
+        try_wait_until("wait-for to report both targets pending", || waiting() || started())?;
+        check(!started(), || "the pod started without its services".into())?;
+        check(pod::exit_code(&app).is_err(), || {
+            "the app container exists too early".into()
+        })?;
+        step(t0, "wait-for reports both pending; no app container");
+        myservice.serve(&net, images, 80)?;
+        step(t0, "myservice listening (mydb still not)");
+        check(!started(), || "the pod started before mydb listened".into())?;
+        check(pod::exit_code(&app).is_err(), || {
+            "the app started before mydb listened".into()
+        })?;
+        step(t0, "mydb starts listening");
+        mydb.serve(&net, images, 5432)?;
+        step(t0, "mydb answers");
+        Ok(())
+    })?;
     step(t0, "pod started: init container exited 0, app running");
     try_wait_until("the app's first line", || {
         pod::logs(&app).contains("The app is running!")
@@ -701,7 +686,35 @@ pub fn init_container_timeout(images: &Images, k8s: &Path) -> Result<(), String>
     Ok(())
 }
 
-/// Removes a container when dropped (unblocks a `docker wait` on it).
+/// Starts `pod` on a thread while `beside` runs on this one: for a pod whose
+/// init container `init` (wait-for) holds it back until what `beside` makes
+/// happen (a service starting to listen). `beside` is given whether the
+/// start has ended (with the pod up too early, or failed). When `beside`
+/// fails or panics, `init` is removed so that the start ends too. `beside`'s
+/// error comes first, then the start's.
+pub fn start_held_back(
+    pod: &Pod<'_>,
+    init: &str,
+    log: &mut (dyn FnMut(&str) + Send),
+    beside: impl FnOnce(&dyn Fn() -> bool) -> Result<(), String>,
+) -> Result<(), String> {
+    std::thread::scope(|scope| {
+        let starting = scope.spawn(|| pod.start(log).map_err(|e| e.to_string()));
+        let outcome = {
+            // If this thread panics, removing the init container ends the start.
+            let _unblock = Unblock(init);
+            beside(&|| starting.is_finished())
+        };
+        if outcome.is_err() {
+            let _ = pod::docker_output(&["rm", "-f", init]);
+        }
+        let started = starting.join().map_err(|_| "pod start panicked".to_owned())?;
+        outcome.and(started)
+    })
+}
+
+/// Removes a container when dropped while the thread panics (unblocks a
+/// `docker wait` on it).
 struct Unblock<'a>(&'a str);
 
 impl Drop for Unblock<'_> {
