@@ -192,11 +192,7 @@ fn find_tool(env: &str, installed: &Path, name: &str) -> Option<PathBuf> {
     if installed.is_file() {
         return Some(installed.to_path_buf());
     }
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|dir| dir.join(name))
-            .find(|p| p.is_file())
-    })
+    podkit_testkit::find_program(name, &[])
 }
 
 fn yaml_files(dir: &Path) -> Result<Vec<PathBuf>, String> {

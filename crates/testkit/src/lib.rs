@@ -7,6 +7,8 @@
 //!   through [`Proc::stdout`].
 //! - [`http_get`]: a minimal HTTP/1.1 GET for scraping admin endpoints.
 //! - [`signal`]: sends SIGTERM/SIGINT to a child.
+//! - [`find_program`]: a tool or server in the PATH (or `/usr/sbin`), for
+//!   the tests that skip without it.
 //! - [`wait_until`]: polls a condition against a generous deadline, for state
 //!   that has no event to wait on ([`try_wait_until`]: the time-out as an
 //!   error rather than a panic).
@@ -437,6 +439,17 @@ pub fn wait_until_progressing<P: PartialEq>(
         std::thread::sleep(delay);
         delay = (delay * 2).min(Duration::from_millis(50));
     }
+}
+
+/// Finds `program` in the PATH, then in `extra_dirs` (such as `/usr/sbin`,
+/// where Debian puts servers and which a user's PATH may lack): how a test
+/// finds a tool or server that may not be installed, to skip without it.
+pub fn find_program(program: &str, extra_dirs: &[&str]) -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(extra_dirs.iter().map(std::path::PathBuf::from))
+        .map(|d| d.join(program))
+        .find(|p| p.is_file())
 }
 
 /// Whether a docker engine answers. Tests that need one print a visible

@@ -13,11 +13,12 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
+use podkit_testkit::find_program;
 use podkit_testkit::runner::{Outcome, Runner, skip};
 
 type Test = (&'static str, fn() -> Outcome);
@@ -70,15 +71,6 @@ fn start(cmd: &mut Command) -> Server {
     Server(child)
 }
 
-/// Finds a program in PATH or in the given directories.
-fn find(program: &str, extra_dirs: &[&str]) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(extra_dirs.iter().map(PathBuf::from))
-        .map(|d| d.join(program))
-        .find(|p| p.is_file())
-}
-
 fn is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -116,7 +108,7 @@ fn postgres() -> Outcome {
         })
         .unwrap_or_default();
     let dirs: Vec<&str> = dirs.iter().map(String::as_str).collect();
-    let (Some(initdb), Some(server)) = (find("initdb", &dirs), find("postgres", &dirs)) else {
+    let (Some(initdb), Some(server)) = (find_program("initdb", &dirs), find_program("postgres", &dirs)) else {
         return skip("PostgreSQL is not installed (Debian: postgresql)");
     };
     let tmp = tempfile::tempdir().unwrap();
@@ -132,7 +124,7 @@ fn postgres() -> Outcome {
         }
     };
     if is_root() {
-        if find("setpriv", &[]).is_none() {
+        if find_program("setpriv", &[]).is_none() {
             return skip("running as root and setpriv (util-linux) is missing");
         }
         std::os::unix::fs::chown(tmp.path(), Some(65534), Some(65534)).unwrap();
@@ -167,7 +159,7 @@ fn postgres() -> Outcome {
 }
 
 fn redis() -> Outcome {
-    let Some(server) = find("redis-server", &[]) else {
+    let Some(server) = find_program("redis-server", &[]) else {
         return skip("redis-server is not installed (Debian: redis-server)");
     };
     let tmp = tempfile::tempdir().unwrap();
@@ -202,8 +194,8 @@ fn redis() -> Outcome {
 
 fn mariadb() -> Outcome {
     let (Some(install), Some(server)) = (
-        find("mariadb-install-db", &[]),
-        find("mariadbd", &["/usr/sbin"]).or_else(|| find("mysqld", &["/usr/sbin"])),
+        find_program("mariadb-install-db", &[]),
+        find_program("mariadbd", &["/usr/sbin"]).or_else(|| find_program("mysqld", &["/usr/sbin"])),
     ) else {
         return skip("MariaDB is not installed (Debian: mariadb-server)");
     };
@@ -239,7 +231,7 @@ fn mariadb() -> Outcome {
 }
 
 fn dns_mid_wait() -> Outcome {
-    let Some(dnsmasq) = find("dnsmasq", &["/usr/sbin"]) else {
+    let Some(dnsmasq) = find_program("dnsmasq", &["/usr/sbin"]) else {
         return skip("dnsmasq is not installed (Debian: dnsmasq-base)");
     };
     let hosts = tempfile::tempdir().unwrap();
@@ -358,7 +350,7 @@ fn ipv6() -> Outcome {
 }
 
 fn https() -> Outcome {
-    let Some(openssl) = find("openssl", &[]) else {
+    let Some(openssl) = find_program("openssl", &[]) else {
         return skip("openssl is not installed");
     };
     let dir = tempfile::tempdir().unwrap();
