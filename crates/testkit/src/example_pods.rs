@@ -591,25 +591,21 @@ pub fn init_container_pod(images: &Images, k8s: &Path) -> Result<(), String> {
     let pod = Pod::create(spec, &net, images.clone()).map_err(|e| e.to_string())?;
     let init = pod.container_name("init-wait-for");
     let app = pod.container_name("myapp-container");
-    start_held_back(&pod, &init, &mut |s| step(t0, s), |started| {
+    start_held_back(&pod, &init, &mut |s| step(t0, s), |held| {
         let waiting = || {
             let logs = pod::logs(&init);
             ["tcp://myservice:80", "tcp://mydb:5432"]
                 .iter()
                 .all(|t| logs.lines().any(|l| l.contains("Still waiting.") && l.contains(t)))
         };
-        try_wait_until("wait-for to report both targets pending", || waiting() || started())?;
-        check(!started(), || "the pod started without its services".into())?;
-        check(pod::exit_code(&app).is_err(), || {
-            "the app container exists too early".into()
+        try_wait_until("wait-for to report both targets pending", || {
+            waiting() || held.started()
         })?;
+        held.check("without its services")?;
         step(t0, "wait-for reports both pending; no app container");
         myservice.serve(&net, images, 80)?;
         step(t0, "myservice listening (mydb still not)");
-        check(!started(), || "the pod started before mydb listened".into())?;
-        check(pod::exit_code(&app).is_err(), || {
-            "the app started before mydb listened".into()
-        })?;
+        held.check("before mydb listened")?;
         step(t0, "mydb starts listening");
         mydb.serve(&net, images, 5432)?;
         step(t0, "mydb answers");
@@ -688,22 +684,25 @@ pub fn init_container_timeout(images: &Images, k8s: &Path) -> Result<(), String>
 
 /// Starts `pod` on a thread while `beside` runs on this one: for a pod whose
 /// init container `init` (wait-for) holds it back until what `beside` makes
-/// happen (a service starting to listen). `beside` is given whether the
-/// start has ended (with the pod up too early, or failed). When `beside`
-/// fails or panics, `init` is removed so that the start ends too. `beside`'s
-/// error comes first, then the start's.
+/// happen (a service starting to listen). `beside` can check that the pod
+/// is still held back ([`HeldBack`]). When `beside` fails or panics, `init`
+/// is removed so that the start ends too. `beside`'s error comes first,
+/// then the start's.
 pub fn start_held_back(
     pod: &Pod<'_>,
     init: &str,
     log: &mut (dyn FnMut(&str) + Send),
-    beside: impl FnOnce(&dyn Fn() -> bool) -> Result<(), String>,
+    beside: impl FnOnce(&HeldBack<'_>) -> Result<(), String>,
 ) -> Result<(), String> {
     std::thread::scope(|scope| {
         let starting = scope.spawn(|| pod.start(log).map_err(|e| e.to_string()));
         let outcome = {
             // If this thread panics, removing the init container ends the start.
             let _unblock = Unblock(init);
-            beside(&|| starting.is_finished())
+            beside(&HeldBack {
+                pod,
+                started: &|| starting.is_finished(),
+            })
         };
         if outcome.is_err() {
             let _ = pod::docker_output(&["rm", "-f", init]);
@@ -711,6 +710,32 @@ pub fn start_held_back(
         let started = starting.join().map_err(|_| "pod start panicked".to_owned())?;
         outcome.and(started)
     })
+}
+
+/// A pod [`start_held_back`] is starting, as `beside` sees it.
+pub struct HeldBack<'a> {
+    pod: &'a Pod<'a>,
+    started: &'a dyn Fn() -> bool,
+}
+
+impl HeldBack<'_> {
+    /// Whether the start has ended: the pod came up, or failed.
+    pub fn started(&self) -> bool {
+        (self.started)()
+    }
+
+    /// Checks that the pod is still held back `when` (how the failure says
+    /// when): its start has not ended and none of its app containers exists.
+    pub fn check(&self, when: &str) -> Result<(), String> {
+        check(!self.started(), || format!("the pod started {when}"))?;
+        for container in &self.pod.spec.spec.containers {
+            let name = self.pod.container_name(&container.name);
+            check(pod::exit_code(&name).is_err(), || {
+                format!("the app container {} exists {when}", container.name)
+            })?;
+        }
+        Ok(())
+    }
 }
 
 /// Removes a container when dropped while the thread panics (unblocks a
