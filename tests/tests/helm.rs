@@ -34,7 +34,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Instant;
 
-use podkit_testkit::example_pods::start_held_back;
+use podkit_testkit::example_pods::{awaited, start_held_back};
 use podkit_testkit::pod::{self, Metadata, Network, Pod, PodSpec, retry};
 use podkit_testkit::runner::{self, Outcome, Skip, check};
 use podkit_testkit::{images, try_wait_until};
@@ -767,13 +767,7 @@ fn all_helpers_pod_on_docker(ctx: &Ctx) -> Outcome {
         "cat /var/log/app/out.log",
     ))?;
     let rewritten = String::from_utf8_lossy(&out.stdout).into_owned();
-    check(out.status.success(), || {
-        format!(
-            "out.log never held 2 rewritten lines: {}\ntail-rewrite logs:\n{}",
-            String::from_utf8_lossy(&out.stderr),
-            pod::logs(&pod.container_name("tail-rewrite"))
-        )
-    })?;
+    awaited(&out, "out.log never held 2 rewritten lines", &pod, "tail-rewrite")?;
     step(&format!(
         "tail-rewrite: out.log {:?}…",
         rewritten.lines().next().unwrap_or_default()

@@ -75,6 +75,19 @@ fn text(out: &std::process::Output) -> String {
     )
 }
 
+/// Checks that a [`retry`] loop awaiting the work of the pod's container
+/// `container` succeeded; else the failure says what never came (`never`),
+/// with the loop's output and the container's logs.
+pub fn awaited(out: &std::process::Output, never: &str, pod: &Pod<'_>, container: &str) -> Result<(), String> {
+    check(out.status.success(), || {
+        format!(
+            "{never}: {}\n{container} logs:\n{}",
+            text(out),
+            pod::logs(&pod.container_name(container))
+        )
+    })
+}
+
 /// A busybox httpd stand-in for a remote service, known on the network as
 /// `alias`, with `files` (`(path, content, executable)`) under its web root.
 struct StandIn {
@@ -290,13 +303,7 @@ pub fn shipper_pod(images: &Images, k8s: &Path) -> Result<(), String> {
         pod::docker_output(&["exec", &collector.name, "sh", "-c", &retry(attempt, then)]).map_err(|e| e.to_string())
     };
     let out = ingested("true", "[ \"$(grep -c . /tmp/ingest.ndjson 2>/dev/null)\" -ge 3 ]")?;
-    check(out.status.success(), || {
-        format!(
-            "the collector never held 3 records: {}\nshipper logs:\n{}",
-            text(&out),
-            pod::logs(&pod.container_name("log-shipper"))
-        )
-    })?;
+    awaited(&out, "the collector never held 3 records", &pod, "log-shipper")?;
     step(t0, "the collector holds 3 records");
     check_hardened(&net, images, &pod, "log-shipper", "log-shipper")?;
 
@@ -538,13 +545,7 @@ pub fn adapter_pod(images: &Images, k8s: &Path) -> Result<(), String> {
         "cat /var/log/out.log",
         "[ \"$(grep -c '^Date ' /var/log/out.log 2>/dev/null)\" -ge 2 ]",
     )?;
-    check(out.status.success(), || {
-        format!(
-            "out.log never held 2 lines: {}\nadapter logs:\n{}",
-            text(&out),
-            pod::logs(&pod.container_name("log-adapter"))
-        )
-    })?;
+    awaited(&out, "out.log never held 2 lines", &pod, "log-adapter")?;
     step(t0, "out.log holds 2 rewritten lines");
     check_hardened(&net, images, &pod, "log-adapter", "tail-rewrite")?;
     stop_sidecar_last(&pod, t0, "log-adapter")?;
