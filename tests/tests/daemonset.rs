@@ -12,17 +12,18 @@
 //! stream, the node name from the downward API and the runtime's time;
 //! SIGTERM must end the shipper with 0.
 //!
-//! A `harness = false` binary: with no docker engine (or no busybox-static)
-//! the test prints `SKIPPED: reason`.
+//! A `harness = false` binary run by `podkit_testkit::runner`: with no
+//! docker engine (or no busybox-static) the test prints `SKIPPED: reason`.
 
-#![allow(clippy::print_stdout, missing_docs)]
+#![allow(missing_docs)]
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use podkit_testkit::pod::{self, Images, Network};
-use podkit_testkit::wait_until;
+use podkit_testkit::{runner, wait_until};
+use podkit_tests::root;
 use serde_json::Value;
 
 const NAME: &str = "daemonset_ships_every_container_line_with_its_labels";
@@ -31,40 +32,9 @@ const UID_A: &str = "6b0f7e2c-1d3a-4c5b-9e8f-0a1b2c3d4e5f";
 const UID_B: &str = "9d8c7b6a-5f4e-4d3c-8b2a-1f0e9d8c7b6a";
 
 fn main() {
-    if let Some(filter) = std::env::args().skip(1).find(|a| !a.starts_with('-'))
-        && !NAME.contains(filter.as_str())
-    {
-        println!("\ntest result: ok. 0 passed; 0 failed; 0 skipped\n");
-        return;
-    }
-    let images = match podkit_testkit::images::build(&root()) {
-        Ok(images) => images,
-        Err(why) => {
-            println!("test {NAME} ... SKIPPED: {why}");
-            eprintln!("SKIPPED: {NAME}: {why}");
-            println!("\ntest result: ok. 0 passed; 0 failed; 1 skipped\n");
-            return;
-        }
-    };
-    println!("test {NAME} ...");
-    match std::panic::catch_unwind(|| scenario(&images)) {
-        Ok(Ok(())) => println!("test {NAME} ... ok\n\ntest result: ok. 1 passed; 0 failed; 0 skipped\n"),
-        Ok(Err(why)) => {
-            println!("test {NAME} ... FAILED: {why}\n\ntest result: FAILED. 0 passed; 1 failed; 0 skipped\n");
-            std::process::exit(101);
-        }
-        Err(_) => {
-            println!("test {NAME} ... FAILED: panicked\n\ntest result: FAILED. 0 passed; 1 failed; 0 skipped\n");
-            std::process::exit(101);
-        }
-    }
-}
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ is inside the workspace")
-        .to_path_buf()
+    runner::run_tests(&[(NAME, |images: &Images| Ok(scenario(images)?))], || {
+        podkit_testkit::images::build(&root())
+    });
 }
 
 /// A host directory for the run, removed at the end.

@@ -22,29 +22,24 @@
 //!
 //! helm and kubernetes-validate come from `.ci/validate-helm` (offline, from
 //! PyPI, into `target/k8s-tools`), or `PODKIT_HELM` /
-//! `PODKIT_KUBERNETES_VALIDATE`, or the PATH. A `harness = false` binary:
-//! without helm, the tests that need it print `SKIPPED: reason` (CI sets
-//! `PODKIT_REQUIRE_HELM=1`, which turns that into a failure); without a
-//! docker engine the pod test is skipped the same way.
+//! `PODKIT_KUBERNETES_VALIDATE`, or the PATH. A `harness = false` binary run
+//! by `podkit_testkit::runner`: without helm, the tests that need it print
+//! `SKIPPED: reason` (CI sets `PODKIT_REQUIRE_HELM=1`, which turns that into
+//! a failure); without a docker engine the pod test is skipped the same way
+//! (its images come from `podkit_testkit::images`, as the pod tests' do).
 
-#![allow(clippy::print_stdout, clippy::print_stderr, missing_docs)]
+#![allow(clippy::print_stdout, missing_docs)]
 
-use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use podkit_testkit::pod::{self, Images, Metadata, Network, Pod, PodSpec};
+use podkit_testkit::example_pods::{awaited, start_held_back};
+use podkit_testkit::pod::{self, Metadata, Network, Pod, PodSpec, retry};
+use podkit_testkit::runner::{self, Outcome, Skip, check};
+use podkit_testkit::{images, try_wait_until};
 
-/// Why a test cannot run here.
-enum Outcome {
-    Passed,
-    Skipped(String),
-}
-
-type TestResult = Result<Outcome, String>;
-
-type Test = (&'static str, fn(&Ctx) -> TestResult);
+type Test = (&'static str, fn(&Ctx) -> Outcome);
 
 const TESTS: [Test; 7] = [
     ("values_table_in_readme_is_in_sync", values_table_in_sync),
@@ -64,48 +59,11 @@ const KUBE_VERSIONS: [&str; 2] = ["1.28", "1.33"];
 const RELEASE: &str = "demo";
 const NAMESPACE: &str = "apps";
 
+/// With it set, a missing helm or kubernetes-validate is a failure.
+const REQUIRE_HELM: &str = "PODKIT_REQUIRE_HELM";
+
 fn main() {
-    let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
-    let ctx = Ctx::new();
-    let (mut passed, mut failed, mut skipped) = (0, 0, 0);
-    for (name, test) in TESTS {
-        if filter.as_ref().is_some_and(|f| !name.contains(f.as_str())) {
-            continue;
-        }
-        println!("test {name} ...");
-        let started = Instant::now();
-        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| test(&ctx)));
-        let took = started.elapsed().as_secs_f64();
-        match outcome {
-            Ok(Ok(Outcome::Passed)) => {
-                passed += 1;
-                println!("test {name} ... ok ({took:.1}s)");
-            }
-            Ok(Ok(Outcome::Skipped(why))) => {
-                if std::env::var_os("PODKIT_REQUIRE_HELM").is_some() && !why.contains("docker") {
-                    failed += 1;
-                    println!("test {name} ... FAILED: PODKIT_REQUIRE_HELM is set but {why}");
-                } else {
-                    skipped += 1;
-                    println!("test {name} ... SKIPPED: {why}");
-                    eprintln!("SKIPPED: {name}: {why}");
-                }
-            }
-            Ok(Err(why)) => {
-                failed += 1;
-                println!("test {name} ... FAILED ({took:.1}s): {why}");
-            }
-            Err(_) => {
-                failed += 1;
-                println!("test {name} ... FAILED ({took:.1}s): panicked");
-            }
-        }
-    }
-    let verdict = if failed == 0 { "ok" } else { "FAILED" };
-    println!("\ntest result: {verdict}. {passed} passed; {failed} failed; {skipped} skipped\n");
-    if failed > 0 {
-        std::process::exit(101);
-    }
+    runner::run_tests(&TESTS, || Ok(Ctx::new()));
 }
 
 // === context ===
@@ -123,10 +81,7 @@ struct Ctx {
 
 impl Ctx {
     fn new() -> Self {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .parent()
-            .expect("tests/ is inside the workspace")
-            .to_path_buf();
+        let root = podkit_tests::root();
         let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
         let tools = std::env::var_os("K8S_TOOLS_DIR").map_or_else(|| target.join("k8s-tools"), PathBuf::from);
         let helm = find_tool("PODKIT_HELM", &tools.join("helm"), "helm");
@@ -147,11 +102,10 @@ impl Ctx {
         }
     }
 
-    fn helm(&self) -> Result<&Path, Outcome> {
+    fn helm(&self) -> Result<&Path, Skip> {
         self.helm.as_deref().ok_or_else(|| {
-            Outcome::Skipped(
-                "helm not found (run .ci/validate-helm to install it into target/k8s-tools, or set PODKIT_HELM)".into(),
-            )
+            Skip::new("helm not found (run .ci/validate-helm to install it into target/k8s-tools, or set PODKIT_HELM)")
+                .failing_when_set(REQUIRE_HELM)
         })
     }
 
@@ -238,11 +192,7 @@ fn find_tool(env: &str, installed: &Path, name: &str) -> Option<PathBuf> {
     if installed.is_file() {
         return Some(installed.to_path_buf());
     }
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|dir| dir.join(name))
-            .find(|p| p.is_file())
-    })
+    podkit_testkit::find_program(name, &[])
 }
 
 fn yaml_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
@@ -274,17 +224,10 @@ fn copy_dir(from: &Path, to: &Path) -> Result<(), String> {
     Ok(())
 }
 
-fn check(condition: bool, what: impl FnOnce() -> String) -> Result<(), String> {
-    if condition { Ok(()) } else { Err(what()) }
-}
-
 // === lint, template, validate ===
 
-fn lint_strict(ctx: &Ctx) -> TestResult {
-    let helm = match ctx.helm() {
-        Ok(h) => h,
-        Err(skip) => return Ok(skip),
-    };
+fn lint_strict(ctx: &Ctx) -> Outcome {
+    let helm = ctx.helm()?;
     let chart = ctx.chart.to_string_lossy();
     let mut runs = vec![vec!["lint".to_owned(), "--strict".into(), chart.to_string()]];
     for values in yaml_files(&ctx.root.join("tests/helm/values"))? {
@@ -315,19 +258,15 @@ fn lint_strict(ctx: &Ctx) -> TestResult {
         })?;
     }
     println!("  helm lint --strict: {} runs clean", runs.len());
-    Ok(Outcome::Passed)
+    Ok(())
 }
 
-fn template_matrix_validates(ctx: &Ctx) -> TestResult {
-    let helm = match ctx.helm() {
-        Ok(h) => h,
-        Err(skip) => return Ok(skip),
-    };
-    let Some(validate) = &ctx.validate else {
-        return Ok(Outcome::Skipped(
-            "kubernetes-validate not found (run .ci/validate-helm, or set PODKIT_KUBERNETES_VALIDATE)".into(),
-        ));
-    };
+fn template_matrix_validates(ctx: &Ctx) -> Outcome {
+    let helm = ctx.helm()?;
+    let validate = ctx.validate.as_deref().ok_or_else(|| {
+        Skip::new("kubernetes-validate not found (run .ci/validate-helm, or set PODKIT_KUBERNETES_VALIDATE)")
+            .failing_when_set(REQUIRE_HELM)
+    })?;
     let dir = ctx.tmp.join("matrix");
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     for kube in KUBE_VERSIONS {
@@ -403,12 +342,12 @@ fn template_matrix_validates(ctx: &Ctx) -> TestResult {
             )?;
         }
     }
-    Ok(Outcome::Passed)
+    Ok(())
 }
 
 /// wait-for's `k8s:` targets get exactly what they need, per namespace, and
 /// the token is mounted only then.
-fn wait_for_rbac_is_least_privilege(ctx: &Ctx) -> TestResult {
+fn wait_for_rbac_is_least_privilege(ctx: &Ctx) -> Outcome {
     #[derive(serde::Deserialize, Debug)]
     struct Doc {
         kind: String,
@@ -429,10 +368,7 @@ fn wait_for_rbac_is_least_privilege(ctx: &Ctx) -> TestResult {
         #[serde(default)]
         resource_names: Vec<String>,
     }
-    let helm = match ctx.helm() {
-        Ok(h) => h,
-        Err(skip) => return Ok(skip),
-    };
+    let helm = ctx.helm()?;
     let values = ctx.root.join("tests/helm/values/wait-for.yaml");
     let rendered = ctx.template(
         helm,
@@ -482,7 +418,7 @@ fn wait_for_rbac_is_least_privilege(ctx: &Ctx) -> TestResult {
             || format!("{file}: expected automountServiceAccountToken: {mounted}"),
         )?;
     }
-    Ok(Outcome::Passed)
+    Ok(())
 }
 
 /// The pod spec of a rendered `templates/workload.yaml`.
@@ -508,11 +444,8 @@ fn workload_spec(rendered: String) -> Result<pod::Spec, String> {
 
 /// The main combinations, with golden files: every values file and the
 /// parent chart on 1.33, and the all-helpers pod on 1.28 as well.
-fn golden_files(ctx: &Ctx) -> TestResult {
-    let helm = match ctx.helm() {
-        Ok(h) => h,
-        Err(skip) => return Ok(skip),
-    };
+fn golden_files(ctx: &Ctx) -> Outcome {
+    let helm = ctx.helm()?;
     let golden = ctx.root.join("tests/helm/golden");
     let mut expected_files = Vec::new();
     let mut renderings = Vec::new();
@@ -574,18 +507,15 @@ fn golden_files(ctx: &Ctx) -> TestResult {
         renderings.len(),
         if ctx.update { "written" } else { "match" }
     );
-    Ok(Outcome::Passed)
+    Ok(())
 }
 
 // === bad values ===
 
 /// Each file of `tests/helm/bad` must make `helm template` fail with every
 /// message its `# expect:` lines give.
-fn bad_values_fail(ctx: &Ctx) -> TestResult {
-    let helm = match ctx.helm() {
-        Ok(h) => h,
-        Err(skip) => return Ok(skip),
-    };
+fn bad_values_fail(ctx: &Ctx) -> Outcome {
+    let helm = ctx.helm()?;
     let files = yaml_files(&ctx.root.join("tests/helm/bad"))?;
     check(files.len() >= 3, || {
         format!("expected bad values files, found {files:?}")
@@ -618,7 +548,7 @@ fn bad_values_fail(ctx: &Ctx) -> TestResult {
                 .trim()
         );
     }
-    Ok(Outcome::Passed)
+    Ok(())
 }
 
 // === the values table ===
@@ -704,7 +634,7 @@ fn values_table(values: &str) -> Result<String, String> {
 
 /// Every key of values.yaml is documented, and README.md's table is the
 /// one the comments give. Needs no helm.
-fn values_table_in_sync(ctx: &Ctx) -> TestResult {
+fn values_table_in_sync(ctx: &Ctx) -> Outcome {
     let values_path = ctx.chart.join("values.yaml");
     let values = std::fs::read_to_string(&values_path).map_err(|e| e.to_string())?;
     // Line by line: every key with a value on its line is documented by a
@@ -744,40 +674,31 @@ fn values_table_in_sync(ctx: &Ctx) -> TestResult {
     let readme_path = ctx.chart.join("README.md");
     let readme = std::fs::read_to_string(&readme_path).map_err(|e| e.to_string())?;
     let (Some(begin), Some(end)) = (readme.find(TABLE_BEGIN), readme.find(TABLE_END)) else {
-        return Err(format!("{} lacks the values table markers", readme_path.display()));
+        return Err(format!("{} lacks the values table markers", readme_path.display()).into());
     };
     let current = &readme[begin..end + TABLE_END.len()];
     if current == table {
         println!("  README.md values table: {} rows, in sync", table.lines().count() - 4);
-        return Ok(Outcome::Passed);
+        return Ok(());
     }
     if ctx.update {
         let updated = format!("{}{table}{}", &readme[..begin], &readme[end + TABLE_END.len()..]);
         std::fs::write(&readme_path, updated).map_err(|e| e.to_string())?;
         println!("  README.md values table rewritten");
-        return Ok(Outcome::Passed);
+        return Ok(());
     }
     Err(format!(
         "{}'s values table differs from values.yaml's comments: run PODKIT_UPDATE_GOLDEN=1 cargo test -p podkit-tests --test helm",
         readme_path.display()
-    ))
+    )
+    .into())
 }
 
 // === the all-helpers pod on docker ===
 
-fn all_helpers_pod_on_docker(ctx: &Ctx) -> TestResult {
-    let helm = match ctx.helm() {
-        Ok(h) => h,
-        Err(skip) => return Ok(skip),
-    };
-    if !podkit_testkit::docker_available() {
-        return Ok(Outcome::Skipped("no docker engine answers `docker version`".into()));
-    }
-    if !Path::new("/bin/busybox").is_file() {
-        return Ok(Outcome::Skipped(
-            "no docker test image: /bin/busybox missing (apt-get install busybox-static)".into(),
-        ));
-    }
+fn all_helpers_pod_on_docker(ctx: &Ctx) -> Outcome {
+    let helm = ctx.helm()?;
+    let images = images::build(&ctx.root)?;
     let t0 = Instant::now();
     let step = |what: &str| println!("  [{:6.2}s] {what}", t0.elapsed().as_secs_f64());
     let values = ctx.root.join("tests/helm/values/all.yaml");
@@ -795,7 +716,6 @@ fn all_helpers_pod_on_docker(ctx: &Ctx) -> TestResult {
         },
         spec,
     };
-    let images = build_images(&ctx.root)?;
     step("images ready");
     let busybox = images.resolve("busybox").map_err(|e| e.to_string())?.to_owned();
     let net = Network::create(&pod::run_id("podkit-helm")).map_err(|e| e.to_string())?;
@@ -822,62 +742,32 @@ fn all_helpers_pod_on_docker(ctx: &Ctx) -> TestResult {
 
     let pod = Pod::create(spec, &net, images.clone()).map_err(|e| e.to_string())?;
     let wait_for = pod.container_name("wait-for");
-    let app = pod.container_name("app");
-    std::thread::scope(|scope| {
-        let starting = scope.spawn(|| pod.start(&mut |s| step(s)).map_err(|e| e.to_string()));
-        let gate = || -> Result<(), String> {
-            wait(
-                || {
-                    starting.is_finished()
-                        || pod::logs(&wait_for)
-                            .lines()
-                            .any(|l| l.contains("Still waiting.") && l.contains("tcp://mydb:5432"))
-                },
-                "wait-for to report tcp://mydb:5432 pending",
-            )?;
-            check(!starting.is_finished(), || "the pod started without mydb".into())?;
-            check(pod::exit_code(&app).is_err(), || {
-                "the app container exists before mydb listens".into()
-            })?;
-            step("wait-for reports mydb pending; the sidecars run, no app container yet");
-            pod::docker(&["exec", "-d", &mydb, "httpd", "-f", "-p", "5432", "-h", "/tmp"])
-                .map_err(|e| e.to_string())?;
-            step("mydb listens on 5432");
-            Ok(())
-        };
-        let gated = gate();
-        if gated.is_err() {
-            let _ = pod::docker_output(&["rm", "-f", &wait_for]);
-        }
-        let started = starting.join().map_err(|_| "pod start panicked".to_owned())?;
-        gated.and(started)
+    start_held_back(&pod, &wait_for, &mut |s| step(s), |held| {
+        try_wait_until("wait-for to report tcp://mydb:5432 pending", || {
+            held.started()
+                || pod::logs(&wait_for)
+                    .lines()
+                    .any(|l| l.contains("Still waiting.") && l.contains("tcp://mydb:5432"))
+        })?;
+        held.check("before mydb listens")?;
+        step("wait-for reports mydb pending; the sidecars run, no app container yet");
+        pod::docker(&["exec", "-d", &mydb, "httpd", "-f", "-p", "5432", "-h", "/tmp"]).map_err(|e| e.to_string())?;
+        step("mydb listens on 5432");
+        Ok(())
     })?;
     step("pod ready: wait-for exited 0, the app runs");
 
     // tail-rewrite: out.log holds the app's lines with the `Date ` prefix.
-    let logs_volume = format!("{}:/var/log/app:ro", pod.volume_name("podkit-logs"));
-    let out = net
-        .run_once(
-            &["--network", "none", "-v", &logs_volume],
-            &busybox,
-            &[
-                "sh",
-                "-c",
-                &retry(
-                    "[ \"$(grep -c '^Date ' /var/log/app/out.log 2>/dev/null)\" -ge 2 ]",
-                    "cat /var/log/app/out.log",
-                ),
-            ],
-        )
-        .map_err(|e| e.to_string())?;
+    let read_logs = |script: &str| {
+        pod.read_volume("podkit-logs", "/var/log/app", script)
+            .map_err(|e| e.to_string())
+    };
+    let out = read_logs(&retry(
+        "[ \"$(grep -c '^Date ' /var/log/app/out.log 2>/dev/null)\" -ge 2 ]",
+        "cat /var/log/app/out.log",
+    ))?;
     let rewritten = String::from_utf8_lossy(&out.stdout).into_owned();
-    check(out.status.success(), || {
-        format!(
-            "out.log never held 2 rewritten lines: {}\ntail-rewrite logs:\n{}",
-            String::from_utf8_lossy(&out.stderr),
-            pod::logs(&pod.container_name("tail-rewrite"))
-        )
-    })?;
+    awaited(&out, "out.log never held 2 rewritten lines", &pod, "tail-rewrite")?;
     step(&format!(
         "tail-rewrite: out.log {:?}…",
         rewritten.lines().next().unwrap_or_default()
@@ -887,16 +777,13 @@ fn all_helpers_pod_on_docker(ctx: &Ctx) -> TestResult {
     // the label, and the log directory served on 8080 to a client on the
     // network (by the pod's IP, as a Service would reach it).
     let shipper = pod.container_name("log-shipper");
-    wait(
-        || {
-            pod::logs(&shipper).lines().any(|l| {
-                l.starts_with('{')
-                    && l.contains("\"pod\":\"all-helpers\"")
-                    && l.contains("hello from the podkit example app")
-            })
-        },
-        "log-shipper to ship an app line to stdout",
-    )?;
+    try_wait_until("log-shipper to ship an app line to stdout", || {
+        pod::logs(&shipper).lines().any(|l| {
+            l.starts_with('{')
+                && l.contains("\"pod\":\"all-helpers\"")
+                && l.contains("hello from the podkit example app")
+        })
+    })?;
     let shipped = pod::logs(&shipper);
     let record = shipped
         .lines()
@@ -909,17 +796,13 @@ fn all_helpers_pod_on_docker(ctx: &Ctx) -> TestResult {
     })?;
     let url = format!("http://{}:8080/app.log", pod.ip());
     let out = net
-        .run_once(
+        .shell(
             &[],
             &busybox,
-            &[
-                "sh",
-                "-c",
-                &retry(
-                    &format!("wget -q -O /tmp/got {url} && grep -q 'hello from' /tmp/got"),
-                    "head -n 1 /tmp/got",
-                ),
-            ],
+            &retry(
+                &format!("wget -q -O /tmp/got {url} && grep -q 'hello from' /tmp/got"),
+                "head -n 1 /tmp/got",
+            ),
         )
         .map_err(|e| e.to_string())?;
     let served = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -968,17 +851,7 @@ fn all_helpers_pod_on_docker(ctx: &Ctx) -> TestResult {
     })?;
 
     // After the stop, every app line is in out.log, rewritten, in order.
-    let out = net
-        .run_once(
-            &["--network", "none", "-v", &logs_volume],
-            &busybox,
-            &[
-                "sh",
-                "-c",
-                "cat /var/log/app/app.log; echo ===; cat /var/log/app/out.log",
-            ],
-        )
-        .map_err(|e| e.to_string())?;
+    let out = read_logs("cat /var/log/app/app.log; echo ===; cat /var/log/app/out.log")?;
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let (app_log, out_log) = text.split_once("===\n").unwrap_or_default();
     let expected: String = app_log.lines().map(|l| format!("Date {l}\n")).collect();
@@ -989,52 +862,5 @@ fn all_helpers_pod_on_docker(ctx: &Ctx) -> TestResult {
         "after the stop: {} app lines, all rewritten in out.log",
         app_log.lines().count()
     ));
-    Ok(Outcome::Passed)
-}
-
-/// Builds the images (`cargo xtask images --busybox`, a no-op when fresh)
-/// and maps `busybox` to the test's busybox image, as tests/tests/pods.rs does.
-fn build_images(root: &Path) -> Result<Images, String> {
-    let ids = std::env::temp_dir().join(format!("{}.ids", pod::run_id("podkit-helm-images")));
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| env!("CARGO").to_owned());
-    println!("  building the images: cargo xtask images --busybox (release build)");
-    let status = Command::new(cargo)
-        .current_dir(root)
-        .args(["xtask", "images", "--busybox", "--ids"])
-        .arg(&ids)
-        .status()
-        .map_err(|e| format!("running cargo xtask images: {e}"))?;
-    let text = std::fs::read_to_string(&ids).unwrap_or_default();
-    let _ = std::fs::remove_file(&ids);
-    check(status.success(), || "cargo xtask images --busybox failed".into())?;
-    let mut images = Images::parse(&text);
-    let busybox = images
-        .resolve("podkit-test/busybox")
-        .map_err(|e| e.to_string())?
-        .to_owned();
-    images.insert("busybox", &busybox);
-    Ok(images)
-}
-
-/// A busybox shell loop that retries `attempt` every 100 ms for up to 30 s
-/// (the test kit's patience), then runs `then`.
-fn retry(attempt: &str, then: &str) -> String {
-    format!(
-        "i=0; until {{ {attempt} ; }} 2>/tmp/.retry-err; do i=$((i+1)); \
-         if [ $i -ge 300 ]; then echo 'gave up waiting' >&2; cat /tmp/.retry-err >&2; exit 1; fi; \
-         sleep 0.1; done; {then}"
-    )
-}
-
-/// Polls `condition` (a docker query) until it holds, for up to the test
-/// kit's patience.
-fn wait(mut condition: impl FnMut() -> bool, what: &str) -> Result<(), String> {
-    let deadline = Instant::now() + podkit_testkit::PATIENCE;
-    while !condition() {
-        if Instant::now() > deadline {
-            return Err(format!("timed out waiting for {what}"));
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
     Ok(())
 }

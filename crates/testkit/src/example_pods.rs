@@ -32,6 +32,9 @@
 //! Every podkit container is checked as the kernel sees it (uid/gid 65532,
 //! no capabilities, no_new_privs, read-only root: [`check_hardened`]), and
 //! stops with exit 0 after the app containers, within the grace period.
+//! A pod held back by its init container starts on a thread while the
+//! scenario acts beside it ([`start_held_back`], also used by the Helm
+//! chart's pod test).
 //!
 //! Stand-ins and probes use the busybox image mapped as `busybox` in the
 //! [`Images`].
@@ -41,7 +44,9 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::pod::{self, Images, Network, Pod, PodSpec};
+use crate::pod::{self, Images, Network, Pod, PodSpec, retry};
+use crate::runner::check;
+use crate::try_wait_until;
 
 /// A scenario: name, and the function running it against the images and the
 /// `k8s/` directory.
@@ -62,10 +67,6 @@ fn step(t0: Instant, what: &str) {
     println!("  [{:6.2}s] {what}", t0.elapsed().as_secs_f64());
 }
 
-fn check(condition: bool, what: impl FnOnce() -> String) -> Result<(), String> {
-    if condition { Ok(()) } else { Err(what()) }
-}
-
 fn text(out: &std::process::Output) -> String {
     format!(
         "{}{}",
@@ -74,16 +75,17 @@ fn text(out: &std::process::Output) -> String {
     )
 }
 
-/// A busybox shell loop that retries `attempt` every 100 ms for up to 30 s
-/// (the test kit's patience), then runs `then`. Only the last failed
-/// attempt's stderr is reported, with the command (needs a writable /tmp).
-fn retry(attempt: &str, then: &str) -> String {
-    format!(
-        "i=0; until {{ {attempt} ; }} 2>/tmp/.retry-err; do i=$((i+1)); \
-         if [ $i -ge 300 ]; then echo 'gave up waiting: {}' >&2; cat /tmp/.retry-err >&2; exit 1; fi; \
-         sleep 0.1; done; {then}",
-        attempt.replace('\'', "")
-    )
+/// Checks that a [`retry`] loop awaiting the work of the pod's container
+/// `container` succeeded; else the failure says what never came (`never`),
+/// with the loop's output and the container's logs.
+pub fn awaited(out: &std::process::Output, never: &str, pod: &Pod<'_>, container: &str) -> Result<(), String> {
+    check(out.status.success(), || {
+        format!(
+            "{never}: {}\n{container} logs:\n{}",
+            text(out),
+            pod::logs(&pod.container_name(container))
+        )
+    })
 }
 
 /// A busybox httpd stand-in for a remote service, known on the network as
@@ -134,14 +136,10 @@ impl StandIn {
         pod::docker(&["exec", "-d", &self.name, "sh", "-c", &script]).map_err(|e| e.to_string())?;
         let alias = &self.alias;
         let out = net
-            .run_once(
+            .shell(
                 &[],
                 busybox,
-                &[
-                    "sh",
-                    "-c",
-                    &retry(&format!("wget -q -O /dev/null http://{alias}:{port}/"), "true"),
-                ],
+                &retry(&format!("wget -q -O /dev/null http://{alias}:{port}/"), "true"),
             )
             .map_err(|e| e.to_string())?;
         check(out.status.success(), || {
@@ -221,7 +219,7 @@ pub fn sidecar_pod(images: &Images, k8s: &Path) -> Result<(), String> {
         ),
     );
     let out = net
-        .run_once(&["-v", &logs_volume], busybox, &["sh", "-c", &script])
+        .shell(&["-v", &logs_volume], busybox, &script)
         .map_err(|e| e.to_string())?;
     let all = text(&out);
     let parts = sections(&all);
@@ -281,7 +279,6 @@ pub fn shipper_pod(images: &Images, k8s: &Path) -> Result<(), String> {
     let t0 = Instant::now();
     let spec = load(k8s, "shipper-pod.yaml")?;
     let net = Network::create(&pod::run_id("podkit-pods")).map_err(|e| e.to_string())?;
-    let busybox = images.resolve("busybox").map_err(|e| e.to_string())?;
     let collector = StandIn::create(
         &net,
         images,
@@ -306,13 +303,7 @@ pub fn shipper_pod(images: &Images, k8s: &Path) -> Result<(), String> {
         pod::docker_output(&["exec", &collector.name, "sh", "-c", &retry(attempt, then)]).map_err(|e| e.to_string())
     };
     let out = ingested("true", "[ \"$(grep -c . /tmp/ingest.ndjson 2>/dev/null)\" -ge 3 ]")?;
-    check(out.status.success(), || {
-        format!(
-            "the collector never held 3 records: {}\nshipper logs:\n{}",
-            text(&out),
-            pod::logs(&pod.container_name("log-shipper"))
-        )
-    })?;
+    awaited(&out, "the collector never held 3 records", &pod, "log-shipper")?;
     step(t0, "the collector holds 3 records");
     check_hardened(&net, images, &pod, "log-shipper", "log-shipper")?;
 
@@ -320,8 +311,7 @@ pub fn shipper_pod(images: &Images, k8s: &Path) -> Result<(), String> {
     // delivers, checkpoints and exits 0.
     stop_sidecar_last(&pod, t0, "log-shipper")?;
     let read_volume = |volume: &str, at: &str, script: &str| {
-        let mount = format!("{}:{at}:ro", pod.volume_name(volume));
-        net.run_once(&["--network", "none", "-v", &mount], busybox, &["sh", "-c", script])
+        pod.read_volume(volume, at, script)
             .map(|out| text(&out))
             .map_err(|e| e.to_string())
     };
@@ -407,17 +397,13 @@ pub fn ambassador_pod(images: &Images, k8s: &Path) -> Result<(), String> {
     // until the poller's first fetch has landed in the shared volume.
     let url = format!("http://{}:80/index.html", pod.ip());
     let out = net
-        .run_once(
+        .shell(
             &[],
             busybox,
-            &[
-                "sh",
-                "-c",
-                &retry(
-                    &format!("wget -q -O /tmp/page {url} && grep -q 'Example Domain' /tmp/page"),
-                    "cat /tmp/page",
-                ),
-            ],
+            &retry(
+                &format!("wget -q -O /tmp/page {url} && grep -q 'Example Domain' /tmp/page"),
+                "cat /tmp/page",
+            ),
         )
         .map_err(|e| e.to_string())?;
     let got = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -547,31 +533,19 @@ pub fn adapter_pod(images: &Images, k8s: &Path) -> Result<(), String> {
     let t0 = Instant::now();
     let spec = load(k8s, "adapter-pod.yaml")?;
     let net = Network::create(&pod::run_id("podkit-pods")).map_err(|e| e.to_string())?;
-    let busybox = images.resolve("busybox").map_err(|e| e.to_string())?;
     let pod = Pod::create(spec, &net, images.clone()).map_err(|e| e.to_string())?;
     start(&pod, t0)?;
     step(t0, "pod ready");
-    let logs_volume = format!("{}:/var/log:ro", pod.volume_name("logs"));
     let read = |then: &str, attempt: &str| {
-        net.run_once(
-            &["--network", "none", "-v", &logs_volume],
-            busybox,
-            &["sh", "-c", &retry(attempt, then)],
-        )
-        .map_err(|e| e.to_string())
+        pod.read_volume("logs", "/var/log", &retry(attempt, then))
+            .map_err(|e| e.to_string())
     };
     // Two of the app's lines (written every 2 s) rewritten.
     let out = read(
         "cat /var/log/out.log",
         "[ \"$(grep -c '^Date ' /var/log/out.log 2>/dev/null)\" -ge 2 ]",
     )?;
-    check(out.status.success(), || {
-        format!(
-            "out.log never held 2 lines: {}\nadapter logs:\n{}",
-            text(&out),
-            pod::logs(&pod.container_name("log-adapter"))
-        )
-    })?;
+    awaited(&out, "out.log never held 2 lines", &pod, "log-adapter")?;
     step(t0, "out.log holds 2 rewritten lines");
     check_hardened(&net, images, &pod, "log-adapter", "tail-rewrite")?;
     stop_sidecar_last(&pod, t0, "log-adapter")?;
@@ -618,54 +592,30 @@ pub fn init_container_pod(images: &Images, k8s: &Path) -> Result<(), String> {
     let pod = Pod::create(spec, &net, images.clone()).map_err(|e| e.to_string())?;
     let init = pod.container_name("init-wait-for");
     let app = pod.container_name("myapp-container");
-    let result = std::thread::scope(|scope| {
-        let starting = scope.spawn(|| start(&pod, t0));
-        // If this thread panics, removing the init container ends the start.
-        let _unblock = Unblock(&init);
-        let steps = || -> Result<(), String> {
-            let waiting = || {
-                let logs = pod::logs(&init);
-                ["tcp://myservice:80", "tcp://mydb:5432"]
-                    .iter()
-                    .all(|t| logs.lines().any(|l| l.contains("Still waiting.") && l.contains(t)))
-            };
-            wait(
-                || waiting() || starting.is_finished(),
-                "wait-for to report both targets pending",
-            )?;
-            check(!starting.is_finished(), || {
-                "the pod started without its services".into()
-            })?;
-            check(pod::exit_code(&app).is_err(), || {
-                "the app container exists too early".into()
-            })?;
-            step(t0, "wait-for reports both pending; no app container");
-            myservice.serve(&net, images, 80)?;
-            step(t0, "myservice listening (mydb still not)");
-            check(!starting.is_finished(), || {
-                "the pod started before mydb listened".into()
-            })?;
-            check(pod::exit_code(&app).is_err(), || {
-                "the app started before mydb listened".into()
-            })?;
-            step(t0, "mydb starts listening");
-            mydb.serve(&net, images, 5432)?;
-            step(t0, "mydb answers");
-            Ok(())
+    start_held_back(&pod, &init, &mut |s| step(t0, s), |held| {
+        let waiting = || {
+            let logs = pod::logs(&init);
+            ["tcp://myservice:80", "tcp://mydb:5432"]
+                .iter()
+                .all(|t| logs.lines().any(|l| l.contains("Still waiting.") && l.contains(t)))
         };
-        let outcome = steps();
-        if outcome.is_err() {
-            let _ = pod::docker_output(&["rm", "-f", &init]);
-        }
-        let started = starting.join().map_err(|_| "pod start panicked".to_owned())?;
-        outcome.and(started)
-    });
-    result?;
+        try_wait_until("wait-for to report both targets pending", || {
+            waiting() || held.started()
+        })?;
+        held.check("without its services")?;
+        step(t0, "wait-for reports both pending; no app container");
+        myservice.serve(&net, images, 80)?;
+        step(t0, "myservice listening (mydb still not)");
+        held.check("before mydb listened")?;
+        step(t0, "mydb starts listening");
+        mydb.serve(&net, images, 5432)?;
+        step(t0, "mydb answers");
+        Ok(())
+    })?;
     step(t0, "pod started: init container exited 0, app running");
-    wait(
-        || pod::logs(&app).contains("The app is running!"),
-        "the app's first line",
-    )?;
+    try_wait_until("the app's first line", || {
+        pod::logs(&app).contains("The app is running!")
+    })?;
     step(t0, "app: The app is running!");
     let init_logs = pod::logs(&init);
     for dependency in ["tcp://myservice:80", "tcp://mydb:5432"] {
@@ -733,7 +683,64 @@ pub fn init_container_timeout(images: &Images, k8s: &Path) -> Result<(), String>
     Ok(())
 }
 
-/// Removes a container when dropped (unblocks a `docker wait` on it).
+/// Starts `pod` on a thread while `beside` runs on this one: for a pod whose
+/// init container `init` (wait-for) holds it back until what `beside` makes
+/// happen (a service starting to listen). `beside` can check that the pod
+/// is still held back ([`HeldBack`]). When `beside` fails or panics, `init`
+/// is removed so that the start ends too. `beside`'s error comes first,
+/// then the start's.
+pub fn start_held_back(
+    pod: &Pod<'_>,
+    init: &str,
+    log: &mut (dyn FnMut(&str) + Send),
+    beside: impl FnOnce(&HeldBack<'_>) -> Result<(), String>,
+) -> Result<(), String> {
+    std::thread::scope(|scope| {
+        let starting = scope.spawn(|| pod.start(log).map_err(|e| e.to_string()));
+        let outcome = {
+            // If this thread panics, removing the init container ends the start.
+            let _unblock = Unblock(init);
+            beside(&HeldBack {
+                pod,
+                started: &|| starting.is_finished(),
+            })
+        };
+        if outcome.is_err() {
+            let _ = pod::docker_output(&["rm", "-f", init]);
+        }
+        let started = starting.join().map_err(|_| "pod start panicked".to_owned())?;
+        outcome.and(started)
+    })
+}
+
+/// A pod [`start_held_back`] is starting, as `beside` sees it.
+pub struct HeldBack<'a> {
+    pod: &'a Pod<'a>,
+    started: &'a dyn Fn() -> bool,
+}
+
+impl HeldBack<'_> {
+    /// Whether the start has ended: the pod came up, or failed.
+    pub fn started(&self) -> bool {
+        (self.started)()
+    }
+
+    /// Checks that the pod is still held back `when` (how the failure says
+    /// when): its start has not ended and none of its app containers exists.
+    pub fn check(&self, when: &str) -> Result<(), String> {
+        check(!self.started(), || format!("the pod started {when}"))?;
+        for container in &self.pod.spec.spec.containers {
+            let name = self.pod.container_name(&container.name);
+            check(pod::exit_code(&name).is_err(), || {
+                format!("the app container {} exists {when}", container.name)
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// Removes a container when dropped while the thread panics (unblocks a
+/// `docker wait` on it).
 struct Unblock<'a>(&'a str);
 
 impl Drop for Unblock<'_> {
@@ -742,16 +749,4 @@ impl Drop for Unblock<'_> {
             let _ = pod::docker_output(&["rm", "-f", self.0]);
         }
     }
-}
-
-/// Polls `condition` (a docker query) until it holds, for up to 30 s.
-fn wait(mut condition: impl FnMut() -> bool, what: &str) -> Result<(), String> {
-    let deadline = Instant::now() + crate::PATIENCE;
-    while !condition() {
-        if Instant::now() > deadline {
-            return Err(format!("timed out waiting for {what}"));
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Ok(())
 }

@@ -7,8 +7,11 @@
 //!   through [`Proc::stdout`].
 //! - [`http_get`]: a minimal HTTP/1.1 GET for scraping admin endpoints.
 //! - [`signal`]: sends SIGTERM/SIGINT to a child.
+//! - [`find_program`]: a tool or server in the PATH (or `/usr/sbin`), for
+//!   the tests that skip without it.
 //! - [`wait_until`]: polls a condition against a generous deadline, for state
-//!   that has no event to wait on.
+//!   that has no event to wait on ([`try_wait_until`]: the time-out as an
+//!   error rather than a panic).
 //! - [`sink`]: a scriptable HTTP sink on `127.0.0.1:0` that counts the
 //!   records log shippers POST to it (NDJSON or JSON arrays, gzip or not).
 //! - [`images`]: the podkit images (and the busybox stand-in) built for a
@@ -24,12 +27,16 @@
 //!   kubelet runs them (pause container, native sidecars, probes, the
 //!   downward API), and [`example_pods`], the scenarios that check the
 //!   example pods with it.
+//! - [`runner`]: the test runner of the `harness = false` binaries (the
+//!   container tests, wait-for's system tests): filters, `SKIPPED: why` for
+//!   what is missing here, libtest's summary and exit code.
 
 pub mod configmap;
 pub mod example_pods;
 pub mod images;
 pub mod platform;
 pub mod pod;
+pub mod runner;
 pub mod sink;
 pub mod tls;
 
@@ -368,16 +375,42 @@ impl Default for ClosedPort {
 
 /// Polls `condition` until it holds or [`PATIENCE`] runs out (then panics
 /// with `what`). For state with no event to await (a file appearing on disk).
-pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+pub fn wait_until(what: &str, condition: impl FnMut() -> bool) {
+    if let Err(timed_out) = try_wait_until(what, condition) {
+        panic!("{timed_out}");
+    }
+}
+
+/// [`wait_until`] for a test that reports a failure as a value and cleans
+/// up on it (the docker scenarios): the time-out is an error, not a panic.
+pub fn try_wait_until(what: &str, mut condition: impl FnMut() -> bool) -> Result<(), TimedOut> {
     let deadline = Instant::now() + PATIENCE;
     let mut delay = Duration::from_millis(1);
     while !condition() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {PATIENCE:?} waiting for {what}"
-        );
+        if Instant::now() >= deadline {
+            return Err(TimedOut(what.to_owned()));
+        }
         std::thread::sleep(delay);
         delay = (delay * 2).min(Duration::from_millis(50));
+    }
+    Ok(())
+}
+
+/// [`try_wait_until`]'s error: what never came within [`PATIENCE`].
+#[derive(Debug, Clone)]
+pub struct TimedOut(pub String);
+
+impl std::fmt::Display for TimedOut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "timed out after {PATIENCE:?} waiting for {}", self.0)
+    }
+}
+
+impl std::error::Error for TimedOut {}
+
+impl From<TimedOut> for String {
+    fn from(timed_out: TimedOut) -> Self {
+        timed_out.to_string()
     }
 }
 
@@ -406,6 +439,17 @@ pub fn wait_until_progressing<P: PartialEq>(
         std::thread::sleep(delay);
         delay = (delay * 2).min(Duration::from_millis(50));
     }
+}
+
+/// Finds `program` in the PATH, then in `extra_dirs` (such as `/usr/sbin`,
+/// where Debian puts servers and which a user's PATH may lack): how a test
+/// finds a tool or server that may not be installed, to skip without it.
+pub fn find_program(program: &str, extra_dirs: &[&str]) -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(extra_dirs.iter().map(std::path::PathBuf::from))
+        .map(|d| d.join(program))
+        .find(|p| p.is_file())
 }
 
 /// Whether a docker engine answers. Tests that need one print a visible

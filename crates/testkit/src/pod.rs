@@ -568,6 +568,19 @@ pub fn exit_code(container: &str) -> Result<Option<i32>> {
         .ok_or_else(|| PodError(format!("bad inspect output {out:?}")))
 }
 
+/// A busybox shell loop that retries `attempt` every 100 ms for up to 30 s
+/// (the test kit's patience), then runs `then`: how a container awaits what
+/// another one does. Only the last failed attempt's stderr is reported, with
+/// the command (needs a writable /tmp).
+pub fn retry(attempt: &str, then: &str) -> String {
+    format!(
+        "i=0; until {{ {attempt} ; }} 2>/tmp/.retry-err; do i=$((i+1)); \
+         if [ $i -ge 300 ]; then echo 'gave up waiting: {}' >&2; cat /tmp/.retry-err >&2; exit 1; fi; \
+         sleep 0.1; done; {then}",
+        attempt.replace('\'', "")
+    )
+}
+
 /// A unique prefix for this run's docker objects: `<prefix>-<pid>-<nanos>`.
 pub fn run_id(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
@@ -646,6 +659,13 @@ impl Network {
         args.push(image);
         args.extend_from_slice(command);
         docker_output(&args)
+    }
+
+    /// Runs a shell `script` (`sh -c`) once in a container of `image` on
+    /// the network, with extra docker flags; its output whatever its exit
+    /// code.
+    pub fn shell(&self, flags: &[&str], image: &str, script: &str) -> Result<Output> {
+        self.run_once(flags, image, &["sh", "-c", script])
     }
 
     fn track(&self, name: &str) {
@@ -825,6 +845,15 @@ impl<'n> Pod<'n> {
     /// The docker volume behind a pod volume.
     pub fn volume_name(&self, name: &str) -> String {
         format!("{}-{name}", self.prefix)
+    }
+
+    /// Runs a busybox shell `script` with no network and the pod volume
+    /// `volume` mounted read-only at `at`, to see what the pod wrote there;
+    /// its output whatever its exit code.
+    pub fn read_volume(&self, volume: &str, at: &str, script: &str) -> Result<Output> {
+        let mount = format!("{}:{at}:ro", self.volume_name(volume));
+        self.network
+            .shell(&["--network", "none", "-v", &mount], &self.busybox, script)
     }
 
     /// Runs the pod up to Ready: init containers in order (regular ones to a

@@ -2,9 +2,10 @@
 //! (PostgreSQL, Redis, MariaDB, dnsmasq, openssl's s_server), as PID 1 of a
 //! PID namespace (`unshare`), and over IPv6 loopback.
 //!
-//! A `harness = false` test binary: a test whose server or tool is not
-//! installed prints `SKIPPED: reason` (on stdout with the test results and on
-//! stderr), so `cargo test` stays green on a laptop and the gap is visible.
+//! A `harness = false` test binary run by `podkit_testkit::runner`: a test
+//! whose server or tool is not installed prints `SKIPPED: reason` (on stdout
+//! with the test results and on stderr), so `cargo test` stays green on a
+//! laptop and the gap is visible.
 //! Every server is started by the test on loopback, on a free port, with its
 //! data in a temporary directory, and killed when the test ends.
 
@@ -12,22 +13,15 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
-
-/// Why a test could not run here.
-struct Skip(String);
-
-type Outcome = Result<(), Skip>;
+use podkit_testkit::find_program;
+use podkit_testkit::runner::{Outcome, Runner, skip};
 
 type Test = (&'static str, fn() -> Outcome);
-
-fn skip<T>(why: impl Into<String>) -> Result<T, Skip> {
-    Err(Skip(why.into()))
-}
 
 /// A loopback port for a server that binds it itself (postgres, redis...):
 /// bound to port 0, read back and released, so another process could take it
@@ -50,34 +44,11 @@ fn main() {
         ("ipv6_loopback_literals", ipv6),
         ("https_with_a_private_ca_and_insecure", https),
     ];
-    let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
-    let (mut passed, mut failed, mut skipped) = (0, 0, 0);
+    let mut runner = Runner::from_args();
     for (name, test) in tests {
-        if filter.as_ref().is_some_and(|f| !name.contains(f.as_str())) {
-            continue;
-        }
-        let started = Instant::now();
-        match std::panic::catch_unwind(test) {
-            Ok(Ok(())) => {
-                passed += 1;
-                println!("test {name} ... ok ({:.1}s)", started.elapsed().as_secs_f64());
-            }
-            Ok(Err(Skip(why))) => {
-                skipped += 1;
-                println!("test {name} ... SKIPPED: {why}");
-                eprintln!("SKIPPED: {name}: {why}");
-            }
-            Err(_) => {
-                failed += 1;
-                println!("test {name} ... FAILED");
-            }
-        }
+        runner.run(name, test);
     }
-    let verdict = if failed == 0 { "ok" } else { "FAILED" };
-    println!("\ntest result: {verdict}. {passed} passed; {failed} failed; {skipped} skipped\n");
-    if failed > 0 {
-        std::process::exit(101);
-    }
+    runner.finish();
 }
 
 /// A server process, killed and reaped when the test ends.
@@ -98,15 +69,6 @@ fn start(cmd: &mut Command) -> Server {
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
     Server(child)
-}
-
-/// Finds a program in PATH or in the given directories.
-fn find(program: &str, extra_dirs: &[&str]) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(extra_dirs.iter().map(PathBuf::from))
-        .map(|d| d.join(program))
-        .find(|p| p.is_file())
 }
 
 fn is_root() -> bool {
@@ -146,7 +108,7 @@ fn postgres() -> Outcome {
         })
         .unwrap_or_default();
     let dirs: Vec<&str> = dirs.iter().map(String::as_str).collect();
-    let (Some(initdb), Some(server)) = (find("initdb", &dirs), find("postgres", &dirs)) else {
+    let (Some(initdb), Some(server)) = (find_program("initdb", &dirs), find_program("postgres", &dirs)) else {
         return skip("PostgreSQL is not installed (Debian: postgresql)");
     };
     let tmp = tempfile::tempdir().unwrap();
@@ -162,7 +124,7 @@ fn postgres() -> Outcome {
         }
     };
     if is_root() {
-        if find("setpriv", &[]).is_none() {
+        if find_program("setpriv", &[]).is_none() {
             return skip("running as root and setpriv (util-linux) is missing");
         }
         std::os::unix::fs::chown(tmp.path(), Some(65534), Some(65534)).unwrap();
@@ -197,7 +159,7 @@ fn postgres() -> Outcome {
 }
 
 fn redis() -> Outcome {
-    let Some(server) = find("redis-server", &[]) else {
+    let Some(server) = find_program("redis-server", &[]) else {
         return skip("redis-server is not installed (Debian: redis-server)");
     };
     let tmp = tempfile::tempdir().unwrap();
@@ -232,8 +194,8 @@ fn redis() -> Outcome {
 
 fn mariadb() -> Outcome {
     let (Some(install), Some(server)) = (
-        find("mariadb-install-db", &[]),
-        find("mariadbd", &["/usr/sbin"]).or_else(|| find("mysqld", &["/usr/sbin"])),
+        find_program("mariadb-install-db", &[]),
+        find_program("mariadbd", &["/usr/sbin"]).or_else(|| find_program("mysqld", &["/usr/sbin"])),
     ) else {
         return skip("MariaDB is not installed (Debian: mariadb-server)");
     };
@@ -269,7 +231,7 @@ fn mariadb() -> Outcome {
 }
 
 fn dns_mid_wait() -> Outcome {
-    let Some(dnsmasq) = find("dnsmasq", &["/usr/sbin"]) else {
+    let Some(dnsmasq) = find_program("dnsmasq", &["/usr/sbin"]) else {
         return skip("dnsmasq is not installed (Debian: dnsmasq-base)");
     };
     let hosts = tempfile::tempdir().unwrap();
@@ -388,7 +350,7 @@ fn ipv6() -> Outcome {
 }
 
 fn https() -> Outcome {
-    let Some(openssl) = find("openssl", &[]) else {
+    let Some(openssl) = find_program("openssl", &[]) else {
         return skip("openssl is not installed");
     };
     let dir = tempfile::tempdir().unwrap();
