@@ -144,6 +144,8 @@ struct FileState<T> {
     labels: [Option<Option<Labels>>; 3],
     /// Buffers of records that left, to join the next ones in.
     spare: Vec<Vec<u8>>,
+    /// The bytes of the last batch: what a new chunk reserves.
+    batch_bytes: usize,
 }
 
 /// A record being joined.
@@ -235,6 +237,7 @@ impl<T: Part> Assembler<T> {
             emitted: false,
             labels: Default::default(),
             spare: Vec::new(),
+            batch_bytes: 0,
         });
         if range.start < file.end {
             // Truncated: the bytes after what is open are gone.
@@ -247,6 +250,8 @@ impl<T: Part> Assembler<T> {
             file.labels = Default::default();
         }
         file.end = range.end;
+        file.batch_bytes =
+            usize::try_from(range.end.saturating_sub(range.start)).map_or(CHUNK_BYTES, |n| n.min(CHUNK_BYTES));
 
         for (offset, bytes) in lines {
             let piece = settings.format.parse(bytes).unwrap_or_else(|| {
@@ -425,7 +430,7 @@ impl<T: Part> FileState<T> {
             ready.push(Building {
                 key,
                 file: self.info.clone(),
-                data: Vec::new(),
+                data: Vec::with_capacity(self.batch_bytes),
                 records: Vec::new(),
                 groups: Vec::new(),
                 acks: Vec::new(),

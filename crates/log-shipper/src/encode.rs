@@ -10,9 +10,10 @@
 //! The hot path (no parsing) costs one copy of a per-batch prefix and one
 //! escaping pass per line: the part of the object shared by every line of a
 //! batch (`,"file":…` and the labels) is encoded once per batch
-//! ([`Encoder::begin_group`]) and the read time is formatted once per
-//! millisecond. Invalid UTF-8 becomes U+FFFD and is counted, so the output
-//! is always valid JSON.
+//! ([`Encoder::begin_group`]; the last few groups are kept, so stdout and
+//! stderr runs of a container log switch back and forth for free) and the
+//! time is formatted in full once per second. Invalid UTF-8 becomes U+FFFD
+//! and is counted, so the output is always valid JSON.
 
 use crate::args::Format;
 use crate::rec::escape::{json_string, json_string_lossy};
@@ -29,14 +30,27 @@ pub struct EncodeStats {
     pub field_conflicts: u64,
 }
 
+/// What the records of a group share, encoded.
+#[derive(Debug, Clone, Default)]
+struct Group {
+    file: String,
+    labels: Vec<(String, String)>,
+    /// `,"file":"…"` and the labels.
+    tail: Vec<u8>,
+}
+
+/// Groups an encoder keeps encoded.
+const GROUPS: usize = 4;
+
 /// Encodes records in one [`Format`].
 #[derive(Debug, Clone)]
 pub struct Encoder {
     format: Format,
-    /// `,"file":"…"` and the labels of the current group.
-    tail: Vec<u8>,
-    /// The label keys of the current group (to spot conflicts).
-    label_keys: Vec<String>,
+    /// The last few groups (stdout and stderr runs of one file alternate),
+    /// each encoded once.
+    groups: Vec<Group>,
+    /// The current one in `groups`.
+    current: usize,
     clock: Rfc3339Millis,
     stats: EncodeStats,
     /// A platform sink's layout, which replaces `format`.
@@ -48,8 +62,8 @@ impl Encoder {
     pub fn new(format: Format) -> Self {
         Self {
             format,
-            tail: Vec::with_capacity(256),
-            label_keys: Vec::new(),
+            groups: Vec::with_capacity(GROUPS),
+            current: 0,
             clock: Rfc3339Millis::new(),
             stats: EncodeStats::default(),
             platform: None,
@@ -83,7 +97,8 @@ impl Encoder {
     }
 
     /// Starts a group of records that share `file` and `labels` (a batch
-    /// of lines read from one file): what they share is encoded once.
+    /// of lines read from one file, a run of one stream's records): what
+    /// they share is encoded once, and kept for the next few groups.
     pub fn begin_group(&mut self, file: &str, labels: &[(String, String)]) {
         if let Some(p) = &mut self.platform {
             p.begin_group(file, labels);
@@ -91,16 +106,34 @@ impl Encoder {
         if self.format == Format::Raw && self.platform.is_none() {
             return;
         }
-        self.tail.clear();
-        self.tail.extend_from_slice(b",\"file\":");
-        json_string(&mut self.tail, file);
-        self.label_keys.clear();
+        if let Some(i) = self
+            .groups
+            .iter()
+            .position(|g| g.file == file && g.labels.as_slice() == labels)
+        {
+            self.current = i;
+            return;
+        }
+        // A new one, in place of the one after the current (round robin).
+        self.current = if self.groups.len() < GROUPS {
+            self.groups.push(Group::default());
+            self.groups.len() - 1
+        } else {
+            (self.current + 1) % GROUPS
+        };
+        let g = &mut self.groups[self.current];
+        g.file.clear();
+        g.file.push_str(file);
+        g.labels.clear();
+        g.labels.extend_from_slice(labels);
+        g.tail.clear();
+        g.tail.extend_from_slice(b",\"file\":");
+        json_string(&mut g.tail, file);
         for (k, v) in labels {
-            self.tail.push(b',');
-            json_string(&mut self.tail, k);
-            self.tail.push(b':');
-            json_string(&mut self.tail, v);
-            self.label_keys.push(k.clone());
+            g.tail.push(b',');
+            json_string(&mut g.tail, k);
+            g.tail.push(b':');
+            json_string(&mut g.tail, v);
         }
     }
 
@@ -160,7 +193,7 @@ impl Encoder {
         out.extend_from_slice(head);
         out.extend_from_slice(self.clock.format(rec.timestamp()).as_bytes());
         out.push(b'"');
-        out.extend_from_slice(&self.tail);
+        out.extend_from_slice(self.groups.get(self.current).map_or(&[][..], |g| &g.tail));
         let mut bad_utf8 = false;
         match rec.fields {
             Fields::Message => {
@@ -201,7 +234,11 @@ impl Encoder {
             TimestampField::Unparsed(k) if k == key && key == "timestamp" => return Some("timestamp_raw"),
             _ => {}
         }
-        let taken = RESERVED_KEYS[..2].contains(&key) || self.label_keys.iter().any(|k| k == key);
+        let taken = RESERVED_KEYS[..2].contains(&key)
+            || self
+                .groups
+                .get(self.current)
+                .is_some_and(|g| g.labels.iter().any(|(k, _)| k == key));
         if taken {
             self.stats.field_conflicts += 1;
             None
@@ -258,6 +295,60 @@ mod tests {
         }
         enc.close(&mut out);
         (out, enc.take_stats())
+    }
+
+    #[test]
+    fn groups_switched_back_and_forth_keep_their_own_labels() {
+        let labels = |stream: &str, n: usize| -> Vec<(String, String)> {
+            vec![("stream".into(), stream.into()), ("n".into(), n.to_string())]
+        };
+        let read_time: jiff::Timestamp = "2026-12-05T23:06:14.123456Z".parse().unwrap();
+        let mut enc = Encoder::new(Format::Ndjson);
+        let mut out = Vec::new();
+        // More label sets than the encoder keeps, visited out of order.
+        let order = [
+            (0, "a"),
+            (1, "a"),
+            (0, "b"),
+            (2, "a"),
+            (3, "a"),
+            (4, "a"),
+            (0, "a"),
+            (1, "a"),
+            (4, "b"),
+        ];
+        for (n, file) in order {
+            let stream = if n % 2 == 0 { "stdout" } else { "stderr" };
+            let labels = labels(stream, n);
+            enc.begin_group(file, &labels);
+            let rec = Record {
+                line: b"x",
+                file,
+                read_time,
+                time: None,
+                labels: &labels,
+                fields: Fields::Message,
+            };
+            enc.record(&rec, TimestampField::None, false, &mut out);
+        }
+        let got: Vec<String> = String::from_utf8(out)
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                format!(
+                    "{}|{}|{}",
+                    v["file"].as_str().unwrap(),
+                    v["stream"].as_str().unwrap(),
+                    v["n"].as_str().unwrap()
+                )
+            })
+            .collect();
+        let want: Vec<String> = order
+            .iter()
+            .map(|(n, file)| format!("{file}|{}|{n}", if n % 2 == 0 { "stdout" } else { "stderr" }))
+            .collect();
+        assert_eq!(got, want);
     }
 
     #[test]
