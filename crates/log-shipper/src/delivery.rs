@@ -352,6 +352,8 @@ impl SinkEncoder {
             groups.push((start, at));
         }
         let mut groups = groups.into_iter().peekable();
+        // The encoder's id of the source's labels (0) and of each merged set.
+        let mut ids: Vec<Option<crate::encode::GroupId>> = vec![None; merged.len() + 1];
         let mut labels: &[(String, String)] = source_labels;
         let parser = &mut parsers[delivery.source];
         let limits = config.batch;
@@ -359,7 +361,11 @@ impl SinkEncoder {
         for (i, line) in batch.lines().enumerate() {
             if let Some((_, own)) = groups.next_if(|(start, _)| *start == i) {
                 labels = own.map_or(source_labels, |at| &merged[at].1);
-                encoder.begin_group(&delivery.file, labels);
+                let slot = own.map_or(0, |at| at + 1);
+                ids[slot] = Some(match ids[slot] {
+                    Some(id) => encoder.resume_group(id, &delivery.file, labels),
+                    None => encoder.begin_group(&delivery.file, labels),
+                });
                 if open.lines > 0 && encoder.over_limit() {
                     // A new Loki stream past the limit: this group starts the next body.
                     sealed_here.push(seal_open(encoder, open, Some((spares, capacity)), config));

@@ -33,6 +33,8 @@ pub struct EncodeStats {
 /// What the records of a group share, encoded.
 #[derive(Debug, Clone, Default)]
 struct Group {
+    /// Which filling of its slot this is (see [`GroupId`]).
+    serial: u64,
     file: String,
     labels: Vec<(String, String)>,
     /// `,"file":"…"` and the labels.
@@ -41,6 +43,14 @@ struct Group {
 
 /// Groups an encoder keeps encoded.
 const GROUPS: usize = 4;
+
+/// A group an [`Encoder`] began, to go back to without comparing its file
+/// and labels again ([`Encoder::resume_group`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GroupId {
+    slot: usize,
+    serial: u64,
+}
 
 /// Encodes records in one [`Format`].
 #[derive(Debug, Clone)]
@@ -51,6 +61,8 @@ pub struct Encoder {
     groups: Vec<Group>,
     /// The current one in `groups`.
     current: usize,
+    /// The serial of the last group encoded.
+    serial: u64,
     clock: Rfc3339Millis,
     stats: EncodeStats,
     /// A platform sink's layout, which replaces `format`.
@@ -64,6 +76,7 @@ impl Encoder {
             format,
             groups: Vec::with_capacity(GROUPS),
             current: 0,
+            serial: 0,
             clock: Rfc3339Millis::new(),
             stats: EncodeStats::default(),
             platform: None,
@@ -99,12 +112,36 @@ impl Encoder {
     /// Starts a group of records that share `file` and `labels` (a batch
     /// of lines read from one file, a run of one stream's records): what
     /// they share is encoded once, and kept for the next few groups.
-    pub fn begin_group(&mut self, file: &str, labels: &[(String, String)]) {
+    pub fn begin_group(&mut self, file: &str, labels: &[(String, String)]) -> GroupId {
         if let Some(p) = &mut self.platform {
             p.begin_group(file, labels);
         }
+        self.own_group(file, labels)
+    }
+
+    /// Starts a group again that [`Encoder::begin_group`] returned `id` for,
+    /// with the same `file` and `labels`: without comparing them when the
+    /// encoder still holds it.
+    pub fn resume_group(&mut self, id: GroupId, file: &str, labels: &[(String, String)]) -> GroupId {
+        if let Some(p) = &mut self.platform {
+            p.begin_group(file, labels);
+        }
+        match self.groups.get(id.slot) {
+            Some(g) if g.serial == id.serial => {
+                self.current = id.slot;
+                id
+            }
+            _ => self.own_group(file, labels),
+        }
+    }
+
+    /// The encoder's own part of beginning a group.
+    fn own_group(&mut self, file: &str, labels: &[(String, String)]) -> GroupId {
         if self.format == Format::Raw && self.platform.is_none() {
-            return;
+            return GroupId {
+                slot: usize::MAX,
+                serial: 0,
+            };
         }
         if let Some(i) = self
             .groups
@@ -112,7 +149,10 @@ impl Encoder {
             .position(|g| g.file == file && g.labels.as_slice() == labels)
         {
             self.current = i;
-            return;
+            return GroupId {
+                slot: i,
+                serial: self.groups[i].serial,
+            };
         }
         // A new one, in place of the one after the current (round robin).
         self.current = if self.groups.len() < GROUPS {
@@ -121,7 +161,9 @@ impl Encoder {
         } else {
             (self.current + 1) % GROUPS
         };
+        self.serial += 1;
         let g = &mut self.groups[self.current];
+        g.serial = self.serial;
         g.file.clear();
         g.file.push_str(file);
         g.labels.clear();
@@ -134,6 +176,10 @@ impl Encoder {
             json_string(&mut g.tail, k);
             g.tail.push(b':');
             json_string(&mut g.tail, v);
+        }
+        GroupId {
+            slot: self.current,
+            serial: self.serial,
         }
     }
 
@@ -309,6 +355,7 @@ mod tests {
         let order = [
             (0, "a"),
             (1, "a"),
+            (0, "a"),
             (0, "b"),
             (2, "a"),
             (3, "a"),
@@ -316,11 +363,19 @@ mod tests {
             (0, "a"),
             (1, "a"),
             (4, "b"),
+            (1, "a"),
         ];
+        let mut ids = Vec::new();
         for (n, file) in order {
             let stream = if n % 2 == 0 { "stdout" } else { "stderr" };
             let labels = labels(stream, n);
-            enc.begin_group(file, &labels);
+            // Resumed by id when begun before (the id may be stale by then).
+            let id = match ids.iter().find(|(k, _)| *k == (n, file)) {
+                Some((_, id)) => enc.resume_group(*id, file, &labels),
+                None => enc.begin_group(file, &labels),
+            };
+            ids.retain(|(k, _)| *k != (n, file));
+            ids.push(((n, file), id));
             let rec = Record {
                 line: b"x",
                 file,
