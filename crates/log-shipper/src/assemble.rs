@@ -137,6 +137,15 @@ struct FileState<T> {
     held: VecDeque<T>,
     /// Where the last batch ended (an earlier start means truncation).
     end: u64,
+    /// Records left since the acknowledgements were last handed on: the
+    /// next ones up to the cut go with the last chunk of this file.
+    emitted: bool,
+    /// The labels of its records of each [`Stream`], once known.
+    labels: [Option<Option<Labels>>; 3],
+    /// Buffers of records that left, to join the next ones in.
+    spare: Vec<Vec<u8>>,
+    /// The bytes of the last batch: what a new chunk reserves.
+    batch_bytes: usize,
 }
 
 /// A record being joined.
@@ -164,11 +173,10 @@ struct Pending {
 #[derive(Debug)]
 struct Building<T> {
     key: (u64, u64),
-    stream: Stream,
     file: FileInfo,
     data: Vec<u8>,
     records: Vec<(Range<usize>, Option<Timestamp>)>,
-    labels: Option<Labels>,
+    groups: Vec<(usize, Option<Labels>)>,
     acks: Vec<T>,
 }
 
@@ -218,14 +226,18 @@ impl<T: Part> Assembler<T> {
             settings,
             files,
             next_id,
+            ready,
             stats,
-            ..
         } = self;
         let file = files.entry(key).or_insert_with(|| FileState {
             info: info.clone(),
             queue: VecDeque::new(),
             held: VecDeque::new(),
             end: range.start,
+            emitted: false,
+            labels: Default::default(),
+            spare: Vec::new(),
+            batch_bytes: 0,
         });
         if range.start < file.end {
             // Truncated: the bytes after what is open are gone.
@@ -235,15 +247,26 @@ impl<T: Part> Assembler<T> {
         }
         if file.info.path != info.path {
             file.info.path.clone_from(&info.path);
+            file.labels = Default::default();
         }
         file.end = range.end;
+        file.batch_bytes =
+            usize::try_from(range.end.saturating_sub(range.start)).map_or(CHUNK_BYTES, |n| n.min(CHUNK_BYTES));
 
         for (offset, bytes) in lines {
             let piece = settings.format.parse(bytes).unwrap_or_else(|| {
                 stats.unparsed += 1;
                 Piece::raw(bytes)
             });
+            if piece.last && settings.rule.is_none() && file.queue.is_empty() {
+                // A whole line and nothing open before it: a record now.
+                file.emit(ready, key, settings, piece.stream, &piece.content, piece.time);
+                continue;
+            }
             file.add(piece, offset, now, settings, next_id, stats);
+            if file.queue.front().is_some_and(|p| p.complete) {
+                file.emit_complete(ready, key, settings);
+            }
         }
         key
     }
@@ -306,17 +329,15 @@ impl<T: Part> Assembler<T> {
                 file: b.file,
                 data: b.data.into(),
                 records: b.records,
-                labels: b.labels,
+                groups: b.groups,
                 acks: b.acks,
             })
             .collect()
     }
 
-    /// Moves complete records at the front of `key`'s queue to chunks, up
-    /// to a clean cut: a point in the file before which every piece belongs
-    /// to a record that leaves, and after which none does. (With one stream
-    /// every record boundary is one; with interleaved streams a record whose
-    /// pieces reach past the start of a record still open waits for it.)
+    /// Moves complete records at the front of `key`'s queue to chunks (up
+    /// to a clean cut, [`FileState::emit_complete`]) and hands the
+    /// acknowledgements up to the cut to the last chunk of the file.
     fn drain(&mut self, key: (u64, u64)) {
         let Some(file) = self.files.get_mut(&key) else { return };
         // Bound what a record left open by one stream can hold back.
@@ -326,38 +347,7 @@ impl<T: Part> Assembler<T> {
         {
             p.complete = true;
         }
-        let mut cut = 0;
-        let mut reach = 0;
-        for (i, p) in file.queue.iter().enumerate() {
-            if !p.complete {
-                break;
-            }
-            reach = reach.max(p.last);
-            if file.queue.get(i + 1).is_none_or(|next| reach < next.first) {
-                cut = i + 1;
-            }
-        }
-        for p in file.queue.drain(..cut) {
-            let fits = self.ready.last().is_some_and(|b| {
-                b.key == key && b.stream == p.stream && b.records.len() < CHUNK_RECORDS && b.data.len() < CHUNK_BYTES
-            });
-            if !fits {
-                let labels = labels(&self.settings, &file.info, p.stream);
-                self.ready.push(Building {
-                    key,
-                    stream: p.stream,
-                    file: file.info.clone(),
-                    data: Vec::new(),
-                    records: Vec::new(),
-                    labels,
-                    acks: Vec::new(),
-                });
-            }
-            let b = self.ready.last_mut().expect("pushed");
-            let start = b.data.len();
-            b.data.extend_from_slice(&p.buf);
-            b.records.push((start..b.data.len(), p.time));
-        }
+        file.emit_complete(&mut self.ready, key, &self.settings);
         // The acknowledgements up to the cut go with the last chunk that
         // left at it (or are answered now when nothing left, e.g. a batch
         // that held no line).
@@ -375,11 +365,15 @@ impl<T: Part> Assembler<T> {
                 _ => parts.extend(file.held.pop_front()),
             }
         }
-        match self.ready.last_mut() {
-            Some(b) if cut > 0 => b.acks.extend(parts),
-            _ if upto.is_none() => parts.into_iter().for_each(Part::ack),
+        let emitted = std::mem::take(&mut file.emitted);
+        match self.ready.iter_mut().rev().find(|b| b.key == key) {
+            Some(b) if emitted => b.acks.extend(parts),
+            _ if upto.is_none() && !emitted => parts.into_iter().for_each(Part::ack),
             // Nothing left at this cut: the parts stay for the next one.
-            _ => parts.into_iter().rev().for_each(|p| file.held.push_front(p)),
+            _ => {
+                file.emitted = emitted;
+                parts.into_iter().rev().for_each(|p| file.held.push_front(p));
+            }
         }
         if file.queue.is_empty() && file.held.is_empty() {
             self.files.remove(&key);
@@ -388,6 +382,73 @@ impl<T: Part> Assembler<T> {
 }
 
 impl<T: Part> FileState<T> {
+    /// Moves the complete records at the front of the queue to chunks, up
+    /// to a clean cut: a point in the file before which every piece belongs
+    /// to a record that leaves, and after which none does. (With one stream
+    /// every record boundary is one; with interleaved streams a record whose
+    /// pieces reach past the start of a record still open waits for it.)
+    fn emit_complete(&mut self, ready: &mut Vec<Building<T>>, key: (u64, u64), s: &Settings) {
+        let mut cut = 0;
+        let mut reach = 0;
+        for (i, p) in self.queue.iter().enumerate() {
+            if !p.complete {
+                break;
+            }
+            reach = reach.max(p.last);
+            if self.queue.get(i + 1).is_none_or(|next| reach < next.first) {
+                cut = i + 1;
+            }
+        }
+        for _ in 0..cut {
+            let p = self.queue.pop_front().expect("counted above");
+            self.emit(ready, key, s, p.stream, &p.buf, p.time);
+            if self.spare.len() < 64 && p.buf.capacity() <= 64 * 1024 {
+                let mut buf = p.buf;
+                buf.clear();
+                self.spare.push(buf);
+            }
+        }
+    }
+
+    /// Appends one record to the chunk being filled for this file (a new
+    /// one when there is none or it is full).
+    fn emit(
+        &mut self,
+        ready: &mut Vec<Building<T>>,
+        key: (u64, u64),
+        s: &Settings,
+        stream: Stream,
+        content: &[u8],
+        time: Option<Timestamp>,
+    ) {
+        self.emitted = true;
+        let labels = self.labels[stream as usize].get_or_insert_with(|| labels(s, &self.info, stream));
+        let fits = ready
+            .last()
+            .is_some_and(|b| b.key == key && b.records.len() < CHUNK_RECORDS && b.data.len() < CHUNK_BYTES);
+        if !fits {
+            ready.push(Building {
+                key,
+                file: self.info.clone(),
+                data: Vec::with_capacity(self.batch_bytes),
+                records: Vec::new(),
+                groups: Vec::new(),
+                acks: Vec::new(),
+            });
+        }
+        let b = ready.last_mut().expect("pushed");
+        let same = b.groups.last().is_some_and(|(_, last)| match (last, &*labels) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            (a, b) => a.is_none() && b.is_none(),
+        });
+        if !same {
+            b.groups.push((b.records.len(), labels.clone()));
+        }
+        let start = b.data.len();
+        b.data.extend_from_slice(content);
+        b.records.push((start..b.data.len(), time));
+    }
+
     /// Adds one piece; returns the record it went into.
     fn add(
         &mut self,
@@ -447,7 +508,11 @@ impl<T: Part> FileState<T> {
             first: offset,
             last: offset,
             touched: now,
-            buf: content.to_vec(),
+            buf: {
+                let mut buf = self.spare.pop().unwrap_or_default();
+                buf.extend_from_slice(content);
+                buf
+            },
             lines: 1,
             time: piece.time,
             state,
@@ -583,14 +648,19 @@ mod tests {
 
         fn collect(&mut self) {
             for r in self.a.take_records() {
-                let stream = r
-                    .labels
-                    .as_ref()
-                    .and_then(|l| l.iter().find(|(k, _)| k == "stream").map(|(_, v)| v.clone()))
-                    .unwrap_or_default();
-                for (range, time) in &r.records {
+                assert_eq!(
+                    r.groups.first().map(|g| g.0),
+                    Some(0),
+                    "the first run starts at the first record"
+                );
+                for (i, (range, time)) in r.records.iter().enumerate() {
+                    let (_, labels) = r.groups.iter().rev().find(|(start, _)| *start <= i).unwrap();
+                    let stream = labels
+                        .as_ref()
+                        .and_then(|l| l.iter().find(|(k, _)| k == "stream").map(|(_, v)| v.clone()))
+                        .unwrap_or_default();
                     let text = String::from_utf8_lossy(&r.data[range.clone()]).into_owned();
-                    self.out.push((stream.clone(), text, time.map(|t| t.to_string())));
+                    self.out.push((stream, text, time.map(|t| t.to_string())));
                 }
                 for a in r.acks {
                     a.ack();
@@ -626,6 +696,50 @@ mod tests {
         run.feed(&Run::lines(text.as_bytes(), 0));
         assert_eq!(texts(&run.out), ["stdout|hello world", "stderr|oops", "stdout|next"]);
         assert_eq!(run.out[0].2.as_deref(), Some(T));
+        assert_eq!(run.committed(), text.len() as u64);
+    }
+
+    #[test]
+    fn interleaved_streams_share_a_chunk_in_runs() {
+        let text = format!("{T} stdout F a\n{T} stderr F b\n{T} stderr P c\n{T} stdout F d\n{T} stderr F e\n");
+        let lines = Run::lines(text.as_bytes(), 0);
+        let mut run = Run::new(settings(ContainerFormat::Cri, None));
+        let range = 0..text.len() as u64;
+        let key = run
+            .a
+            .add_lines(&info(), range.clone(), lines.iter().map(|l| (l.0, l.1)), run.now);
+        run.a.assign(
+            key,
+            Fake {
+                range,
+                log: Rc::clone(&run.log),
+            },
+        );
+        let chunks = run.a.take_records();
+        assert_eq!(chunks.len(), 1, "one chunk for both streams");
+        let c = &chunks[0];
+        let stream = |labels: &Option<Labels>| {
+            labels
+                .as_ref()
+                .unwrap()
+                .iter()
+                .find(|(k, _)| k == "stream")
+                .unwrap()
+                .1
+                .clone()
+        };
+        let runs: Vec<(usize, String)> = c.groups.iter().map(|(i, l)| (*i, stream(l))).collect();
+        assert_eq!(runs, [(0, "stdout".into()), (1, "stderr".into()), (3, "stdout".into())]);
+        // In the order they started: `c` before `d`.
+        let data: Vec<&[u8]> = c.records.iter().map(|(r, _)| &c.data[r.clone()]).collect();
+        assert_eq!(data, [&b"a"[..], b"b", b"ce", b"d"]);
+        assert!(Arc::ptr_eq(
+            c.groups[0].1.as_ref().unwrap(),
+            c.groups[2].1.as_ref().unwrap()
+        ));
+        for a in chunks.into_iter().flat_map(|c| c.acks) {
+            a.ack();
+        }
         assert_eq!(run.committed(), text.len() as u64);
     }
 

@@ -1,8 +1,9 @@
 //! [`Chunk`]: what a source hands to its sinks. Either a tailer batch as it
 //! was read (one record per line, nothing copied: the plain path), or
 //! records assembled by [`crate::assemble`] from several lines (multiline
-//! records, container log pieces), each with its own event time, and labels
-//! of their own (a pod's, a stream's).
+//! records, container log pieces), each with its own event time, in runs
+//! that share labels of their own (a pod's, a stream's: stdout and stderr
+//! records of one file interleave in one chunk).
 //!
 //! Its acknowledgement ([`ChunkAck`]) covers exactly the bytes of its
 //! records: for assembled records, the parts of the tailer's ack tokens
@@ -48,9 +49,10 @@ pub struct Records<T = AckToken> {
     pub data: Bytes,
     /// Each record's range in `data` and its event time.
     pub records: Vec<(Range<usize>, Option<Timestamp>)>,
-    /// Labels of their own (the file's pod labels, the stream), added to
-    /// the source's.
-    pub labels: Option<Labels>,
+    /// Runs of records with the same labels of their own (the file's pod
+    /// labels, the stream), added to the source's: the index of each run's
+    /// first record and the labels, in order; the first run starts at 0.
+    pub groups: Vec<(usize, Option<Labels>)>,
     /// The acknowledgements of exactly their bytes.
     pub acks: Vec<T>,
 }
@@ -78,12 +80,18 @@ impl Chunk {
         }
     }
 
-    /// Labels of its own, added to the source's.
-    pub fn labels(&self) -> Option<Labels> {
-        match self {
-            Self::Lines(_) => None,
-            Self::Records(r) => r.labels.clone(),
-        }
+    /// Runs of records that share labels of their own (added to the
+    /// source's): the index of each run's first record and its labels, in
+    /// order. A tailer batch is one run without labels of its own.
+    pub fn groups(&self) -> impl Iterator<Item = (usize, Option<&Labels>)> + '_ {
+        let runs = match self {
+            Self::Lines(_) => &[][..],
+            Self::Records(r) => &r.groups[..],
+        };
+        let lines = matches!(self, Self::Lines(_)).then_some((0, None));
+        lines
+            .into_iter()
+            .chain(runs.iter().map(|(start, labels)| (*start, labels.as_ref())))
     }
 
     /// The furthest file offset its acknowledgement reaches.

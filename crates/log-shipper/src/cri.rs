@@ -19,6 +19,8 @@ use std::borrow::Cow;
 use jiff::Timestamp;
 use serde::Deserialize;
 
+use crate::rec::timestamp::parse_rfc3339;
+
 /// Which format a source's files are in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -117,7 +119,7 @@ pub fn parse_cri(line: &[u8]) -> Option<Piece<'_>> {
         b"P" => false,
         _ => return None,
     };
-    let time = std::str::from_utf8(time).ok()?.parse::<Timestamp>().ok()?;
+    let time = parse_rfc3339(time)?;
     Some(Piece {
         time: Some(time),
         stream: Stream::parse(stream)?,
@@ -145,7 +147,7 @@ pub fn parse_docker(line: &[u8]) -> Option<Piece<'_>> {
     let entry: Entry<'_> = serde_json::from_slice(line).ok()?;
     let stream = Stream::parse(entry.stream.as_bytes())?;
     let time = match entry.time {
-        Some(t) => Some(t.parse::<Timestamp>().ok()?),
+        Some(t) => Some(parse_rfc3339(t.as_bytes())?),
         None => None,
     };
     let (content, last) = match entry.log {

@@ -58,8 +58,6 @@ pub struct Delivery {
     batch: Mutex<Option<Chunk>>,
     /// Its acknowledgement, once the lines are gone.
     ack: Mutex<Option<ChunkAck>>,
-    /// Labels of its own (a pod's, a stream's), used instead of the source's.
-    pub labels: Option<Labels>,
     /// Index of the source it came from.
     pub source: usize,
     /// The file's path, as text.
@@ -83,7 +81,6 @@ impl Delivery {
             file: batch.path().to_string_lossy().into(),
             file_info: batch.file().clone(),
             end: batch.end(),
-            labels: batch.labels(),
             batch: Mutex::new(Some(batch)),
             ack: Mutex::new(None),
             source,
@@ -342,27 +339,43 @@ impl SinkEncoder {
             spares,
             ..
         } = self;
-        // A chunk's own labels (a pod's, a stream's) add to the source's
-        // (live) labels and win on the same key.
-        let merged;
-        let labels: &[(String, String)] = match delivery.labels.as_deref() {
-            None => &labels[delivery.source],
-            Some(own) => {
-                merged = crate::chunk::merge_labels(&labels[delivery.source], own);
-                &merged
-            }
-        };
-        let parser = &mut parsers[delivery.source];
-        encoder.begin_group(&delivery.file, labels);
-        if open.lines > 0 && encoder.over_limit() {
-            // A new Loki stream past the limit: this group starts the next body.
-            ready.push(seal_open(encoder, open, Some((spares, capacity)), config));
-        }
-        let limits = config.batch;
-        let mut sealed_here: Vec<Sealed> = Vec::new();
         let guard = delivery.batch();
         let Some(batch) = guard.as_ref() else { return };
-        for line in batch.lines() {
+        // A run's own labels (a pod's, a stream's) add to the source's
+        // (live) labels and win on the same key; merged once per label set.
+        let source_labels = &labels[delivery.source];
+        let mut merged: Vec<(&Labels, Vec<(String, String)>)> = Vec::new();
+        let mut groups: Vec<(usize, Option<usize>)> = Vec::new();
+        for (start, own) in batch.groups() {
+            let at = own.map(|own| match merged.iter().position(|(l, _)| Arc::ptr_eq(l, own)) {
+                Some(i) => i,
+                None => {
+                    merged.push((own, crate::chunk::merge_labels(source_labels, own)));
+                    merged.len() - 1
+                }
+            });
+            groups.push((start, at));
+        }
+        let mut groups = groups.into_iter().peekable();
+        // The encoder's id of the source's labels (0) and of each merged set.
+        let mut ids: Vec<Option<crate::encode::GroupId>> = vec![None; merged.len() + 1];
+        let mut labels: &[(String, String)] = source_labels;
+        let parser = &mut parsers[delivery.source];
+        let limits = config.batch;
+        let mut sealed_here: Vec<Sealed> = Vec::new();
+        for (i, line) in batch.lines().enumerate() {
+            if let Some((_, own)) = groups.next_if(|(start, _)| *start == i) {
+                labels = own.map_or(source_labels, |at| &merged[at].1);
+                let slot = own.map_or(0, |at| at + 1);
+                ids[slot] = Some(match ids[slot] {
+                    Some(id) => encoder.resume_group(id, &delivery.file, labels),
+                    None => encoder.begin_group(&delivery.file, labels),
+                });
+                if open.lines > 0 && encoder.over_limit() {
+                    // A new Loki stream past the limit: this group starts the next body.
+                    sealed_here.push(seal_open(encoder, open, Some((spares, capacity)), config));
+                }
+            }
             if open.lines == 0 {
                 encoder.open(&mut open.buf);
                 open.since.get_or_insert_with(Instant::now);

@@ -10,9 +10,10 @@
 //! The hot path (no parsing) costs one copy of a per-batch prefix and one
 //! escaping pass per line: the part of the object shared by every line of a
 //! batch (`,"file":…` and the labels) is encoded once per batch
-//! ([`Encoder::begin_group`]) and the read time is formatted once per
-//! millisecond. Invalid UTF-8 becomes U+FFFD and is counted, so the output
-//! is always valid JSON.
+//! ([`Encoder::begin_group`]; the last few groups are kept, so stdout and
+//! stderr runs of a container log switch back and forth for free) and the
+//! time is formatted in full once per second. Invalid UTF-8 becomes U+FFFD
+//! and is counted, so the output is always valid JSON.
 
 use crate::args::Format;
 use crate::rec::escape::{json_string, json_string_lossy};
@@ -29,14 +30,39 @@ pub struct EncodeStats {
     pub field_conflicts: u64,
 }
 
+/// What the records of a group share, encoded.
+#[derive(Debug, Clone, Default)]
+struct Group {
+    /// Which filling of its slot this is (see [`GroupId`]).
+    serial: u64,
+    file: String,
+    labels: Vec<(String, String)>,
+    /// `,"file":"…"` and the labels.
+    tail: Vec<u8>,
+}
+
+/// Groups an encoder keeps encoded.
+const GROUPS: usize = 4;
+
+/// A group an [`Encoder`] began, to go back to without comparing its file
+/// and labels again ([`Encoder::resume_group`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GroupId {
+    slot: usize,
+    serial: u64,
+}
+
 /// Encodes records in one [`Format`].
 #[derive(Debug, Clone)]
 pub struct Encoder {
     format: Format,
-    /// `,"file":"…"` and the labels of the current group.
-    tail: Vec<u8>,
-    /// The label keys of the current group (to spot conflicts).
-    label_keys: Vec<String>,
+    /// The last few groups (stdout and stderr runs of one file alternate),
+    /// each encoded once.
+    groups: Vec<Group>,
+    /// The current one in `groups`.
+    current: usize,
+    /// The serial of the last group encoded.
+    serial: u64,
     clock: Rfc3339Millis,
     stats: EncodeStats,
     /// A platform sink's layout, which replaces `format`.
@@ -48,8 +74,9 @@ impl Encoder {
     pub fn new(format: Format) -> Self {
         Self {
             format,
-            tail: Vec::with_capacity(256),
-            label_keys: Vec::new(),
+            groups: Vec::with_capacity(GROUPS),
+            current: 0,
+            serial: 0,
             clock: Rfc3339Millis::new(),
             stats: EncodeStats::default(),
             platform: None,
@@ -83,24 +110,76 @@ impl Encoder {
     }
 
     /// Starts a group of records that share `file` and `labels` (a batch
-    /// of lines read from one file): what they share is encoded once.
-    pub fn begin_group(&mut self, file: &str, labels: &[(String, String)]) {
+    /// of lines read from one file, a run of one stream's records): what
+    /// they share is encoded once, and kept for the next few groups.
+    pub fn begin_group(&mut self, file: &str, labels: &[(String, String)]) -> GroupId {
         if let Some(p) = &mut self.platform {
             p.begin_group(file, labels);
         }
-        if self.format == Format::Raw && self.platform.is_none() {
-            return;
+        self.own_group(file, labels)
+    }
+
+    /// Starts a group again that [`Encoder::begin_group`] returned `id` for,
+    /// with the same `file` and `labels`: without comparing them when the
+    /// encoder still holds it.
+    pub fn resume_group(&mut self, id: GroupId, file: &str, labels: &[(String, String)]) -> GroupId {
+        if let Some(p) = &mut self.platform {
+            p.begin_group(file, labels);
         }
-        self.tail.clear();
-        self.tail.extend_from_slice(b",\"file\":");
-        json_string(&mut self.tail, file);
-        self.label_keys.clear();
+        match self.groups.get(id.slot) {
+            Some(g) if g.serial == id.serial => {
+                self.current = id.slot;
+                id
+            }
+            _ => self.own_group(file, labels),
+        }
+    }
+
+    /// The encoder's own part of beginning a group.
+    fn own_group(&mut self, file: &str, labels: &[(String, String)]) -> GroupId {
+        if self.format == Format::Raw && self.platform.is_none() {
+            return GroupId {
+                slot: usize::MAX,
+                serial: 0,
+            };
+        }
+        if let Some(i) = self
+            .groups
+            .iter()
+            .position(|g| g.file == file && g.labels.as_slice() == labels)
+        {
+            self.current = i;
+            return GroupId {
+                slot: i,
+                serial: self.groups[i].serial,
+            };
+        }
+        // A new one, in place of the one after the current (round robin).
+        self.current = if self.groups.len() < GROUPS {
+            self.groups.push(Group::default());
+            self.groups.len() - 1
+        } else {
+            (self.current + 1) % GROUPS
+        };
+        self.serial += 1;
+        let g = &mut self.groups[self.current];
+        g.serial = self.serial;
+        g.file.clear();
+        g.file.push_str(file);
+        g.labels.clear();
+        g.labels.extend_from_slice(labels);
+        g.tail.clear();
+        g.tail.extend_from_slice(b",\"file\":");
+        json_string(&mut g.tail, file);
         for (k, v) in labels {
-            self.tail.push(b',');
-            json_string(&mut self.tail, k);
-            self.tail.push(b':');
-            json_string(&mut self.tail, v);
-            self.label_keys.push(k.clone());
+            g.tail.push(b',');
+            json_string(&mut g.tail, k);
+            g.tail.push(b':');
+            json_string(&mut g.tail, v);
+        }
+        GroupId {
+            slot: self.current,
+            serial: self.serial,
         }
     }
 
@@ -160,7 +239,7 @@ impl Encoder {
         out.extend_from_slice(head);
         out.extend_from_slice(self.clock.format(rec.timestamp()).as_bytes());
         out.push(b'"');
-        out.extend_from_slice(&self.tail);
+        out.extend_from_slice(self.groups.get(self.current).map_or(&[][..], |g| &g.tail));
         let mut bad_utf8 = false;
         match rec.fields {
             Fields::Message => {
@@ -201,7 +280,11 @@ impl Encoder {
             TimestampField::Unparsed(k) if k == key && key == "timestamp" => return Some("timestamp_raw"),
             _ => {}
         }
-        let taken = RESERVED_KEYS[..2].contains(&key) || self.label_keys.iter().any(|k| k == key);
+        let taken = RESERVED_KEYS[..2].contains(&key)
+            || self
+                .groups
+                .get(self.current)
+                .is_some_and(|g| g.labels.iter().any(|(k, _)| k == key));
         if taken {
             self.stats.field_conflicts += 1;
             None
@@ -258,6 +341,69 @@ mod tests {
         }
         enc.close(&mut out);
         (out, enc.take_stats())
+    }
+
+    #[test]
+    fn groups_switched_back_and_forth_keep_their_own_labels() {
+        let labels = |stream: &str, n: usize| -> Vec<(String, String)> {
+            vec![("stream".into(), stream.into()), ("n".into(), n.to_string())]
+        };
+        let read_time: jiff::Timestamp = "2026-12-05T23:06:14.123456Z".parse().unwrap();
+        let mut enc = Encoder::new(Format::Ndjson);
+        let mut out = Vec::new();
+        // More label sets than the encoder keeps, visited out of order.
+        let order = [
+            (0, "a"),
+            (1, "a"),
+            (0, "a"),
+            (0, "b"),
+            (2, "a"),
+            (3, "a"),
+            (4, "a"),
+            (0, "a"),
+            (1, "a"),
+            (4, "b"),
+            (1, "a"),
+        ];
+        let mut ids = Vec::new();
+        for (n, file) in order {
+            let stream = if n % 2 == 0 { "stdout" } else { "stderr" };
+            let labels = labels(stream, n);
+            // Resumed by id when begun before (the id may be stale by then).
+            let id = match ids.iter().find(|(k, _)| *k == (n, file)) {
+                Some((_, id)) => enc.resume_group(*id, file, &labels),
+                None => enc.begin_group(file, &labels),
+            };
+            ids.retain(|(k, _)| *k != (n, file));
+            ids.push(((n, file), id));
+            let rec = Record {
+                line: b"x",
+                file,
+                read_time,
+                time: None,
+                labels: &labels,
+                fields: Fields::Message,
+            };
+            enc.record(&rec, TimestampField::None, false, &mut out);
+        }
+        let got: Vec<String> = String::from_utf8(out)
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                format!(
+                    "{}|{}|{}",
+                    v["file"].as_str().unwrap(),
+                    v["stream"].as_str().unwrap(),
+                    v["n"].as_str().unwrap()
+                )
+            })
+            .collect();
+        let want: Vec<String> = order
+            .iter()
+            .map(|(n, file)| format!("{file}|{}|{n}", if n % 2 == 0 { "stdout" } else { "stderr" }))
+            .collect();
+        assert_eq!(got, want);
     }
 
     #[test]
