@@ -31,7 +31,9 @@
 //! Outages are scripted with [`PlatformServer::set_mode`] (the HTTP sink's
 //! [`Mode`]: accept, fail with a status and `Retry-After`, stall).
 //! What the server holds is read with [`PlatformServer::entries`]; tests
-//! wait on [`PlatformServer::wait_until`].
+//! wait on [`PlatformServer::wait_until`]. A benchmark that ships millions
+//! of entries turns keeping them off ([`PlatformServer::keep_entries`]):
+//! every request is still decoded and checked, and entries only counted.
 
 // A stalled request ends as the sink's do: the connection closes without an answer.
 use crate::sink::Stalled;
@@ -118,6 +120,10 @@ struct State {
     es_fail: Vec<(String, u16, Option<u32>)>,
     es_data_streams: bool,
     otlp_reject: Option<String>,
+    /// Entries stored and then let go (keeping them is off).
+    dropped: u64,
+    /// Whether to let go of entries once counted.
+    count_only: bool,
 }
 
 #[derive(Debug, Default)]
@@ -237,6 +243,12 @@ impl PlatformServer {
     /// `partialSuccess`.
     pub fn otlp_reject_containing(&self, marker: Option<&str>) {
         self.shared.lock().otlp_reject = marker.map(str::to_owned);
+    }
+
+    /// Whether to keep the entries for [`PlatformServer::entries`] (the
+    /// default) or only count them (benchmarks: millions of entries).
+    pub fn keep_entries(&self, on: bool) {
+        self.shared.lock().count_only = !on;
     }
 
     /// The counters now.
@@ -414,7 +426,11 @@ async fn handle(platform: Platform, shared: &Shared, req: Request<Incoming>) -> 
             answer(400, "text/plain", reason)
         }
     };
-    state.stats.entries = state.entries.len() as u64;
+    if state.count_only {
+        state.dropped += state.entries.len() as u64;
+        state.entries.clear();
+    }
+    state.stats.entries = state.dropped + state.entries.len() as u64;
     shared.changed.notify_all();
     Ok(response)
 }
