@@ -11,10 +11,18 @@
 //!   time and stream);
 //! - `cri partial`: the same with every fourth line split (at character
 //!   boundaries) into three pieces, `P`, `P`, `F`, which the shipper joins;
+//! - `cri stdout only`: as `cri`, all on stdout (one label set per file:
+//!   what the streams' interleaving costs);
 //! - `cri java`: CRI files where one record slot in 25 is a Java exception
 //!   (a message, `\tat` frames, a `Caused by:` with its frames and
 //!   `\t... N more`, all on stderr) instead of a line of the mix, shipped
 //!   with `--multiline java`; the sink counts the joined records.
+//!
+//! The flush timeout is 10 s for `cri partial` and 3 s for `cri java`
+//! (1 s by default): it counts from a record's last piece also while the
+//! reader waits on a busy sink, so on a loaded machine a record whose pieces
+//! straddle two reads can leave in two parts, and the count would be off.
+//! `cri java`'s wall time includes the wait for its files' last records.
 //!
 //! Every variant holds 2M lines the app wrote (the unit: CPU-µs per line);
 //! the sink is the NDJSON counting sink, and each variant's CPU per line is
@@ -38,7 +46,7 @@ const TRACE_EVERY: u64 = 25;
 pub fn scenario() -> Scenario {
     Scenario {
         name: "ship-cri",
-        about: "2M lines in 4 container log files: plain vs CRI (node mode), CRI with partial lines, \
+        about: "2M lines in 4 container log files: plain vs CRI (node mode; stdout+stderr, stdout only), CRI with partial lines, \
                 CRI + --multiline java with stack traces",
         unit: "lines",
         tools: &[],
@@ -53,10 +61,11 @@ enum Variant {
     Cri,
     Partial,
     Java,
+    Stdout,
 }
 
 impl Variant {
-    const ALL: [Self; 4] = [Self::Plain, Self::Cri, Self::Partial, Self::Java];
+    const ALL: [Self; 5] = [Self::Plain, Self::Cri, Self::Partial, Self::Java, Self::Stdout];
 
     fn dir(self) -> &'static str {
         match self {
@@ -64,6 +73,7 @@ impl Variant {
             Self::Cri => "cri",
             Self::Partial => "cri-partial",
             Self::Java => "cri-java",
+            Self::Stdout => "cri-stdout",
         }
     }
 
@@ -73,6 +83,7 @@ impl Variant {
             Self::Cri => "cri",
             Self::Partial => "cri partial",
             Self::Java => "cri java",
+            Self::Stdout => "cri stdout only",
         }
     }
 
@@ -81,15 +92,22 @@ impl Variant {
         let root = root.display().to_string();
         match self {
             Self::Plain => vec!["--follow".into(), format!("{root}/*/*/*.log")],
-            Self::Cri | Self::Partial => {
-                vec!["--kubernetes-node".into(), "--kubernetes-log-root".into(), root]
-            }
+            Self::Cri | Self::Stdout => vec!["--kubernetes-node".into(), "--kubernetes-log-root".into(), root],
+            Self::Partial => vec![
+                "--kubernetes-node".into(),
+                "--kubernetes-log-root".into(),
+                root,
+                "--multiline-flush-timeout".into(),
+                "10s".into(),
+            ],
             Self::Java => vec![
                 "--kubernetes-node".into(),
                 "--kubernetes-log-root".into(),
                 root,
                 "--multiline".into(),
                 "java".into(),
+                "--multiline-flush-timeout".into(),
+                "3s".into(),
             ],
         }
     }
@@ -176,12 +194,12 @@ struct Written {
 
 /// Writes one container's file of every variant into `files` (in
 /// [`Variant::ALL`] order), `lines` lines each, starting at line `first`.
-fn write_container(files: &mut [&mut dyn std::io::Write; 4], first: u64, lines: u64) -> Result<[Written; 4]> {
+fn write_container(files: &mut [&mut dyn std::io::Write; 5], first: u64, lines: u64) -> Result<[Written; 5]> {
     let mut rng = Rng(0x2545_F491_4F6C_DD1D ^ first.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
     let mut trace_rng = Rng(0x9E37_79B9 ^ first | 1);
     let mut line = Vec::with_capacity(256);
     let mut out = Vec::with_capacity(1024);
-    let mut written = [Written { lines: 0, records: 0 }; 4];
+    let mut written = [Written { lines: 0, records: 0 }; 5];
     // The mix, for plain, cri and cri partial.
     for i in first..first + lines {
         line.clear();
@@ -201,9 +219,12 @@ fn write_container(files: &mut [&mut dyn std::io::Write; 4], first: u64, lines: 
             cri_piece(&mut out, i, stderr, tag, piece.as_bytes());
         }
         files[2].write_all(&out)?;
+        out.clear();
+        cri_piece(&mut out, i, false, 'F', &line);
+        files[4].write_all(&out)?;
     }
-    for w in &mut written[..3] {
-        *w = Written { lines, records: lines };
+    for w in [0, 1, 2, 4] {
+        written[w] = Written { lines, records: lines };
     }
     // The mix with Java exceptions, for cri java.
     let mut rng = Rng(0x2545_F491_4F6C_DD1D ^ first.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
@@ -245,13 +266,13 @@ fn container_dir(root: &Path, c: u64) -> PathBuf {
 fn inputs() -> Result<Vec<(Variant, PathBuf, Expect)>> {
     let data = crate::build::target_dir().join("bench-data");
     std::fs::create_dir_all(&data)?;
-    let base = std::fs::canonicalize(&data)?.join(format!("cri-v1-{LINES}"));
+    let base = std::fs::canonicalize(&data)?.join(format!("cri-v2-{LINES}"));
     let records_file = base.join("records");
     if !records_file.exists() {
         eprintln!("[bench] generating {}", base.display());
         let tmp = base.with_extension("tmp");
         let _ = std::fs::remove_dir_all(&tmp);
-        let mut total = [Written { lines: 0, records: 0 }; 4];
+        let mut total = [Written { lines: 0, records: 0 }; 5];
         let per = LINES / CONTAINERS;
         for c in 0..CONTAINERS {
             let mut files = Vec::new();
@@ -261,10 +282,10 @@ fn inputs() -> Result<Vec<(Variant, PathBuf, Expect)>> {
                 let file = std::fs::File::create(dir.join("0.log"))?;
                 files.push(std::io::BufWriter::with_capacity(1 << 20, file));
             }
-            let [a, b, d, e] = files.as_mut_slice() else {
+            let [a, b, d, e, f] = files.as_mut_slice() else {
                 unreachable!("one file per variant")
             };
-            let written = write_container(&mut [a, b, d, e], c * per, per)?;
+            let written = write_container(&mut [a, b, d, e, f], c * per, per)?;
             for f in &mut files {
                 f.flush()?;
             }
@@ -291,7 +312,7 @@ fn inputs() -> Result<Vec<(Variant, PathBuf, Expect)>> {
         .collect::<Result<_>>()?;
     anyhow::ensure!(
         counts.len() == Variant::ALL.len(),
-        "{}: 4 lines",
+        "{}: one line per variant",
         records_file.display()
     );
     Ok(Variant::ALL
@@ -348,10 +369,10 @@ mod tests {
 
     #[test]
     fn every_variant_holds_the_same_lines_and_java_traces_join() {
-        let mut bufs: [Vec<u8>; 4] = Default::default();
+        let mut bufs: [Vec<u8>; 5] = Default::default();
         let written = {
-            let [a, b, c, d] = &mut bufs;
-            write_container(&mut [a, b, c, d], 1000, 1000).unwrap()
+            let [a, b, c, d, e] = &mut bufs;
+            write_container(&mut [a, b, c, d, e], 1000, 1000).unwrap()
         };
         let texts: Vec<String> = bufs.iter().map(|b| String::from_utf8(b.clone()).unwrap()).collect();
         // The content of a CRI line: after time, stream and tag.
@@ -360,6 +381,10 @@ mod tests {
         assert_eq!(plain.len(), 1000);
         let cri: Vec<String> = texts[1].lines().map(content).collect();
         assert_eq!(cri, plain);
+        assert!(texts[1].lines().any(|l| l.contains(" stderr F ")));
+        let stdout: Vec<String> = texts[4].lines().map(content).collect();
+        assert_eq!(stdout, plain);
+        assert!(texts[4].lines().all(|l| l.contains(" stdout F ")));
         // Partial pieces join back into the same lines.
         let mut joined = Vec::new();
         let mut open = String::new();

@@ -5,7 +5,11 @@
 //! request as the real servers would, answer as they do, and here only count
 //! the entries) and the NDJSON counting sink, in xtask's process, not
 //! measured. Each platform sink's CPU per line is given as a multiple of the
-//! NDJSON sink's at the same gzip setting, in the same run.
+//! NDJSON sink's at the same gzip setting, in the same run. With
+//! `PODKIT_BENCH_BASELINE=BIN`, that build's platform sinks run too (an
+//! A/B of a change in the same run).
+
+use std::path::PathBuf;
 
 use anyhow::Result;
 
@@ -50,23 +54,39 @@ fn setup(env: &Env) -> Result<Vec<Contender>> {
         units: LINES,
         records: LINES,
     };
-    Ok(plan()
-        .into_iter()
-        .map(|(name, out, gzip, baseline)| {
-            let mut args = vec!["--follow".to_owned(), follow.clone()];
-            if gzip {
-                args.extend(["--compression".to_owned(), "gzip".to_owned()]);
-            }
-            let launch = log_shipper_with(env.bin("log-shipper"), args);
-            let work = env.work.clone();
-            Contender {
-                name,
-                podkit: true,
-                baseline: Some(baseline),
-                run: Box::new(move || ship_once(&work, expect, out, &launch)),
-            }
-        })
-        .collect())
+    let contender = |name: String, bin: PathBuf, out: Out, gzip: bool, baseline: usize| {
+        let mut args = vec!["--follow".to_owned(), follow.clone()];
+        if gzip {
+            args.extend(["--compression".to_owned(), "gzip".to_owned()]);
+        }
+        let launch = log_shipper_with(bin, args);
+        let work = env.work.clone();
+        Contender {
+            name,
+            podkit: true,
+            baseline: Some(baseline),
+            run: Box::new(move || ship_once(&work, expect, out, &launch)),
+        }
+    };
+    let plan = plan();
+    let mut contenders: Vec<Contender> = plan
+        .iter()
+        .map(|(name, out, gzip, baseline)| contender(name.clone(), env.bin("log-shipper"), *out, *gzip, *baseline))
+        .collect();
+    // Another log-shipper build's platform sinks, for an A/B in the same run
+    // (against this build's NDJSON sink).
+    if let Some(bin) = std::env::var_os("PODKIT_BENCH_BASELINE") {
+        for (name, out, gzip, baseline) in plan.into_iter().filter(|p| p.1 != Out::Http) {
+            contenders.push(contender(
+                format!("{name} (baseline build)"),
+                PathBuf::from(&bin),
+                out,
+                gzip,
+                baseline,
+            ));
+        }
+    }
+    Ok(contenders)
 }
 
 #[cfg(test)]
