@@ -118,7 +118,11 @@ public source; see the README's performance section), at its defaults and tuned,
 ship-sinks and ship-cri measure log-shipper against itself, in the same run: each platform sink
 (Loki, Elasticsearch, OTLP; strict local stand-ins in xtask's process) against the NDJSON sink at
 the same gzip setting, and CRI container logs (node mode, partial lines, Java stack traces) against
-plain lines; the table's `CPU × baseline` column gives the multiple.";
+plain lines; the table's `CPU × baseline` column gives the multiple. The stand-ins decode every
+request; in a dev build of xtask they, not the shipper, set the pace (minutes per run), so build
+them optimised: cargo --config 'profile.dev.package.podkit-testkit.opt-level=3' --config
+'profile.dev.package.serde_json.opt-level=3' --config 'profile.dev.package.opentelemetry-proto.opt-level=3'
+xtask bench ship-sinks";
 
 /// `cargo xtask bench <scenario> [--rounds N]`.
 pub fn run(args: &[String]) -> Result<()> {
