@@ -216,6 +216,7 @@ pub(super) fn proxy(
     Contender {
         name: name.to_owned(),
         podkit,
+        baseline: None,
         run: Box::new(move || {
             let _keep = &keep;
             if let (None, Some(cmd)) = (&server, cmd.take()) {

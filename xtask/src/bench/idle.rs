@@ -92,6 +92,7 @@ fn idle(name: String, podkit: bool, cmd: Command) -> Contender {
     Contender {
         name,
         podkit,
+        baseline: None,
         run: Box::new(move || {
             if let (None, Some(cmd)) = (&server, cmd.take()) {
                 server = Some(Server::spawn(cmd)?);

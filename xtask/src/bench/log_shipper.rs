@@ -1,5 +1,6 @@
 //! Scenarios for `log-shipper`, beside Fluent Bit (when a `fluent-bit`
-//! binary is on PATH; it is not packaged for Debian) and nginx:
+//! binary is on PATH; it is not packaged for Debian) and nginx, or beside
+//! itself:
 //!
 //! - `ship-http`: 2,000,000 lines of ~125 bytes (app, access-log, JSON and
 //!   UTF-8 lines, generated once, deterministically) written before start,
@@ -11,6 +12,14 @@
 //!   `file` output with `format plain`), counted as it grows.
 //! - `ship-idle`: resident memory while following 10 quiet files, after
 //!   their lines were shipped.
+//! - `ship-sinks`: the same 2M lines to each platform sink (Loki,
+//!   Elasticsearch, OTLP) and to the NDJSON sink, gzip off and on; the
+//!   receivers are the strict stand-ins of `podkit_testkit::platform`,
+//!   counting only; CPU per line as a multiple of NDJSON's at the same gzip
+//!   setting (`log_shipper/sinks.rs`).
+//! - `ship-cri`: the same lines in 4 container log files, plain vs CRI in
+//!   node mode, CRI with partial lines, CRI with Java stack traces and
+//!   `--multiline java`; CPU per line as a multiple of plain's (`log_shipper/cri.rs`).
 //! - `serve`: a 4 KiB file over keep-alive (wrk, 50 connections):
 //!   `log-shipper --serve` vs nginx (one worker, run as nobody on a loopback
 //!   port with a temporary config): CPU-µs per request, req/s, p99.
@@ -35,11 +44,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
+use podkit_testkit::platform::{Platform, PlatformServer};
 use podkit_testkit::sink::Sink;
 
 use super::rewrite::Rng;
 use super::{Contender, Env, Sample, Scenario, Server, have};
 use crate::proc;
+
+mod cri;
+mod sinks;
 
 /// Lines of the shipping scenarios.
 const LINES: u64 = 2_000_000;
@@ -84,6 +97,8 @@ pub fn scenarios() -> Vec<Scenario> {
             tools: &[],
             setup: setup_ship_idle,
         },
+        sinks::scenario(),
+        cri::scenario(),
         Scenario {
             name: "serve",
             about: "a 4 KiB file over keep-alive (wrk, 50 connections): log-shipper --serve vs nginx",
@@ -205,6 +220,8 @@ fn ship_log() -> Result<PathBuf> {
 enum Out {
     Http,
     File,
+    /// A strict stand-in for a log platform, counting what it accepted.
+    Platform(Platform),
 }
 
 /// One shipper configuration: builds its command for a run.
@@ -222,6 +239,7 @@ struct RunDirs {
 enum Target {
     Http(Sink),
     File(PathBuf),
+    Platform(PlatformServer),
 }
 
 impl Target {
@@ -229,6 +247,7 @@ impl Target {
         match self {
             Self::Http(sink) => sink.url("/ingest"),
             Self::File(path) => format!("file://{}", path.display()),
+            Self::Platform(server) => server.sink_url(),
         }
     }
 }
@@ -271,16 +290,31 @@ impl FileCounter {
 }
 
 fn shipper(name: &str, podkit: bool, work: PathBuf, input_lines: u64, out: Out, launch: Launch) -> Contender {
+    let expect = Expect {
+        units: input_lines,
+        records: input_lines,
+    };
     Contender {
         name: name.to_owned(),
         podkit,
-        run: Box::new(move || ship_once(&work, input_lines, out, &launch)),
+        baseline: None,
+        run: Box::new(move || ship_once(&work, expect, out, &launch)),
     }
 }
 
+/// What a shipping run must deliver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Expect {
+    /// Units of work (the lines the app wrote).
+    units: u64,
+    /// Records the sink must count (fewer than `units` when lines join).
+    records: u64,
+}
+
 /// One run: fresh state, a fresh sink, the shipper started and measured
-/// until every line arrived; then stopped, and the count checked again.
-fn ship_once(work: &Path, lines: u64, out: Out, launch: &Launch) -> Result<Sample> {
+/// until every record arrived; then stopped, and the count checked again.
+fn ship_once(work: &Path, expect: Expect, out: Out, launch: &Launch) -> Result<Sample> {
+    let lines = expect.records;
     let dir = work.join("run");
     let _ = std::fs::remove_dir_all(&dir);
     let dirs = RunDirs {
@@ -292,14 +326,24 @@ fn ship_once(work: &Path, lines: u64, out: Out, launch: &Launch) -> Result<Sampl
     let target = match out {
         Out::Http => Target::Http(Sink::start()),
         Out::File => Target::File(dirs.out.join("shipped.ndjson")),
+        Out::Platform(platform) => {
+            let server = PlatformServer::start(platform);
+            server.keep_entries(false);
+            Target::Platform(server)
+        }
     };
     let mut counter = match &target {
         Target::File(path) => Some(FileCounter::new(path.clone())),
-        Target::Http(_) => None,
+        _ => None,
     };
     let mut count = || -> Result<u64> {
         match (&target, counter.as_mut()) {
             (Target::Http(sink), _) => Ok(sink.records()),
+            (Target::Platform(server), _) => {
+                let malformed = server.malformed();
+                ensure!(malformed.is_empty(), "the platform refused requests: {malformed:?}");
+                Ok(server.stats().entries)
+            }
             (_, Some(c)) => c.poll(),
             _ => unreachable!("a file target has a counter"),
         }
@@ -354,7 +398,7 @@ fn ship_once(work: &Path, lines: u64, out: Out, launch: &Launch) -> Result<Sampl
     ensure!(n == lines, "{n} records arrived for {lines} lines");
     let _ = std::fs::remove_dir_all(&dir);
     Ok(Sample {
-        units: lines as f64,
+        units: expect.units as f64,
         wall,
         cpu,
         peak_rss,
@@ -373,9 +417,14 @@ fn log_shipper(env: &Env, follow: String) -> Launch {
 }
 
 fn log_shipper_at(bin: PathBuf, follow: String) -> Launch {
+    log_shipper_with(bin, vec!["--follow".into(), follow])
+}
+
+/// log-shipper with `args` (what to follow, and how) to the run's sink.
+fn log_shipper_with(bin: PathBuf, args: Vec<String>) -> Launch {
     Box::new(move |dirs, target| {
         let mut cmd = Command::new(&bin);
-        cmd.args(["--follow", &follow])
+        cmd.args(&args)
             .arg("--state-dir")
             .arg(&dirs.state)
             .args(["--sink", &target.url()])
@@ -441,6 +490,7 @@ fn fluent_bit_config(follow: &str, dirs: &RunDirs, target: &Target, tuning: Tuni
                 sink.addr().port()
             );
         }
+        Target::Platform(_) => unreachable!("Fluent Bit ships to the NDJSON sink and files only"),
         Target::File(path) => {
             let _ = write!(
                 conf,
@@ -532,6 +582,7 @@ fn idle(name: String, podkit: bool, mut start: Start) -> Contender {
     Contender {
         name,
         podkit,
+        baseline: None,
         run: Box::new(move || {
             if running.is_none() {
                 running = Some(start()?);

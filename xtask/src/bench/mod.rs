@@ -6,7 +6,10 @@
 //! burst of load on a shared machine hits every contender alike), measures
 //! each run over the whole process tree (CPU seconds, peak RSS) and records
 //! the other load on the machine during the run, then prints medians and
-//! ratios and writes the table to `target/bench/<scenario>.md`.
+//! ratios and writes the table to `target/bench/<scenario>.md`. Ratios are
+//! podkit against each anchor, and, for contenders that name a
+//! [`Contender::baseline`] (variants of one binary), CPU per unit as a
+//! multiple of the baseline's in the same run (`× ndjson`).
 
 mod ambassador;
 mod idle;
@@ -49,6 +52,11 @@ pub struct Contender {
     /// Whether this is podkit (ratios compare each anchor with the first
     /// podkit contender).
     pub podkit: bool,
+    /// The contender (its index) this one is measured against in the same
+    /// run, for variants of one binary (a sink beside the NDJSON sink): the
+    /// table then gives its CPU per unit as a multiple of the baseline's,
+    /// `1.23 × ndjson` (a baseline names itself).
+    pub baseline: Option<usize>,
     /// Performs one run.
     pub run: Box<dyn FnMut() -> Result<Sample>>,
 }
@@ -106,7 +114,15 @@ from DIR instead of building the release binaries first. Tools the anchors need 
 when missing. The log-shipper scenarios (ship-http, ship-file, ship-idle) run Fluent Bit beside
 log-shipper when a `fluent-bit` binary is on PATH (not packaged for Debian: build it from its
 public source; see the README's performance section), at its defaults and tuned, and print
-`SKIPPED: Fluent Bit` otherwise; serve and serve-idle run Debian's nginx with one worker.";
+`SKIPPED: Fluent Bit` otherwise; serve and serve-idle run Debian's nginx with one worker.
+ship-sinks and ship-cri measure log-shipper against itself, in the same run: each platform sink
+(Loki, Elasticsearch, OTLP; strict local stand-ins in xtask's process) against the NDJSON sink at
+the same gzip setting, and CRI container logs (node mode, partial lines, Java stack traces) against
+plain lines; the table's `CPU × baseline` column gives the multiple. The stand-ins decode every
+request; in a dev build of xtask they, not the shipper, set the pace (minutes per run), so build
+them optimised: cargo --config 'profile.dev.package.podkit-testkit.opt-level=3' --config
+'profile.dev.package.serde_json.opt-level=3' --config 'profile.dev.package.opentelemetry-proto.opt-level=3'
+xtask bench ship-sinks";
 
 /// `cargo xtask bench <scenario> [--rounds N]`.
 pub fn run(args: &[String]) -> Result<()> {
@@ -234,13 +250,27 @@ fn report(scenario: &Scenario, rounds: usize, contenders: &[Contender], samples:
     );
     let latency = sums.iter().any(|s| s.p99.is_some());
     let (lat_head, lat_rule) = if latency { (" p99 latency |", "---:|") } else { ("", "") };
+    let cpu: Vec<f64> = sums.iter().map(|s| s.cpu_per_unit).collect();
+    let baselines: Vec<Option<usize>> = contenders.iter().map(|c| c.baseline).collect();
+    let relative = baseline_ratios(&baselines, &cpu);
+    let (rel_head, rel_rule) = if relative.iter().any(Option::is_some) {
+        (" CPU × baseline |", "---:|")
+    } else {
+        ("", "")
+    };
     let _ = writeln!(
         out,
-        "| contender | {unit}/s | CPU-µs per {} |{lat_head} peak RSS | wall (s) | other load (cores) |",
+        "| contender | {unit}/s | CPU-µs per {} |{rel_head}{lat_head} peak RSS | wall (s) | other load (cores) |",
         unit.trim_end_matches('s')
     );
-    let _ = writeln!(out, "|---|---:|---:|{lat_rule}---:|---:|---:|");
-    for (c, s) in contenders.iter().zip(&sums) {
+    let _ = writeln!(out, "|---|---:|---:|{rel_rule}{lat_rule}---:|---:|---:|");
+    for (i, (c, s)) in contenders.iter().zip(&sums).enumerate() {
+        let rel = match (rel_head.is_empty(), relative[i], c.baseline) {
+            (true, ..) => String::new(),
+            (false, Some(r), Some(b)) => format!(" {r:.2} × {} |", contenders[b].name),
+            (false, None, Some(b)) if b == i => " baseline |".to_owned(),
+            (false, ..) => " – |".to_owned(),
+        };
         let lat = if latency {
             format!(
                 " {} |",
@@ -251,7 +281,7 @@ fn report(scenario: &Scenario, rounds: usize, contenders: &[Contender], samples:
         };
         let _ = writeln!(
             out,
-            "| {} | {} | {:.3} |{lat} {} | {:.3} | {:.2} |",
+            "| {} | {} | {:.3} |{rel}{lat} {} | {:.3} | {:.2} |",
             c.name,
             si(s.rate),
             s.cpu_per_unit * 1e6,
@@ -296,6 +326,20 @@ fn report(scenario: &Scenario, rounds: usize, contenders: &[Contender], samples:
         }
     }
     out
+}
+
+/// Each contender's CPU per unit as a multiple of its baseline's (`None`
+/// without a baseline, for the baseline itself, or when the baseline
+/// measured no CPU).
+fn baseline_ratios(baselines: &[Option<usize>], cpu_per_unit: &[f64]) -> Vec<Option<f64>> {
+    baselines
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            let base = *cpu_per_unit.get((*b)?)?;
+            (b.is_some_and(|b| b != i) && base > 0.0).then(|| cpu_per_unit[i] / base)
+        })
+        .collect()
 }
 
 /// The spread over rounds (min–max) of each contender's rate, CPU per unit
@@ -482,4 +526,19 @@ impl Drop for Server {
 fn other_cores(machine_busy_ticks: u64, ours: f64, wall: Duration) -> f64 {
     let busy = machine_busy_ticks as f64 / proc::USER_HZ;
     ((busy - ours) / wall.as_secs_f64().max(1e-9)).max(0.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn baseline_ratios_divide_by_the_named_contender_only() {
+        let cpu = [2.0, 4.0, 3.0, 6.0, 1.0];
+        let baselines = [Some(0), Some(1), Some(0), Some(1), None];
+        let got = baseline_ratios(&baselines, &cpu);
+        assert_eq!(got, vec![None, None, Some(1.5), Some(1.5), None]);
+        // A baseline out of range or without CPU gives no ratio.
+        assert_eq!(baseline_ratios(&[Some(9), Some(0)], &[0.0, 1.0]), vec![None, None]);
+    }
 }

@@ -138,6 +138,7 @@ fn filter(name: &str, podkit: bool, program: PathBuf, args: Vec<String>, input: 
     Contender {
         name: name.to_owned(),
         podkit,
+        baseline: None,
         run: Box::new(move || {
             let mut cmd = Command::new("sh");
             cmd.arg("-c")
@@ -251,6 +252,7 @@ fn setup_latency(env: &Env) -> Result<Vec<Contender>> {
         contenders.push(Contender {
             name: name.to_owned(),
             podkit,
+            baseline: None,
             run: Box::new(move || {
                 let (sample, lat) = follow_once(&work, &script)?;
                 let mut all = latencies.lock().unwrap();

@@ -42,6 +42,7 @@ fn repeat(name: String, podkit: bool, program: String, arg: &'static str) -> Con
     Contender {
         name,
         podkit,
+        baseline: None,
         run: Box::new(move || {
             let mut cmd = Command::new("sh");
             cmd.arg("-c")

@@ -74,6 +74,7 @@ fn latency_contender(name: &str, podkit: bool, command: impl Fn(u16) -> Command 
     Contender {
         name: name.to_owned(),
         podkit,
+        baseline: None,
         run: Box::new(move || {
             // Held closed (connections refused) until it opens on the same socket.
             let reserved = ClosedPort::new();
@@ -153,6 +154,7 @@ fn pid1_contender(name: &str, podkit: bool, argv: Vec<String>, closed: Arc<Close
     Contender {
         name: name.to_owned(),
         podkit,
+        baseline: None,
         run: Box::new(move || {
             let _closed = &closed;
             let mut cmd = Command::new("unshare");
@@ -233,6 +235,7 @@ fn exec_contender(name: &str, podkit: bool, line: String) -> Contender {
     Contender {
         name: name.to_owned(),
         podkit,
+        baseline: None,
         run: Box::new(move || {
             let mut cmd = Command::new("sh");
             cmd.arg("-c").arg(format!(

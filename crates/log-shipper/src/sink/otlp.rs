@@ -45,6 +45,13 @@ const LAYOUT: Layout = Layout {
 pub(super) const LEVEL_KEYS: [&str; 4] = ["level", "severity", "lvl", "loglevel"];
 
 /// Encodes records as OTLP log records, grouped by resource.
+///
+/// A body whose records all share one resource (one file's batch, the
+/// common case) is laid out in the buffer as the records come: the body's
+/// head and the resource's, then the records with commas between them, so
+/// closing it appends four bytes instead of copying the body. When a
+/// second resource joins the body, the records written so far are handed
+/// to [`Groups`], which lays the body out again at close.
 #[derive(Debug, Clone)]
 pub struct OtlpEncoder {
     groups: Groups,
@@ -52,6 +59,24 @@ pub struct OtlpEncoder {
     file_attr: Vec<u8>,
     time: NanosText,
     observed: NanosText,
+    /// The labels of the current group, and its resource head.
+    labels: Vec<(String, String)>,
+    head: Vec<u8>,
+    /// Where the open body stands.
+    body: Body,
+    /// The records laid out in place (start and end in the buffer).
+    spans: Vec<(usize, usize)>,
+}
+
+/// How the open body is being laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Body {
+    /// No record yet.
+    Empty,
+    /// In place: the body's and the resource's head, then the records.
+    InPlace,
+    /// By [`Groups`] at close.
+    Grouped,
 }
 
 impl Default for OtlpEncoder {
@@ -68,12 +93,28 @@ impl OtlpEncoder {
             file_attr: Vec::with_capacity(128),
             time: NanosText::default(),
             observed: NanosText::default(),
+            labels: Vec::new(),
+            head: resource_head(&[]),
+            body: Body::Empty,
+            spans: Vec::new(),
         }
     }
 
     /// Records of `file` with `labels` follow.
     pub fn begin_group(&mut self, file: &str, labels: &[(String, String)]) {
-        self.groups.begin(labels, resource_head);
+        if self.labels != labels {
+            if self.body == Body::InPlace {
+                // A second resource: the records so far are the current group's.
+                for &(start, end) in &self.spans {
+                    self.groups.push(0, start, end);
+                }
+                self.spans.clear();
+                self.body = Body::Grouped;
+            }
+            self.labels = labels.to_vec();
+            self.head = resource_head(labels);
+        }
+        self.groups.begin(labels, |_| self.head.clone());
         self.file_attr.clear();
         self.file_attr
             .extend_from_slice(b",\"attributes\":[{\"key\":\"log.file.path\",\"value\":{\"stringValue\":");
@@ -83,6 +124,17 @@ impl OtlpEncoder {
 
     /// Appends one log record; returns whether invalid UTF-8 was replaced.
     pub fn record(&mut self, rec: &Record<'_>, ts_field: TimestampField<'_>, out: &mut Vec<u8>) -> bool {
+        match self.body {
+            Body::Empty if out.is_empty() => {
+                out.extend_from_slice(LAYOUT.prefix);
+                out.extend_from_slice(&self.head);
+                self.body = Body::InPlace;
+            }
+            Body::Empty => self.body = Body::Grouped,
+            // After the record before (a record cut off the body takes its comma along).
+            Body::InPlace => out.push(b','),
+            Body::Grouped => {}
+        }
         let start = out.len();
         out.extend_from_slice(b"{\"observedTimeUnixNano\":\"");
         self.observed.write(rec.read_time.as_nanosecond(), out);
@@ -121,12 +173,33 @@ impl OtlpEncoder {
             out.push(b'}');
         });
         out.extend_from_slice(b"]}");
-        self.groups.push(0, start, out.len());
+        if self.body == Body::InPlace {
+            self.spans.push((start, out.len()));
+        } else {
+            self.groups.push(0, start, out.len());
+        }
         bad
     }
 
     /// Lays the records out as the request body.
     pub fn close(&mut self, out: &mut Vec<u8>) {
+        let body = std::mem::replace(&mut self.body, Body::Empty);
+        if body == Body::InPlace {
+            // Records cut off the body (the caller truncated it) are left out.
+            self.spans.retain(|&(_, end)| end <= out.len());
+            if self.spans.last().is_some_and(|&(_, end)| end == out.len()) {
+                self.spans.clear();
+                out.extend_from_slice(LAYOUT.group_tail);
+                out.extend_from_slice(LAYOUT.suffix);
+                // Nothing was noted in the groups: this only keeps the current one.
+                self.groups.close(&mut Vec::new(), &LAYOUT);
+                return;
+            }
+            for &(start, end) in &self.spans {
+                self.groups.push(0, start, end);
+            }
+            self.spans.clear();
+        }
         self.groups.close(out, &LAYOUT);
     }
 }
@@ -306,6 +379,81 @@ mod tests {
         assert_eq!(get("o")["stringValue"], r#"{"a":1}"#);
         assert_eq!(get("s")["stringValue"], "t");
         assert!(attrs.iter().all(|(k, _)| k != "level"), "the level is the severity");
+    }
+
+    /// A plain record of `file` with `labels` and line `line`.
+    fn plain<'a>(line: &'a [u8], file: &'a str, labels: &'a [(String, String)]) -> Record<'a> {
+        Record {
+            line,
+            file,
+            read_time: "2026-12-06T00:00:01Z".parse().unwrap(),
+            time: None,
+            labels,
+            fields: Fields::Message,
+        }
+    }
+
+    /// (resource attributes, bodies) of each `ResourceLogs` of a body.
+    fn resources(body: &[u8]) -> Vec<(serde_json::Value, Vec<String>)> {
+        let v: serde_json::Value = serde_json::from_slice(body).unwrap();
+        v["resourceLogs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|rl| {
+                let bodies = rl["scopeLogs"][0]["logRecords"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|r| r["body"]["stringValue"].as_str().unwrap().to_owned())
+                    .collect();
+                (rl["resource"]["attributes"].clone(), bodies)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn bodies_of_one_resource_are_laid_out_in_place_and_others_by_group() {
+        let a = vec![("pod".to_owned(), "a".to_owned())];
+        let b = vec![("pod".to_owned(), "b".to_owned())];
+        let mut e = OtlpEncoder::new();
+        let mut out = Vec::new();
+        // One resource, then a record cut off the body by the caller.
+        e.begin_group("/f", &a);
+        e.record(&plain(b"one", "/f", &a), TimestampField::None, &mut out);
+        e.record(&plain(b"two \"q\"", "/f", &a), TimestampField::None, &mut out);
+        let mark = out.len();
+        e.record(&plain(b"cut", "/f", &a), TimestampField::None, &mut out);
+        out.truncate(mark);
+        e.close(&mut out);
+        let got = resources(&out);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].0[0]["value"]["stringValue"], "a");
+        assert_eq!(got[0].1, ["one", "two \"q\""]);
+        // The next body: a, b, a again: two resources, records in group order.
+        out.clear();
+        e.record(&plain(b"a1", "/f", &a), TimestampField::None, &mut out);
+        e.begin_group("/g", &b);
+        e.record(&plain(b"b1", "/g", &b), TimestampField::None, &mut out);
+        e.begin_group("/f", &a);
+        e.record(&plain(b"a2", "/f", &a), TimestampField::None, &mut out);
+        e.close(&mut out);
+        let got = resources(&out);
+        assert_eq!(got.len(), 2);
+        assert_eq!(
+            (got[0].0[0]["value"]["stringValue"].as_str(), &got[0].1[..]),
+            (Some("a"), &["a1".to_owned(), "a2".to_owned()][..])
+        );
+        assert_eq!(got[1].1, ["b1"]);
+        // And one in place again, of the group begun last.
+        out.clear();
+        e.record(&plain(b"a3", "/f", &a), TimestampField::None, &mut out);
+        e.close(&mut out);
+        assert_eq!(resources(&out), vec![(got[0].0.clone(), vec!["a3".to_owned()])]);
+        // A body without records is an empty request.
+        out.clear();
+        e.close(&mut out);
+        assert_eq!(out, b"{\"resourceLogs\":[]}");
     }
 
     #[test]
