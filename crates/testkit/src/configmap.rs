@@ -4,10 +4,21 @@
 //! does (a new timestamped directory, a `..data_tmp` symlink renamed over
 //! `..data`, the old directory removed), so the file's own path never sees
 //! an event.
+//!
+//! Around it, what the reload tests of every binary share: the binary
+//! started on the map's file ([`ConfigMapDir::spawn`]), its reload counters
+//! ([`reloads`]), and an app that keeps appending numbered lines while the
+//! map changes ([`SeqWriter`]).
 
+use std::io::Write;
 use std::net::SocketAddr;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::Proc;
 
 /// A ConfigMap-style directory holding one file.
 #[derive(Debug)]
@@ -35,6 +46,17 @@ impl ConfigMapDir {
     /// The path a binary is given (`dir/<name>`, a symlink into `..data`).
     pub fn path(&self) -> PathBuf {
         self.dir.join(&self.name)
+    }
+
+    /// Starts `bin` with `--config` naming the map's file and its admin
+    /// server on a free port; waits until it logs "Following.". Returns it
+    /// with its admin address.
+    pub fn spawn(&self, bin: &str) -> (Proc, SocketAddr) {
+        let path = self.path().display().to_string();
+        let mut proc = Proc::spawn(bin, &["--config", &path, "--admin-addr", "127.0.0.1:0"], &[]);
+        let admin = proc.admin_addr();
+        proc.wait_for_line("Following.");
+        (proc, admin)
     }
 
     /// Replaces the content with an atomic `..data` swap, as the kubelet does.
@@ -67,4 +89,69 @@ pub fn metric(admin: SocketAddr, series: &str) -> Option<f64> {
         .find(|l| l.starts_with(series) && l[series.len()..].starts_with([' ', '{']))
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse().ok())
+}
+
+/// The config reloads counted on `admin` with `result` (`applied`,
+/// `rejected`, `restart_required`); `None` when there is no such sample.
+pub fn reloads(admin: SocketAddr, result: &str) -> Option<f64> {
+    metric(admin, &format!("podkit_config_reloads_total{{result=\"{result}\"}}"))
+}
+
+/// An app appending `seq=N` lines (N from 0) to a file, one `write(2)`
+/// each, paced at about one per millisecond, on its own thread until
+/// stopped.
+#[derive(Debug)]
+pub struct SeqWriter {
+    written: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl SeqWriter {
+    /// Starts appending to `log`, which must exist.
+    pub fn start(log: &Path) -> Self {
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(log)
+            .unwrap_or_else(|e| panic!("cannot open {}: {e}", log.display()));
+        let written = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (w, s) = (Arc::clone(&written), Arc::clone(&stop));
+        let thread = std::thread::spawn(move || {
+            while !s.load(Ordering::SeqCst) {
+                let n = w.load(Ordering::SeqCst);
+                file.write_all(format!("seq={n}\n").as_bytes()).unwrap();
+                w.store(n + 1, Ordering::SeqCst);
+                // Pacing only: the tests synchronise on the binary's log lines.
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        });
+        Self {
+            written,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// How many lines it wrote so far (the next `N`).
+    pub fn written(&self) -> u64 {
+        self.written.load(Ordering::SeqCst)
+    }
+
+    /// Stops writing; returns how many lines it wrote in all.
+    pub fn stop(mut self) -> u64 {
+        self.finish().expect("the writer thread panicked");
+        self.written()
+    }
+
+    fn finish(&mut self) -> std::thread::Result<()> {
+        self.stop.store(true, Ordering::SeqCst);
+        self.thread.take().map_or(Ok(()), std::thread::JoinHandle::join)
+    }
+}
+
+impl Drop for SeqWriter {
+    fn drop(&mut self) {
+        let _ = self.finish();
+    }
 }

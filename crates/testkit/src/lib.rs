@@ -11,6 +11,9 @@
 //!   that has no event to wait on.
 //! - [`sink`]: a scriptable HTTP sink on `127.0.0.1:0` that counts the
 //!   records log shippers POST to it (NDJSON or JSON arrays, gzip or not).
+//! - [`server`]: the loop of every test server ([`server::spawn`]: a
+//!   listener served on its own thread), and the HTTP server plumbing the
+//!   sink and the [`platform`] stand-ins share.
 //! - [`images`]: the podkit images (and the busybox stand-in) built for a
 //!   container test, by id, or why the test must be skipped.
 //! - [`tls::TestCa`]: a throwaway CA, server configs with a certificate it
@@ -30,6 +33,7 @@ pub mod example_pods;
 pub mod images;
 pub mod platform;
 pub mod pod;
+pub mod server;
 pub mod sink;
 pub mod tls;
 

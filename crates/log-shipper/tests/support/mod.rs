@@ -1,7 +1,8 @@
 //! Fixtures for the shipper's process tests: the real binary started with
-//! its admin address read from its log, an app that writes numbered lines
-//! (optionally rotating its file), and what a sink received, decoded back
-//! into those numbers.
+//! its admin address read from its log (and stopped, expecting exit 0), an
+//! app that writes numbered lines (optionally rotating its file), and what
+//! a sink or a platform stand-in received, decoded back into those numbers
+//! and checked for lost and duplicated lines.
 
 #![allow(dead_code)]
 
@@ -15,6 +16,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use podkit_testkit::Proc;
+use podkit_testkit::platform::{Entry, PlatformServer};
 use podkit_testkit::sink::Sink;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_log-shipper");
@@ -37,12 +39,29 @@ impl Shipper {
         Self { proc, admin }
     }
 
+    /// Starts the binary following `d`'s `app.log` into `sink` (a `--sink`
+    /// value), its checkpoint in `d.state`, with `extra` arguments after.
+    pub fn following(d: &Dirs, sink: &str, extra: &[&str]) -> Self {
+        let (log, state) = (Dirs::s(&d.app_log()), Dirs::s(&d.state));
+        let mut args = vec!["--follow", &log, "--state-dir", &state, "--sink", sink];
+        args.extend_from_slice(extra);
+        Self::start(&args, &[])
+    }
+
     /// SIGTERM, then the exit status.
     pub fn stop(mut self) -> (std::process::ExitStatus, String) {
         self.proc.signal(libc::SIGTERM);
         let (status, _) = self.proc.wait_exit(podkit_testkit::PATIENCE);
         let stderr = self.proc.stderr();
         (status, stderr)
+    }
+
+    /// SIGTERM; asserts that it exits 0 (showing its log otherwise) and
+    /// returns its log.
+    pub fn stop_ok(self) -> String {
+        let (status, stderr) = self.stop();
+        assert_eq!(status.code(), Some(0), "{stderr}");
+        stderr
     }
 
     /// SIGKILL, waiting until it is gone.
@@ -192,18 +211,31 @@ pub struct Received {
 }
 
 impl Received {
+    /// The `message` of every record the sink accepted (NDJSON or JSON array).
     pub fn from_sink(sink: &Sink) -> Self {
         let mut r = Self::default();
         for record in sink.received_records() {
             let v: serde_json::Value = serde_json::from_slice(&record)
                 .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&record)));
-            let message = v["message"].as_str().unwrap_or_default();
-            match parse(message) {
-                Some(seq) => *r.counts.entry(seq).or_default() += 1,
-                None => r.other.push(message.to_owned()),
-            }
+            r.add(v["message"].as_str().unwrap_or_default());
         }
         r
+    }
+
+    /// The line of every entry a platform stand-in stored.
+    pub fn from_entries(entries: &[Entry]) -> Self {
+        let mut r = Self::default();
+        for e in entries {
+            r.add(&e.line);
+        }
+        r
+    }
+
+    fn add(&mut self, message: &str) {
+        match parse(message) {
+            Some(seq) => *self.counts.entry(seq).or_default() += 1,
+            None => self.other.push(message.to_owned()),
+        }
     }
 
     pub fn missing(&self, range: std::ops::Range<u64>) -> Vec<u64> {
@@ -215,6 +247,78 @@ impl Received {
         d.sort_unstable();
         d
     }
+
+    /// Asserts that every line of `lines` arrived and that no line arrived
+    /// twice, naming the first lost or duplicated ones.
+    pub fn assert_once(&self, lines: std::ops::Range<u64>) -> &Self {
+        let missing = self.missing(lines);
+        assert!(
+            missing.is_empty(),
+            "lost {} lines: {:?}",
+            missing.len(),
+            &missing[..missing.len().min(10)]
+        );
+        let dups = self.duplicated();
+        assert!(
+            dups.is_empty(),
+            "duplicated {} lines: {:?}",
+            dups.len(),
+            &dups[..dups.len().min(10)]
+        );
+        self
+    }
+
+    /// At least once across a kill -9: asserts that no line before
+    /// `checkpointed` (what the checkpoint covered at the kill) arrived twice.
+    pub fn assert_redelivered_only_from(&self, checkpointed: u64) -> &Self {
+        let dups = self.duplicated();
+        assert!(
+            dups.iter().all(|&s| s >= checkpointed),
+            "a line acknowledged before the kill was shipped again: {:?}",
+            &dups[..dups.len().min(10)]
+        );
+        self
+    }
+
+    /// Asserts that nothing but lines of [`line`] arrived.
+    pub fn assert_nothing_else(&self) -> &Self {
+        assert!(self.other.is_empty(), "{:?}", &self.other[..self.other.len().min(5)]);
+        self
+    }
+}
+
+/// Where the shipper delivers: the HTTP sink or a platform stand-in.
+pub trait Delivered {
+    /// Waits until it holds at least `n` records.
+    fn wait_for(&self, n: u64);
+    /// What it holds now.
+    fn received(&self) -> Received;
+}
+
+impl Delivered for Sink {
+    fn wait_for(&self, n: u64) {
+        self.wait_records(n);
+    }
+
+    fn received(&self) -> Received {
+        Received::from_sink(self)
+    }
+}
+
+impl Delivered for PlatformServer {
+    fn wait_for(&self, n: u64) {
+        self.wait_entries(n);
+    }
+
+    fn received(&self) -> Received {
+        Received::from_entries(&self.entries())
+    }
+}
+
+/// Waits until `to` holds at least `n` records; what it holds then.
+pub fn wait_delivered(to: &impl Delivered, n: u64) -> Received {
+    to.wait_for(n);
+    to.received()
 }
 
 /// Sequence numbers of the lines in `dir`'s files named `app.log*`: (in the
