@@ -264,7 +264,7 @@ fn outage_and_kill_9(platform: Platform, extra: &str) {
     let flags = format!("--retry-max-delay 200ms --batch-max-lines 500 {extra}");
     let shipper = start(&d, &server, &flags);
     let total = 20_000;
-    let app = App::start(&d.logs, 0, total, 10_000, Rotation::None, Duration::MAX);
+    let app = write_app_log(&d.logs, total, 10_000, Rotation::None, Duration::MAX);
 
     // An outage: nothing is stored, nothing is lost.
     server.wait_entries(total / 10);

@@ -76,7 +76,7 @@ fn rename_rotation_under_load_loses_and_duplicates_nothing() {
     let d = Dirs::new();
     let sink = Sink::keeping_bodies();
     let shipper = Shipper::following(&d, &sink.url("/"), &[]);
-    let app = App::start(&d.logs, 0, rate * seconds, rate, Rotation::Rename, rotate);
+    let app = write_app_log(&d.logs, rate * seconds, rate, Rotation::Rename, rotate);
     let written = app.join();
     let got = wait_delivered(&sink, written);
     report("rename", written, &got, "");
@@ -91,7 +91,7 @@ fn copytruncate_under_load_loses_only_what_the_rotation_destroys() {
     let d = Dirs::new();
     let sink = Sink::keeping_bodies();
     let shipper = Shipper::following(&d, &sink.url("/"), &[]);
-    let app = App::start(&d.logs, 0, rate * seconds, rate, Rotation::CopyTruncate, rotate);
+    let app = write_app_log(&d.logs, rate * seconds, rate, Rotation::CopyTruncate, rotate);
     let written = app.join();
     settle(&shipper, &d);
     let (live, copies) = on_disk(&d.logs);
@@ -144,7 +144,7 @@ fn sigterm_and_restart_mid_run_lose_and_duplicate_nothing() {
     let url = sink.url("/");
     let shipper = Shipper::following(&d, &url, &[]);
     let total = rate * seconds;
-    let app = App::start(&d.logs, 0, total, rate, Rotation::Rename, rotate);
+    let app = write_app_log(&d.logs, total, rate, Rotation::Rename, rotate);
     sink.wait_records(total / 3);
     shipper.stop_ok();
     let at_stop = app.written();
@@ -167,7 +167,7 @@ fn kill_9_and_restart_duplicates_only_unacknowledged_lines() {
     let shipper = Shipper::following(&d, &url, &[]);
     let total = rate * seconds;
     // No rotation: a line's offset is its number times the line length.
-    let app = App::start(&d.logs, 0, total, rate, Rotation::None, Duration::MAX);
+    let app = write_app_log(&d.logs, total, rate, Rotation::None, Duration::MAX);
     sink.wait_records(total / 3);
     shipper.kill();
     let checkpointed = checkpoint_offset(&d.state, "log-shipper", &d.app_log()) / LINE_LEN;
@@ -201,7 +201,7 @@ fn a_failing_sink_stops_reading_bounds_memory_and_resumes() {
     let shipper = Shipper::following(&d, &sink.url("/"), &[]);
     // Far more than fits in the shipper's buffers (about 40 MB).
     let total = 350_000;
-    let app = App::start(&d.logs, 0, total, 1_000_000, Rotation::None, Duration::MAX);
+    let app = write_app_log(&d.logs, total, 1_000_000, Rotation::None, Duration::MAX);
     let written = app.join();
     sink.wait_until("a few failed attempts", |s| s.failed >= 5);
     let rss = shipper.rss_kib();
@@ -233,7 +233,7 @@ fn a_stalling_sink_is_timed_out_and_retried_without_loss() {
     sink.set_mode(Mode::Stall);
     let shipper = Shipper::following(&d, &sink.url("/"), &["--request-timeout", "1s"]);
     let total = 200_000;
-    let app = App::start(&d.logs, 0, total, 1_000_000, Rotation::None, Duration::MAX);
+    let app = write_app_log(&d.logs, total, 1_000_000, Rotation::None, Duration::MAX);
     let written = app.join();
     sink.wait_until("two stalled requests (the first timed out)", |s| s.stalled >= 2);
     let rss = shipper.rss_kib();

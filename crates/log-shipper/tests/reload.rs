@@ -9,7 +9,7 @@ mod support;
 
 use std::path::Path;
 
-use podkit_testkit::configmap::{ConfigMapDir, SeqWriter, reloads};
+use podkit_testkit::configmap::{ConfigMapDir, reloads, seq_writer};
 use podkit_testkit::{http_get, wait_until};
 use support::BIN;
 
@@ -57,7 +57,7 @@ fn a_configmap_swap_changes_the_labels_of_new_records_and_loses_none() {
         &config(&log, &out, &state, "version=v1"),
     );
     let (mut proc, admin) = map.spawn(BIN);
-    let writer = SeqWriter::start(&log);
+    let writer = seq_writer(&log);
     wait_until("records with the first label", || shipped(&out).len() > 50);
 
     map.update(&config(&log, &out, &state, "version=v2"));
@@ -91,9 +91,7 @@ fn a_configmap_swap_changes_the_labels_of_new_records_and_loses_none() {
 
     let total = writer.stop();
     wait_until("every line shipped", || shipped(&out).len() as u64 >= total);
-    proc.signal(libc::SIGTERM);
-    let (status, _) = proc.wait_exit(podkit_testkit::PATIENCE);
-    assert_eq!(status.code(), Some(0), "{}", proc.stderr());
+    proc.stop_ok();
 
     let records = shipped(&out);
     let seqs: Vec<u64> = records.iter().map(|(s, _)| *s).collect();

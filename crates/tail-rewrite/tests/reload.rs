@@ -8,7 +8,7 @@
 
 use std::path::Path;
 
-use podkit_testkit::configmap::{ConfigMapDir, SeqWriter, metric, reloads};
+use podkit_testkit::configmap::{ConfigMapDir, metric, reloads, seq_writer};
 use podkit_testkit::{http_get, wait_until};
 
 const BIN: &str = env!("CARGO_BIN_EXE_tail-rewrite");
@@ -58,7 +58,7 @@ fn a_configmap_swap_changes_the_rules_between_lines_and_nothing_is_lost() {
     let (mut proc, admin) = map.spawn(BIN);
     assert_eq!(reloads(admin, "applied"), Some(0.0));
 
-    let writer = SeqWriter::start(&log);
+    let writer = seq_writer(&log);
     wait_until("some lines rewritten by the old rules", || output(&out).len() > 50);
 
     // The swap, while the app writes.
@@ -102,9 +102,7 @@ fn a_configmap_swap_changes_the_rules_between_lines_and_nothing_is_lost() {
 
     let total = writer.stop();
     wait_output(&out, total);
-    proc.signal(libc::SIGTERM);
-    let (status, _) = proc.wait_exit(podkit_testkit::PATIENCE);
-    assert_eq!(status.code(), Some(0), "{}", proc.stderr());
+    proc.stop_ok();
 
     let lines = output(&out);
     let seqs: Vec<u64> = lines.iter().map(|(_, s)| *s).collect();

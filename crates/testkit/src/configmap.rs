@@ -8,17 +8,16 @@
 //! Around it, what the reload tests of every binary share: the binary
 //! started on the map's file ([`ConfigMapDir::spawn`]), its reload counters
 //! ([`reloads`]), and an app that keeps appending numbered lines while the
-//! map changes ([`SeqWriter`]).
+//! map changes ([`seq_writer`]).
 
 use std::io::Write;
 use std::net::SocketAddr;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use crate::Proc;
+use crate::{Proc, Writer};
 
 /// A ConfigMap-style directory holding one file.
 #[derive(Debug)]
@@ -97,61 +96,23 @@ pub fn reloads(admin: SocketAddr, result: &str) -> Option<f64> {
     metric(admin, &format!("podkit_config_reloads_total{{result=\"{result}\"}}"))
 }
 
-/// An app appending `seq=N` lines (N from 0) to a file, one `write(2)`
-/// each, paced at about one per millisecond, on its own thread until
-/// stopped.
-#[derive(Debug)]
-pub struct SeqWriter {
-    written: Arc<AtomicU64>,
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl SeqWriter {
-    /// Starts appending to `log`, which must exist.
-    pub fn start(log: &Path) -> Self {
-        let mut file = std::fs::OpenOptions::new()
-            .append(true)
-            .open(log)
-            .unwrap_or_else(|e| panic!("cannot open {}: {e}", log.display()));
-        let written = Arc::new(AtomicU64::new(0));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (w, s) = (Arc::clone(&written), Arc::clone(&stop));
-        let thread = std::thread::spawn(move || {
-            while !s.load(Ordering::SeqCst) {
-                let n = w.load(Ordering::SeqCst);
-                file.write_all(format!("seq={n}\n").as_bytes()).unwrap();
-                w.store(n + 1, Ordering::SeqCst);
-                // Pacing only: the tests synchronise on the binary's log lines.
-                std::thread::sleep(Duration::from_millis(1));
-            }
-        });
-        Self {
-            written,
-            stop,
-            thread: Some(thread),
+/// An app appending `seq=N` lines (N from 0) to `log`, which must exist,
+/// one `write(2)` each, paced at about one per millisecond, until stopped;
+/// it returns how many lines it wrote.
+pub fn seq_writer(log: &Path) -> Writer<u64> {
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(log)
+        .unwrap_or_else(|e| panic!("cannot open {}: {e}", log.display()));
+    Writer::spawn(move |written, stop| {
+        let mut n = 0;
+        while !stop.load(Ordering::SeqCst) {
+            file.write_all(format!("seq={n}\n").as_bytes()).unwrap();
+            n += 1;
+            written.store(n, Ordering::SeqCst);
+            // Pacing only: the tests synchronise on the binary's log lines.
+            std::thread::sleep(Duration::from_millis(1));
         }
-    }
-
-    /// How many lines it wrote so far (the next `N`).
-    pub fn written(&self) -> u64 {
-        self.written.load(Ordering::SeqCst)
-    }
-
-    /// Stops writing; returns how many lines it wrote in all.
-    pub fn stop(mut self) -> u64 {
-        self.finish().expect("the writer thread panicked");
-        self.written()
-    }
-
-    fn finish(&mut self) -> std::thread::Result<()> {
-        self.stop.store(true, Ordering::SeqCst);
-        self.thread.take().map_or(Ok(()), std::thread::JoinHandle::join)
-    }
-}
-
-impl Drop for SeqWriter {
-    fn drop(&mut self) {
-        let _ = self.finish();
-    }
+        n
+    })
 }

@@ -11,13 +11,12 @@ use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use podkit_testkit::Proc;
 use podkit_testkit::platform::{Entry, PlatformServer};
 use podkit_testkit::sink::Sink;
+use podkit_testkit::{Proc, Writer};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_log-shipper");
 
@@ -48,20 +47,10 @@ impl Shipper {
         Self::start(&args, &[])
     }
 
-    /// SIGTERM, then the exit status.
-    pub fn stop(mut self) -> (std::process::ExitStatus, String) {
-        self.proc.signal(libc::SIGTERM);
-        let (status, _) = self.proc.wait_exit(podkit_testkit::PATIENCE);
-        let stderr = self.proc.stderr();
-        (status, stderr)
-    }
-
     /// SIGTERM; asserts that it exits 0 (showing its log otherwise) and
     /// returns its log.
-    pub fn stop_ok(self) -> String {
-        let (status, stderr) = self.stop();
-        assert_eq!(status.code(), Some(0), "{stderr}");
-        stderr
+    pub fn stop_ok(mut self) -> String {
+        self.proc.stop_ok()
     }
 
     /// SIGKILL, waiting until it is gone.
@@ -115,90 +104,59 @@ pub enum Rotation {
     CopyTruncate,
 }
 
-/// An app writing numbered lines to `dir/app.log` at a steady rate on a
-/// thread, rotating every `rotate_every`.
-pub struct App {
-    pub written: Arc<AtomicU64>,
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<u64>>,
-}
-
-impl App {
-    /// Writes `total` lines at `rate` lines/s, starting at `first`.
-    pub fn start(dir: &Path, first: u64, total: u64, rate: u64, rotation: Rotation, rotate_every: Duration) -> Self {
-        let written = Arc::new(AtomicU64::new(first));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (w, s, dir) = (written.clone(), stop.clone(), dir.to_owned());
-        let thread = std::thread::spawn(move || {
-            let path = dir.join("app.log");
-            let open = || OpenOptions::new().create(true).append(true).open(&path).unwrap();
-            let mut f: File = open();
-            let start = Instant::now();
-            let rotate_every = rotate_every.min(Duration::from_secs(1 << 30));
-            let mut next_rotation = start + rotate_every;
-            let mut rotations = 0;
-            let mut buf = String::new();
-            let mut seq = first;
-            while seq < first + total && !s.load(Ordering::SeqCst) {
-                // Write in chunks of 100 lines, paced to the rate.
-                buf.clear();
-                let end = (seq + 100).min(first + total);
-                for n in seq..end {
-                    buf.push_str(&line(n));
-                    buf.push('\n');
-                }
-                f.write_all(buf.as_bytes()).unwrap();
-                seq = end;
-                w.store(seq, Ordering::SeqCst);
-                if rotation != Rotation::None && Instant::now() >= next_rotation {
-                    rotations += 1;
-                    next_rotation += rotate_every;
-                    let rotated = dir.join(format!("app.log.{rotations}"));
-                    match rotation {
-                        Rotation::Rename => {
-                            fs::rename(&path, &rotated).unwrap();
-                            f = open();
-                        }
-                        Rotation::CopyTruncate => {
-                            fs::copy(&path, &rotated).unwrap();
-                            // The app keeps writing between the copy and the truncate.
-                            f.write_all(format!("{}\n", line(seq)).as_bytes()).unwrap();
-                            seq += 1;
-                            w.store(seq, Ordering::SeqCst);
-                            OpenOptions::new().write(true).open(&path).unwrap().set_len(0).unwrap();
-                        }
-                        Rotation::None => {}
+/// An app writing `total` numbered lines ([`line`], from 0) to
+/// `dir/app.log` at `rate` lines/s on a thread, rotating every
+/// `rotate_every`; it returns the next sequence number.
+pub fn write_app_log(dir: &Path, total: u64, rate: u64, rotation: Rotation, rotate_every: Duration) -> Writer<u64> {
+    let dir = dir.to_owned();
+    Writer::spawn(move |written, stop| {
+        let path = dir.join("app.log");
+        let open = || OpenOptions::new().create(true).append(true).open(&path).unwrap();
+        let mut f: File = open();
+        let start = Instant::now();
+        let rotate_every = rotate_every.min(Duration::from_secs(1 << 30));
+        let mut next_rotation = start + rotate_every;
+        let mut rotations = 0;
+        let mut buf = String::new();
+        let mut seq = 0;
+        while seq < total && !stop.load(Ordering::SeqCst) {
+            // Write in chunks of 100 lines, paced to the rate.
+            buf.clear();
+            let end = (seq + 100).min(total);
+            for n in seq..end {
+                buf.push_str(&line(n));
+                buf.push('\n');
+            }
+            f.write_all(buf.as_bytes()).unwrap();
+            seq = end;
+            written.store(seq, Ordering::SeqCst);
+            if rotation != Rotation::None && Instant::now() >= next_rotation {
+                rotations += 1;
+                next_rotation += rotate_every;
+                let rotated = dir.join(format!("app.log.{rotations}"));
+                match rotation {
+                    Rotation::Rename => {
+                        fs::rename(&path, &rotated).unwrap();
+                        f = open();
                     }
-                }
-                let due = Duration::from_secs_f64((seq - first) as f64 / rate as f64);
-                if let Some(ahead) = due.checked_sub(start.elapsed()) {
-                    std::thread::sleep(ahead);
+                    Rotation::CopyTruncate => {
+                        fs::copy(&path, &rotated).unwrap();
+                        // The app keeps writing between the copy and the truncate.
+                        f.write_all(format!("{}\n", line(seq)).as_bytes()).unwrap();
+                        seq += 1;
+                        written.store(seq, Ordering::SeqCst);
+                        OpenOptions::new().write(true).open(&path).unwrap().set_len(0).unwrap();
+                    }
+                    Rotation::None => {}
                 }
             }
-            seq
-        });
-        Self {
-            written,
-            stop,
-            thread: Some(thread),
+            let due = Duration::from_secs_f64(seq as f64 / rate as f64);
+            if let Some(ahead) = due.checked_sub(start.elapsed()) {
+                std::thread::sleep(ahead);
+            }
         }
-    }
-
-    /// Lines written so far (the next sequence number).
-    pub fn written(&self) -> u64 {
-        self.written.load(Ordering::SeqCst)
-    }
-
-    /// Waits for the app to finish; returns the next sequence number.
-    pub fn join(mut self) -> u64 {
-        self.thread.take().unwrap().join().unwrap()
-    }
-
-    /// Stops writing early.
-    pub fn stop(self) -> u64 {
-        self.stop.store(true, Ordering::SeqCst);
-        self.join()
-    }
+        seq
+    })
 }
 
 /// What the sink received, as sequence numbers.
