@@ -16,10 +16,14 @@ use podkit_testkit::platform::{Entry, Mode, Platform, PlatformServer};
 use podkit_testkit::{wait_until, wait_until_progressing};
 use support::*;
 
-/// A shipper into `server`, with `flags` (split at spaces) after the
-/// follow, state and sink flags.
-fn start(d: &Dirs, server: &PlatformServer, flags: &str) -> Shipper {
-    Shipper::following(d, &server.sink_url(), &flags.split_whitespace().collect::<Vec<_>>())
+/// What the server holds, as the sequence numbers of [`line`]s.
+fn received(entries: &[Entry]) -> Received {
+    Received::from_entries(entries)
+}
+
+/// A shipper into `server`, with `extra` after the follow, state and sink flags.
+fn start(d: &Dirs, server: &PlatformServer, extra: &[&str]) -> Shipper {
+    Shipper::following(d, &server.sink_url(), extra)
 }
 
 fn json_line(ts: &str, level: &str, msg: &str) -> String {
@@ -39,8 +43,20 @@ fn loki_pushes_streams_in_time_order_with_metadata_tenant_and_gzip() {
     let shipper = start(
         &d,
         &loki,
-        "--label app=web --label k8s.pod=web-1 --loki-tenant team-a \
-         --compression gzip --parse json --timestamp-field ts",
+        &[
+            "--label",
+            "app=web",
+            "--label",
+            "k8s.pod=web-1",
+            "--loki-tenant",
+            "team-a",
+            "--compression",
+            "gzip",
+            "--parse",
+            "json",
+            "--timestamp-field",
+            "ts",
+        ],
     );
     // Out of time order within the file: the push puts them in order.
     append(
@@ -80,7 +96,11 @@ fn loki_out_of_order_and_too_old_entries_are_dead_lettered_with_the_reason() {
     let d = Dirs::new();
     let loki = PlatformServer::start(Platform::Loki);
     loki.loki_ordered(true);
-    let shipper = start(&d, &loki, "--parse json --timestamp-field ts --label app=a");
+    let shipper = start(
+        &d,
+        &loki,
+        &["--parse", "json", "--timestamp-field", "ts", "--label", "app=a"],
+    );
     append(&d.app_log(), [json_line("2026-12-06T10:00:10Z", "info", "new")]);
     loki.wait_entries(1);
     append(&d.app_log(), [json_line("2026-12-06T10:00:05Z", "info", "late")]);
@@ -132,8 +152,18 @@ fn elasticsearch_bulk_documents_item_errors_and_retries_of_failed_items_only() {
     let shipper = start(
         &d,
         &es,
-        "--parse json --timestamp-field ts --label pod=web-1 \
-         --es-index logs-test-%Y.%m.%d --retry-max-delay 100ms",
+        &[
+            "--parse",
+            "json",
+            "--timestamp-field",
+            "ts",
+            "--label",
+            "pod=web-1",
+            "--es-index",
+            "logs-test-%Y.%m.%d",
+            "--retry-max-delay",
+            "100ms",
+        ],
     );
     append(
         &d.app_log(),
@@ -192,8 +222,22 @@ fn otlp_resource_logs_with_k8s_attributes_severity_and_partial_success() {
     let shipper = start(
         &d,
         &otlp,
-        "--parse json --timestamp-field ts --label pod=web-1 --label namespace=shop \
-         --label container=app --label node=n1 --label team=a",
+        &[
+            "--parse",
+            "json",
+            "--timestamp-field",
+            "ts",
+            "--label",
+            "pod=web-1",
+            "--label",
+            "namespace=shop",
+            "--label",
+            "container=app",
+            "--label",
+            "node=n1",
+            "--label",
+            "team=a",
+        ],
     );
     append(
         &d.app_log(),
@@ -240,7 +284,7 @@ fn otlp_final_statuses_are_rejected_and_retryable_ones_retried() {
         status: 500,
         retry_after: None,
     });
-    let shipper = start(&d, &otlp, "--on-reject drop");
+    let shipper = start(&d, &otlp, &["--on-reject", "drop"]);
     append(&d.app_log(), (0..10).map(line));
     wait_until("the batch dropped (500 is final for OTLP)", || {
         shipper.metric("podkit_log_shipper_lines_dropped_total{sink=\"otlp\"}") == Some(10.0)
@@ -258,11 +302,12 @@ fn otlp_final_statuses_are_rejected_and_retryable_ones_retried() {
 
 /// An outage, then kill -9 and a restart, for one platform: every line
 /// arrives, and only lines the checkpoint did not cover come twice.
-fn outage_and_kill_9(platform: Platform, extra: &str) {
+fn outage_and_kill_9(platform: Platform, extra: &[&str]) {
     let d = Dirs::new();
     let server = PlatformServer::start(platform);
-    let flags = format!("--retry-max-delay 200ms --batch-max-lines 500 {extra}");
-    let shipper = start(&d, &server, &flags);
+    let mut args = vec!["--retry-max-delay", "200ms", "--batch-max-lines", "500"];
+    args.extend_from_slice(extra);
+    let shipper = start(&d, &server, &args);
     let total = 20_000;
     let app = write_app_log(&d.logs, total, 10_000, Rotation::None, Duration::MAX);
 
@@ -278,7 +323,7 @@ fn outage_and_kill_9(platform: Platform, extra: &str) {
 
     shipper.kill();
     let checkpointed = checkpoint_offset(&d.state, "log-shipper", &d.app_log()) / LINE_LEN;
-    let shipper = start(&d, &server, &flags);
+    let shipper = start(&d, &server, &args);
     let written = app.join();
     // A loaded machine works through the backlog slowly: only a stall fails.
     wait_until_progressing(
@@ -299,17 +344,17 @@ fn outage_and_kill_9(platform: Platform, extra: &str) {
 
 #[test]
 fn loki_outage_and_kill_9_lose_nothing() {
-    outage_and_kill_9(Platform::Loki, "--compression gzip");
+    outage_and_kill_9(Platform::Loki, &["--compression", "gzip"]);
 }
 
 #[test]
 fn elasticsearch_outage_and_kill_9_lose_nothing() {
-    outage_and_kill_9(Platform::Elasticsearch, "");
+    outage_and_kill_9(Platform::Elasticsearch, &[]);
 }
 
 #[test]
 fn otlp_outage_and_kill_9_lose_nothing() {
-    outage_and_kill_9(Platform::Otlp, "--compression gzip");
+    outage_and_kill_9(Platform::Otlp, &["--compression", "gzip"]);
 }
 
 #[test]
@@ -380,7 +425,7 @@ fn loki_pushes_hold_at_most_max_streams_streams() {
     for app in ["a", "b", "c"] {
         let lines: Vec<Entry> = loki.entries().into_iter().filter(|e| e.labels["app"] == app).collect();
         eprintln!("the records of app {app}:");
-        Received::from_entries(&lines).assert_once(0..100);
+        received(&lines).assert_once(0..100);
     }
     shipper.stop_ok();
 }
@@ -393,7 +438,16 @@ fn elasticsearch_items_that_keep_failing_are_dead_lettered_alone_after_retry_max
     let shipper = start(
         &d,
         &es,
-        "--parse json --retry-max 2 --retry-max-delay 50ms --compression gzip",
+        &[
+            "--parse",
+            "json",
+            "--retry-max",
+            "2",
+            "--retry-max-delay",
+            "50ms",
+            "--compression",
+            "gzip",
+        ],
     );
     append(
         &d.app_log(),

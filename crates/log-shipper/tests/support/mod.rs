@@ -47,6 +47,13 @@ impl Shipper {
         Self::start(&args, &[])
     }
 
+    /// SIGTERM, then the exit status and the log.
+    pub fn stop(mut self) -> (std::process::ExitStatus, String) {
+        self.proc.signal(libc::SIGTERM);
+        let (status, _) = self.proc.wait_exit(podkit_testkit::PATIENCE);
+        (status, self.proc.stderr())
+    }
+
     /// SIGTERM; asserts that it exits 0 (showing its log otherwise) and
     /// returns its log.
     pub fn stop_ok(mut self) -> String {
