@@ -10,7 +10,7 @@ mod support;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 
-use podkit_testkit::configmap::{ConfigMapDir, metric};
+use podkit_testkit::configmap::{ConfigMapDir, reloads};
 use podkit_testkit::{PATIENCE, http_get};
 use support::Amb;
 
@@ -71,14 +71,13 @@ fn a_configmap_swap_sends_new_connections_to_the_new_upstream_and_keeps_open_one
     let mut amb = Amb::start(&["--config", &path]);
     let admin = amb.admin();
     let listen = amb.addr("tcp:127.0.0.1:0");
-    let reloads = |result: &str| metric(admin, &format!("podkit_config_reloads_total{{result=\"{result}\"}}"));
 
     let mut open = Client::connect(listen);
     assert_eq!(open.ask("hello"), "A hello");
 
     map.update(&config(b, ""));
     amb.proc.wait_for_line("Config reloaded.");
-    assert_eq!(reloads("applied"), Some(1.0));
+    assert_eq!(reloads(admin, "applied"), Some(1.0));
     assert_eq!(
         Client::connect(listen).ask("new"),
         "B new",
@@ -90,7 +89,7 @@ fn a_configmap_swap_sends_new_connections_to_the_new_upstream_and_keeps_open_one
     map.update("[[listener]]\nlisten = \"127.0.0.1:0\"\nupstreams = \"nowhere\"\n");
     let rejected = amb.proc.wait_for_line("Config rejected");
     assert!(rejected.contains("`mode` is missing"), "{rejected}");
-    assert_eq!(reloads("rejected"), Some(1.0));
+    assert_eq!(reloads(admin, "rejected"), Some(1.0));
     assert_eq!(Client::connect(listen).ask("after bad"), "B after bad");
     assert_eq!(open.ask("and still"), "A and still");
 
@@ -100,7 +99,7 @@ fn a_configmap_swap_sends_new_connections_to_the_new_upstream_and_keeps_open_one
     map.update(&config(a, second));
     amb.proc
         .wait_for_line("these settings keep their running values until a restart");
-    assert_eq!(reloads("restart_required"), Some(1.0));
+    assert_eq!(reloads(admin, "restart_required"), Some(1.0));
     let ready = http_get(admin, "/readyz").unwrap();
     assert_eq!(ready.status, 200, "{}", ready.body);
     assert_eq!(

@@ -91,8 +91,7 @@ fn size_rotation_keeps_every_line_once_and_in_order_across_files_and_a_restart()
         append(&log, (from..from + 100).map(line));
     }
     wait_until("1200 records in the sink's files", || records_now(&out) >= 1200);
-    let (status, stderr) = shipper.stop();
-    assert_eq!(status.code(), Some(0), "{stderr}");
+    shipper.stop_ok();
 
     // A restart continues the current file where it stopped and rotates on.
     let shipper = Shipper::start(&args, &[]);
@@ -101,8 +100,7 @@ fn size_rotation_keeps_every_line_once_and_in_order_across_files_and_a_restart()
         append(&log, (from..from + 100).map(line));
     }
     wait_until("1800 records in the sink's files", || records_now(&out) >= 1800);
-    let (status, stderr) = shipper.stop();
-    assert_eq!(status.code(), Some(0), "{stderr}");
+    shipper.stop_ok();
 
     // The files' contents, oldest first, are the input: nothing lost,
     // nothing repeated, nothing out of order.

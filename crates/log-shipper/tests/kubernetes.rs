@@ -208,8 +208,7 @@ fn kubelet_rotation_and_a_restart_lose_and_repeat_nothing() {
     for seq in 250..300 {
         app.write(&cri("app", seq));
     }
-    let (status, stderr) = shipper.stop();
-    assert_eq!(status.code(), Some(0), "{stderr}");
+    shipper.stop_ok();
     app.reopen();
     for seq in 300..350 {
         app.write(&cri("app", seq));
@@ -224,8 +223,7 @@ fn kubelet_rotation_and_a_restart_lose_and_repeat_nothing() {
     }
     sink.wait_records(400 + 120 + 100);
     compress(&second);
-    let (status, stderr) = shipper.stop();
-    assert_eq!(status.code(), Some(0), "{stderr}");
+    shipper.stop_ok();
 
     let (counts, times) = received(&sink);
     let mut expected = want("shop", "web-7d9f-x2x", UID_A, "app", 0..400);

@@ -40,19 +40,11 @@ fn bytes_of(lines: &[String]) -> u64 {
     lines.iter().map(|l| l.len() as u64 + 1).sum()
 }
 
-fn args<'a>(d: &'a str, state: &'a str, url: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
-    let mut a = vec![
-        "--follow",
-        d,
-        "--state-dir",
-        state,
-        "--sink",
-        url,
-        "--multiline",
-        "java",
-    ];
-    a.extend_from_slice(extra);
-    a
+/// The shipper joining Java traces of `d`'s `app.log`, shipping to `sink`.
+fn start(d: &Dirs, sink: &Sink, extra: &[&str]) -> Shipper {
+    let mut args = vec!["--multiline", "java"];
+    args.extend_from_slice(extra);
+    Shipper::following(d, &sink.url("/"), &args)
 }
 
 #[test]
@@ -60,8 +52,6 @@ fn a_restart_mid_trace_resumes_at_the_record_boundary() {
     let d = Dirs::new();
     let log = d.app_log();
     let sink = Sink::keeping_bodies();
-    let url = sink.url("/");
-    let (path, state) = (Dirs::s(&log), Dirs::s(&d.state));
     // No flush while the test runs: the half-written trace must wait for
     // its other lines, across the restart.
     let extra = ["--multiline-flush-timeout", "1h"];
@@ -70,12 +60,11 @@ fn a_restart_mid_trace_resumes_at_the_record_boundary() {
     let half: Vec<String> = trace(20)[..3].to_vec();
     before.extend(half.iter().cloned());
     append(&log, before.iter().cloned());
-    let shipper = Shipper::start(&args(&path, &state, &url, &extra), &[]);
+    let shipper = start(&d, &sink, &extra);
     // Records 0..19 are complete, and so is record 20's log line (its
     // exception started after it); the exception itself is still open.
     sink.wait_records(41);
-    let (status, stderr) = shipper.stop();
-    assert_eq!(status.code(), Some(0), "{stderr}");
+    shipper.stop_ok();
     let exception_start = bytes_of(&before) - bytes_of(&half[1..]);
     assert_eq!(
         checkpoint_offset(&d.state, "log-shipper", &log),
@@ -85,13 +74,12 @@ fn a_restart_mid_trace_resumes_at_the_record_boundary() {
     assert_eq!(sink.records(), 41, "the open trace was not shipped in part");
 
     append(&log, trace(20)[3..].iter().cloned().chain((21..40).flat_map(trace)));
-    let shipper = Shipper::start(&args(&path, &state, &url, &extra), &[]);
+    let shipper = start(&d, &sink, &extra);
     // Everything but record 39's exception, which waits for a next record.
     sink.wait_records(79);
     append(&log, ["2026-12-06 02:16:09 INFO done".to_owned()]);
     sink.wait_records(80);
-    let (status, stderr) = shipper.stop();
-    assert_eq!(status.code(), Some(0), "{stderr}");
+    shipper.stop_ok();
 
     let got = messages(&sink);
     let want: Vec<String> = (0..40).flat_map(records).collect();
@@ -103,9 +91,7 @@ fn the_last_record_of_a_quiet_file_is_flushed() {
     let d = Dirs::new();
     let log = d.app_log();
     let sink = Sink::keeping_bodies();
-    let url = sink.url("/");
-    let (path, state) = (Dirs::s(&log), Dirs::s(&d.state));
-    let shipper = Shipper::start(&args(&path, &state, &url, &[]), &[]);
+    let shipper = start(&d, &sink, &[]);
     append(&log, (0..3).flat_map(trace));
     // Nothing follows the last trace: only the flush timeout (1 s by
     // default) can tell that it ended.
@@ -116,8 +102,7 @@ fn the_last_record_of_a_quiet_file_is_flushed() {
     wait_until("the checkpoint to cover the flushed record", || {
         checkpoint_offset(&d.state, "log-shipper", &log) == std::fs::metadata(&log).unwrap().len()
     });
-    let (status, stderr) = shipper.stop();
-    assert_eq!(status.code(), Some(0), "{stderr}");
+    shipper.stop_ok();
 }
 
 #[test]
@@ -125,16 +110,10 @@ fn limits_split_a_record_and_count_it() {
     let d = Dirs::new();
     let log = d.app_log();
     let sink = Sink::keeping_bodies();
-    let url = sink.url("/");
-    let (path, state) = (Dirs::s(&log), Dirs::s(&d.state));
-    let shipper = Shipper::start(
-        &args(
-            &path,
-            &state,
-            &url,
-            &["--multiline-max-lines", "3", "--multiline-flush-timeout", "100ms"],
-        ),
-        &[],
+    let shipper = start(
+        &d,
+        &sink,
+        &["--multiline-max-lines", "3", "--multiline-flush-timeout", "100ms"],
     );
     let mut lines = vec!["Exception: long".to_owned()];
     lines.extend((0..7).map(|i| format!("\tat frame{i}")));
@@ -148,8 +127,7 @@ fn limits_split_a_record_and_count_it() {
     wait_until("the split to be counted", || {
         shipper.metric("podkit_log_shipper_records_split_total{source=\"default\"}") == Some(2.0)
     });
-    let (status, stderr) = shipper.stop();
-    assert_eq!(status.code(), Some(0), "{stderr}");
+    shipper.stop_ok();
 }
 
 /// Bad multiline settings exit 64 naming the flag.

@@ -31,27 +31,6 @@ fn load() -> (u64, u64, Duration) {
     (rate, seconds, rotate)
 }
 
-fn shipper_args(d: &Dirs, url: &str, extra: &[&str]) -> Vec<String> {
-    let mut args: Vec<String> = [
-        "--follow",
-        &Dirs::s(&d.app_log()),
-        "--state-dir",
-        &Dirs::s(&d.state),
-        "--sink",
-        url,
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    args.extend(extra.iter().map(|s| s.to_string()));
-    args
-}
-
-fn start(args: &[String]) -> Shipper {
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    Shipper::start(&args, &[])
-}
-
 /// Waits until the shipper has delivered everything in the live file.
 fn settle(shipper: &Shipper, d: &Dirs) {
     let behind = format!(
@@ -73,26 +52,36 @@ fn report(what: &str, written: u64, got: &Received, extra: &str) {
     );
 }
 
+/// Ends the sink's outage, then waits until every line written arrived, once.
+/// Returns how long after the recovery the first record was accepted.
+fn recover(what: &str, sink: &Sink, written: u64) -> Duration {
+    let recovered = Instant::now();
+    sink.set_mode(Mode::Accept);
+    sink.wait_records(1);
+    let resumed = recovered.elapsed();
+    let got = wait_delivered(sink, written);
+    report(
+        what,
+        written,
+        &got,
+        &format!(", first accepted {resumed:?} after recovery"),
+    );
+    got.assert_once(0..written);
+    resumed
+}
+
 #[test]
 fn rename_rotation_under_load_loses_and_duplicates_nothing() {
     let (rate, seconds, rotate) = load();
     let d = Dirs::new();
     let sink = Sink::keeping_bodies();
-    let shipper = start(&shipper_args(&d, &sink.url("/"), &[]));
-    let app = App::start(&d.logs, 0, rate * seconds, rate, Rotation::Rename, rotate);
+    let shipper = Shipper::following(&d, &sink.url("/"), &[]);
+    let app = write_app_log(&d.logs, rate * seconds, rate, Rotation::Rename, rotate);
     let written = app.join();
-    sink.wait_records(written);
-    let got = Received::from_sink(&sink);
+    let got = wait_delivered(&sink, written);
     report("rename", written, &got, "");
-    assert!(
-        got.missing(0..written).is_empty(),
-        "lost: {:?}",
-        &got.missing(0..written)[..]
-    );
-    assert!(got.duplicated().is_empty(), "duplicated: {:?}", got.duplicated());
-    assert!(got.other.is_empty(), "{:?}", &got.other[..got.other.len().min(5)]);
-    let (status, stderr) = shipper.stop();
-    assert_eq!(status.code(), Some(0), "{stderr}");
+    got.assert_once(0..written).assert_nothing_else();
+    shipper.stop_ok();
     assert_eq!(sink.records(), written, "nothing more after the drain");
 }
 
@@ -101,8 +90,8 @@ fn copytruncate_under_load_loses_only_what_the_rotation_destroys() {
     let (rate, seconds, rotate) = load();
     let d = Dirs::new();
     let sink = Sink::keeping_bodies();
-    let shipper = start(&shipper_args(&d, &sink.url("/"), &[]));
-    let app = App::start(&d.logs, 0, rate * seconds, rate, Rotation::CopyTruncate, rotate);
+    let shipper = Shipper::following(&d, &sink.url("/"), &[]);
+    let app = write_app_log(&d.logs, rate * seconds, rate, Rotation::CopyTruncate, rotate);
     let written = app.join();
     settle(&shipper, &d);
     let (live, copies) = on_disk(&d.logs);
@@ -144,8 +133,7 @@ fn copytruncate_under_load_loses_only_what_the_rotation_destroys() {
         "not fragments of written lines: {:?}",
         &got.other[..got.other.len().min(5)]
     );
-    let (status, stderr) = shipper.stop();
-    assert_eq!(status.code(), Some(0), "{stderr}");
+    shipper.stop_ok();
 }
 
 #[test]
@@ -153,24 +141,20 @@ fn sigterm_and_restart_mid_run_lose_and_duplicate_nothing() {
     let (rate, seconds, rotate) = load();
     let d = Dirs::new();
     let sink = Sink::keeping_bodies();
-    let args = shipper_args(&d, &sink.url("/"), &[]);
-    let shipper = start(&args);
+    let url = sink.url("/");
+    let shipper = Shipper::following(&d, &url, &[]);
     let total = rate * seconds;
-    let app = App::start(&d.logs, 0, total, rate, Rotation::Rename, rotate);
+    let app = write_app_log(&d.logs, total, rate, Rotation::Rename, rotate);
     sink.wait_records(total / 3);
-    let (status, stderr) = shipper.stop();
-    assert_eq!(status.code(), Some(0), "{stderr}");
+    shipper.stop_ok();
     let at_stop = app.written();
-    let shipper = start(&args);
+    let shipper = Shipper::following(&d, &url, &[]);
     let written = app.join();
     assert!(at_stop < written, "the app was still writing at the restart");
-    sink.wait_records(written);
-    let got = Received::from_sink(&sink);
+    let got = wait_delivered(&sink, written);
     report("SIGTERM + restart", written, &got, "");
-    assert!(got.missing(0..written).is_empty(), "lost {:?}", got.missing(0..written));
-    assert!(got.duplicated().is_empty(), "duplicated: {:?}", got.duplicated());
-    let (status, stderr) = shipper.stop();
-    assert_eq!(status.code(), Some(0), "{stderr}");
+    got.assert_once(0..written);
+    shipper.stop_ok();
     assert_eq!(sink.records(), written);
 }
 
@@ -179,19 +163,18 @@ fn kill_9_and_restart_duplicates_only_unacknowledged_lines() {
     let (rate, seconds, _) = load();
     let d = Dirs::new();
     let sink = Sink::keeping_bodies();
-    let args = shipper_args(&d, &sink.url("/"), &[]);
-    let shipper = start(&args);
+    let url = sink.url("/");
+    let shipper = Shipper::following(&d, &url, &[]);
     let total = rate * seconds;
     // No rotation: a line's offset is its number times the line length.
-    let app = App::start(&d.logs, 0, total, rate, Rotation::None, Duration::MAX);
+    let app = write_app_log(&d.logs, total, rate, Rotation::None, Duration::MAX);
     sink.wait_records(total / 3);
     shipper.kill();
     let checkpointed = checkpoint_offset(&d.state, "log-shipper", &d.app_log()) / LINE_LEN;
-    let shipper = start(&args);
+    let shipper = Shipper::following(&d, &url, &[]);
     let written = app.join();
     settle(&shipper, &d);
     let got = Received::from_sink(&sink);
-    let dups = got.duplicated();
     report(
         "kill -9 + restart",
         written,
@@ -199,13 +182,8 @@ fn kill_9_and_restart_duplicates_only_unacknowledged_lines() {
         &format!(", checkpointed at the kill: line {checkpointed}"),
     );
     assert!(got.missing(0..written).is_empty(), "lost {:?}", got.missing(0..written));
-    assert!(
-        dups.iter().all(|&s| s >= checkpointed),
-        "a line acknowledged before the kill was shipped again: {:?}",
-        &dups[..dups.len().min(10)]
-    );
-    let (status, stderr) = shipper.stop();
-    assert_eq!(status.code(), Some(0), "{stderr}");
+    got.assert_redelivered_only_from(checkpointed);
+    shipper.stop_ok();
 }
 
 /// Generous: a debug build holding a tailer channel of 256 KiB reads and
@@ -220,10 +198,10 @@ fn a_failing_sink_stops_reading_bounds_memory_and_resumes() {
         status: 503,
         retry_after: None,
     });
-    let shipper = start(&shipper_args(&d, &sink.url("/"), &[]));
+    let shipper = Shipper::following(&d, &sink.url("/"), &[]);
     // Far more than fits in the shipper's buffers (about 40 MB).
     let total = 350_000;
-    let app = App::start(&d.logs, 0, total, 1_000_000, Rotation::None, Duration::MAX);
+    let app = write_app_log(&d.logs, total, 1_000_000, Rotation::None, Duration::MAX);
     let written = app.join();
     sink.wait_until("a few failed attempts", |s| s.failed >= 5);
     let rss = shipper.rss_kib();
@@ -240,26 +218,12 @@ fn a_failing_sink_stops_reading_bounds_memory_and_resumes() {
             >= 5.0
     );
 
-    let recovered = Instant::now();
-    sink.set_mode(Mode::Accept);
-    sink.wait_records(1);
-    let resumed = recovered.elapsed();
-    sink.wait_records(written);
-    let got = Received::from_sink(&sink);
-    report(
-        "503 then recovery",
-        written,
-        &got,
-        &format!(", first accepted {resumed:?} after recovery"),
-    );
-    assert!(got.missing(0..written).is_empty());
-    assert!(got.duplicated().is_empty());
+    let resumed = recover("503 then recovery", &sink, written);
     assert!(
         resumed < Duration::from_secs(5),
         "delivery resumed {resumed:?} after recovery"
     );
-    let (status, stderr) = shipper.stop();
-    assert_eq!(status.code(), Some(0), "{stderr}");
+    shipper.stop_ok();
 }
 
 #[test]
@@ -267,30 +231,16 @@ fn a_stalling_sink_is_timed_out_and_retried_without_loss() {
     let d = Dirs::new();
     let sink = Sink::keeping_bodies();
     sink.set_mode(Mode::Stall);
-    let shipper = start(&shipper_args(&d, &sink.url("/"), &["--request-timeout", "1s"]));
+    let shipper = Shipper::following(&d, &sink.url("/"), &["--request-timeout", "1s"]);
     let total = 200_000;
-    let app = App::start(&d.logs, 0, total, 1_000_000, Rotation::None, Duration::MAX);
+    let app = write_app_log(&d.logs, total, 1_000_000, Rotation::None, Duration::MAX);
     let written = app.join();
     sink.wait_until("two stalled requests (the first timed out)", |s| s.stalled >= 2);
     let rss = shipper.rss_kib();
     eprintln!("stall: RSS {rss} KiB");
     assert!(rss < RSS_BOUND_KIB, "RSS {rss} KiB");
-    let recovered = Instant::now();
-    sink.set_mode(Mode::Accept);
-    sink.wait_records(1);
-    let resumed = recovered.elapsed();
-    sink.wait_records(written);
-    let got = Received::from_sink(&sink);
-    report(
-        "stall then recovery",
-        written,
-        &got,
-        &format!(", first accepted {resumed:?} after recovery"),
-    );
-    assert!(got.missing(0..written).is_empty());
-    assert!(got.duplicated().is_empty());
-    let (status, stderr) = shipper.stop();
-    assert_eq!(status.code(), Some(0), "{stderr}");
+    recover("stall then recovery", &sink, written);
+    shipper.stop_ok();
 }
 
 #[test]
@@ -301,7 +251,7 @@ fn retry_after_is_honoured() {
         status: 429,
         retry_after: Some("1".into()),
     });
-    let shipper = start(&shipper_args(&d, &sink.url("/"), &[]));
+    let shipper = Shipper::following(&d, &sink.url("/"), &[]);
     append(&d.app_log(), (0..10).map(line));
     sink.wait_until("three refused attempts", |s| s.failed >= 3);
     let times: Vec<Instant> = sink.requests().iter().map(|r| r.at).collect();
@@ -314,6 +264,5 @@ fn retry_after_is_honoured() {
     }
     sink.set_mode(Mode::Accept);
     sink.wait_records(10);
-    let (status, stderr) = shipper.stop();
-    assert_eq!(status.code(), Some(0), "{stderr}");
+    shipper.stop_ok();
 }

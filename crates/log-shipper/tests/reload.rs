@@ -7,14 +7,10 @@
 
 mod support;
 
-use std::io::Write;
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Duration;
 
-use podkit_testkit::configmap::{ConfigMapDir, metric};
-use podkit_testkit::{Proc, http_get, wait_until};
+use podkit_testkit::configmap::{ConfigMapDir, reloads, seq_writer};
+use podkit_testkit::{http_get, wait_until};
 use support::BIN;
 
 fn config(log: &Path, out: &Path, state: &Path, label: &str) -> String {
@@ -24,21 +20,6 @@ fn config(log: &Path, out: &Path, state: &Path, label: &str) -> String {
         format!("file://{}", out.display()),
         state.display().to_string()
     )
-}
-
-/// The app: appends `seq=N` lines, one `write(2)` each, paced at about one
-/// per millisecond, until `stop`; `written` is how many it wrote.
-fn app(log: &Path, written: Arc<AtomicU64>, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
-    let mut file = std::fs::OpenOptions::new().append(true).open(log).unwrap();
-    std::thread::spawn(move || {
-        while !stop.load(Ordering::SeqCst) {
-            let n = written.load(Ordering::SeqCst);
-            file.write_all(format!("seq={n}\n").as_bytes()).unwrap();
-            written.store(n + 1, Ordering::SeqCst);
-            // Pacing only: the test synchronises on the binary's log lines.
-            std::thread::sleep(Duration::from_millis(1));
-        }
-    })
 }
 
 /// The shipped records as (seq, value of the `version` label).
@@ -75,53 +56,42 @@ fn a_configmap_swap_changes_the_labels_of_new_records_and_loses_none() {
         "log-shipper.toml",
         &config(&log, &out, &state, "version=v1"),
     );
-    let path = map.path().display().to_string();
-    let mut proc = Proc::spawn(BIN, &["--config", &path, "--admin-addr", "127.0.0.1:0"], &[]);
-    let admin = proc.admin_addr();
-    proc.wait_for_line("Following.");
-    let reloads = |result: &str| metric(admin, &format!("podkit_config_reloads_total{{result=\"{result}\"}}"));
-
-    let written = Arc::new(AtomicU64::new(0));
-    let stop = Arc::new(AtomicBool::new(false));
-    let writer = app(&log, Arc::clone(&written), Arc::clone(&stop));
+    let (mut proc, admin) = map.spawn(BIN);
+    let writer = seq_writer(&log);
     wait_until("records with the first label", || shipped(&out).len() > 50);
 
     map.update(&config(&log, &out, &state, "version=v2"));
     proc.wait_for_line("Config reloaded.");
-    let after_reload = written.load(Ordering::SeqCst) + 1;
-    assert_eq!(reloads("applied"), Some(1.0));
+    let after_reload = writer.written() + 1;
+    assert_eq!(reloads(admin, "applied"), Some(1.0));
     wait_until("lines written after the reload", || {
-        written.load(Ordering::SeqCst) > after_reload + 50
+        writer.written() > after_reload + 50
     });
 
     // A bad file: rejected, the new label stays.
     map.update(&config(&log, &out, &state, "no value"));
     let rejected = proc.wait_for_line("Config rejected");
     assert!(rejected.contains("no value"), "{rejected}");
-    assert_eq!(reloads("rejected"), Some(1.0));
+    assert_eq!(reloads(admin, "rejected"), Some(1.0));
     let ready = http_get(admin, "/readyz").unwrap();
     assert_eq!(ready.status, 200, "{}", ready.body);
-    let after_reject = written.load(Ordering::SeqCst);
+    let after_reject = writer.written();
     wait_until("lines written after the rejection", || {
-        written.load(Ordering::SeqCst) > after_reject + 50
+        writer.written() > after_reject + 50
     });
 
     // A setting the tailer was opened with: restart required, shown in
     // /readyz (still 200); the labels stay.
     map.update(&(config(&log, &out, &state, "version=v2") + "max-line-bytes = \"64KiB\"\n"));
     proc.wait_for_line("these settings keep their running values until a restart");
-    assert_eq!(reloads("restart_required"), Some(1.0));
+    assert_eq!(reloads(admin, "restart_required"), Some(1.0));
     let ready = http_get(admin, "/readyz").unwrap();
     assert_eq!(ready.status, 200, "{}", ready.body);
     assert_eq!(ready.body, "ready\nconfig: restart required for source default\n");
 
-    stop.store(true, Ordering::SeqCst);
-    writer.join().unwrap();
-    let total = written.load(Ordering::SeqCst);
+    let total = writer.stop();
     wait_until("every line shipped", || shipped(&out).len() as u64 >= total);
-    proc.signal(libc::SIGTERM);
-    let (status, _) = proc.wait_exit(podkit_testkit::PATIENCE);
-    assert_eq!(status.code(), Some(0), "{}", proc.stderr());
+    proc.stop_ok();
 
     let records = shipped(&out);
     let seqs: Vec<u64> = records.iter().map(|(s, _)| *s).collect();

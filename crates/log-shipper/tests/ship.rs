@@ -70,20 +70,16 @@ fn ships_ndjson_over_http_and_a_restart_sends_only_new_lines() {
         Some(501.0)
     );
 
-    let (status, stderr) = shipper.stop();
-    assert_eq!(status.code(), Some(0), "{stderr}");
+    shipper.stop_ok();
     let size = fs::metadata(&log).unwrap().len();
     assert_eq!(checkpoint_offset(&d.state, "log-shipper", &log), size);
 
     // A restart resumes after what was delivered.
     append(&log, (500..600).map(line));
     let shipper = Shipper::start(&args, &[("POD_NAMESPACE", "prod")]);
-    sink.wait_records(601);
-    let got = Received::from_sink(&sink);
-    assert!(got.missing(0..600).is_empty());
-    assert!(got.duplicated().is_empty(), "{:?}", got.duplicated());
-    let (status, stderr) = shipper.stop();
-    assert_eq!(status.code(), Some(0), "{stderr}");
+    // The line with bytes that are not UTF-8 is the 601st record.
+    wait_delivered(&sink, 601).assert_once(0..600);
+    shipper.stop_ok();
     assert_eq!(sink.records(), 601);
 }
 
@@ -122,8 +118,7 @@ fn stdout_raw_and_file_ndjson_sinks() {
     });
     let lines = reader.join().unwrap();
     assert_eq!(lines, (0..300).map(line).collect::<Vec<_>>());
-    let (status, stderr) = shipper.stop();
-    assert_eq!(status.code(), Some(0), "{stderr}");
+    shipper.stop_ok();
 
     // Through a config file: a file sink, NDJSON, and a source section.
     let config = d.logs.join("../shipper.toml");
@@ -145,8 +140,7 @@ fn stdout_raw_and_file_ndjson_sinks() {
     let first: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
     assert_eq!(first["message"], line(0));
     assert_eq!(first["app"], "demo");
-    let (status, stderr) = shipper.stop();
-    assert_eq!(status.code(), Some(0), "{stderr}");
+    shipper.stop_ok();
 }
 
 #[test]
@@ -178,7 +172,7 @@ fn json_array_gzip_and_bearer_token() {
         ],
         &[],
     );
-    sink.wait_records(1000);
+    wait_delivered(&sink, 1000).assert_once(0..1000);
     let requests = sink.requests();
     assert!(
         requests.len() >= 3,
@@ -191,10 +185,7 @@ fn json_array_gzip_and_bearer_token() {
         assert_eq!(r.header("authorization"), Some("Bearer s3cret"));
         assert!(r.records <= 400 && r.wire_bytes < r.bytes);
     }
-    let got = Received::from_sink(&sink);
-    assert!(got.missing(0..1000).is_empty() && got.duplicated().is_empty());
-    let (status, stderr) = shipper.stop();
-    assert_eq!(status.code(), Some(0), "{stderr}");
+    shipper.stop_ok();
 }
 
 #[test]
@@ -203,8 +194,7 @@ fn a_rejected_batch_is_dead_lettered_and_the_rest_flows() {
     let log = d.app_log();
     let sink = Sink::keeping_bodies();
     sink.reject_containing(Some(b"POISON"));
-    let (pattern, url, state) = (Dirs::s(&log), sink.url("/"), Dirs::s(&d.state));
-    let shipper = Shipper::start(&["--follow", &pattern, "--state-dir", &state, "--sink", &url], &[]);
+    let shipper = Shipper::following(&d, &sink.url("/"), &[]);
     append(&log, (0..100).map(line));
     sink.wait_records(100);
     append(&log, ["POISON pill".to_owned()]);
@@ -214,14 +204,11 @@ fn a_rejected_batch_is_dead_lettered_and_the_rest_flows() {
         fs::read_to_string(&dead).is_ok_and(|t| t.contains("POISON pill"))
     });
     append(&log, (100..200).map(line));
-    sink.wait_records(200);
-    let got = Received::from_sink(&sink);
-    assert!(got.missing(0..200).is_empty() && got.duplicated().is_empty());
+    wait_delivered(&sink, 200).assert_once(0..200);
     wait_until("the dead-letter metric", || {
         shipper.metric("podkit_log_shipper_lines_dead_lettered_total{sink=\"http\"}") == Some(1.0)
     });
-    let (status, stderr) = shipper.stop();
-    assert_eq!(status.code(), Some(0), "{stderr}");
+    let stderr = shipper.stop_ok();
     assert!(stderr.contains("dead-letter"), "{stderr}");
     // Everything is acknowledged, the poisoned line included.
     assert_eq!(
@@ -286,20 +273,7 @@ fn on_reject_stop_exits_1_without_acknowledging_the_batch() {
     let log = d.app_log();
     let sink = Sink::keeping_bodies();
     sink.reject_containing(Some(b"POISON"));
-    let (pattern, url, state) = (Dirs::s(&log), sink.url("/"), Dirs::s(&d.state));
-    let mut shipper = Shipper::start(
-        &[
-            "--follow",
-            &pattern,
-            "--state-dir",
-            &state,
-            "--sink",
-            &url,
-            "--on-reject",
-            "stop",
-        ],
-        &[],
-    );
+    let mut shipper = Shipper::following(&d, &sink.url("/"), &["--on-reject", "stop"]);
     append(&log, (0..50).map(line));
     sink.wait_records(50);
     let acked = fs::metadata(&log).unwrap().len();
@@ -317,9 +291,8 @@ fn sigterm_with_a_sink_down_ends_within_the_grace_period_and_keeps_the_lines() {
     let d = Dirs::new();
     let log = d.app_log();
     let sink = Sink::keeping_bodies();
-    let (pattern, url, state) = (Dirs::s(&log), sink.url("/"), Dirs::s(&d.state));
-    let args = ["--follow", &pattern, "--state-dir", &state, "--sink", &url];
-    let shipper = Shipper::start(&args, &[]);
+    let url = sink.url("/");
+    let shipper = Shipper::following(&d, &url, &[]);
     append(&log, (0..50).map(line));
     sink.wait_records(50);
     let acked = fs::metadata(&log).unwrap().len();
@@ -331,20 +304,16 @@ fn sigterm_with_a_sink_down_ends_within_the_grace_period_and_keeps_the_lines() {
     sink.wait_until("a failed attempt", |s| s.failed >= 1);
     // The 10 s grace period: the sink gives up retrying shortly before it ends.
     let started = std::time::Instant::now();
-    let (status, stderr) = shipper.stop();
+    let stderr = shipper.stop_ok();
     let took = started.elapsed();
-    assert_eq!(status.code(), Some(0), "{stderr}");
     assert!(took < std::time::Duration::from_secs(10), "took {took:?}");
     assert!(stderr.contains("shipped again after a restart"), "{stderr}");
     assert_eq!(checkpoint_offset(&d.state, "log-shipper", &log), acked);
     // After a restart the undelivered lines arrive, once.
     sink.set_mode(podkit_testkit::sink::Mode::Accept);
-    let shipper = Shipper::start(&args, &[]);
-    sink.wait_records(100);
-    let got = Received::from_sink(&sink);
-    assert!(got.missing(0..100).is_empty() && got.duplicated().is_empty());
-    let (status, stderr) = shipper.stop();
-    assert_eq!(status.code(), Some(0), "{stderr}");
+    let shipper = Shipper::following(&d, &url, &[]);
+    wait_delivered(&sink, 100).assert_once(0..100);
+    shipper.stop_ok();
 }
 
 #[test]
@@ -353,31 +322,18 @@ fn start_at_end_skips_what_the_file_held_at_the_first_start() {
     let log = d.app_log();
     append(&log, (0..10).map(line));
     let sink = Sink::keeping_bodies();
-    let (pattern, url, state) = (Dirs::s(&log), sink.url("/"), Dirs::s(&d.state));
-    let args = [
-        "--follow",
-        &pattern,
-        "--state-dir",
-        &state,
-        "--sink",
-        &url,
-        "--start-at",
-        "end",
-    ];
-    let shipper = Shipper::start(&args, &[]);
+    let url = sink.url("/");
+    let shipper = Shipper::following(&d, &url, &["--start-at", "end"]);
     append(&log, (10..15).map(line));
     sink.wait_records(5);
-    let (status, stderr) = shipper.stop();
-    assert_eq!(status.code(), Some(0), "{stderr}");
+    shipper.stop_ok();
     // The checkpoint wins at the next start: what came meanwhile is shipped.
     append(&log, (15..20).map(line));
-    let shipper = Shipper::start(&args, &[]);
-    sink.wait_records(10);
-    let got = Received::from_sink(&sink);
-    assert_eq!(got.missing(10..20), Vec::<u64>::new());
+    let shipper = Shipper::following(&d, &url, &["--start-at", "end"]);
+    let got = wait_delivered(&sink, 10);
+    got.assert_once(10..20);
     assert_eq!(got.counts.len(), 10, "nothing before the first start");
-    let (status, stderr) = shipper.stop();
-    assert_eq!(status.code(), Some(0), "{stderr}");
+    shipper.stop_ok();
 }
 
 #[test]
@@ -394,7 +350,7 @@ fn https_sinks_verify_the_server_against_the_given_ca() {
     });
     let url = sink.url("/ingest");
     assert!(url.starts_with("https://"));
-    let (pattern, state, ca) = (Dirs::s(&log), Dirs::s(&d.state), Dirs::s(&ca));
+    let (pattern, ca) = (Dirs::s(&log), Dirs::s(&ca));
 
     // Without the CA the certificate is not trusted: nothing is delivered,
     // and the failure says why.
@@ -413,19 +369,16 @@ fn https_sinks_verify_the_server_against_the_given_ca() {
     let warning = untrusting.proc.wait_for_line("Sink failed; retrying");
     assert!(warning.contains("TLS handshake"), "{warning}");
     assert_eq!(sink.stats().requests, 0);
-    let (status, stderr) = untrusting.stop();
-    assert_eq!(status.code(), Some(0), "{stderr}");
+    untrusting.stop_ok();
 
     // With it (the env twin here), everything arrives.
+    let state = Dirs::s(&d.state);
     let shipper = Shipper::start(
         &["--follow", &pattern, "--state-dir", &state, "--sink", &url],
         &[("LOG_SHIPPER_TLS_CA_FILE", &ca)],
     );
-    sink.wait_records(100);
-    let got = Received::from_sink(&sink);
-    assert!(got.missing(0..100).is_empty() && got.duplicated().is_empty());
-    let (status, stderr) = shipper.stop();
-    assert_eq!(status.code(), Some(0), "{stderr}");
+    wait_delivered(&sink, 100).assert_once(0..100);
+    shipper.stop_ok();
 
     // A CA file that is not PEM is a configuration error naming the flag.
     let bad = d.state.parent().unwrap().join("bad.pem");
@@ -461,26 +414,12 @@ fn a_sink_that_closes_the_connection_after_each_answer_gets_every_batch() {
         close_after_answer: true,
         ..Default::default()
     });
-    let (pattern, url, state) = (Dirs::s(&log), sink.url("/cgi-bin/ingest"), Dirs::s(&d.state));
-    let shipper = Shipper::start(
-        &[
-            "--follow",
-            &pattern,
-            "--state-dir",
-            &state,
-            "--sink",
-            &url,
-            "--batch-max-lines",
-            "50",
-        ],
-        &[],
-    );
+    let shipper = Shipper::following(&d, &sink.url("/cgi-bin/ingest"), &["--batch-max-lines", "50"]);
     for chunk in 0..5 {
         append(&log, (chunk * 100..(chunk + 1) * 100).map(line));
         sink.wait_records((chunk + 1) * 100);
     }
-    let got = Received::from_sink(&sink);
-    assert!(got.missing(0..500).is_empty() && got.duplicated().is_empty());
+    sink.received().assert_once(0..500);
     assert!(sink.requests().len() >= 10);
     assert_eq!(sink.stats().failed, 0);
     assert_eq!(
@@ -488,6 +427,5 @@ fn a_sink_that_closes_the_connection_after_each_answer_gets_every_batch() {
         Some(0.0),
         "reconnecting is not a failure"
     );
-    let (status, stderr) = shipper.stop();
-    assert_eq!(status.code(), Some(0), "{stderr}");
+    shipper.stop_ok();
 }

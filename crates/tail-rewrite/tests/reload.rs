@@ -6,14 +6,10 @@
 //! (logged, counted, old rules kept); a change to a setting that needs a
 //! restart is shown in `/readyz`, which stays 200.
 
-use std::io::Write;
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Duration;
 
-use podkit_testkit::configmap::{ConfigMapDir, metric};
-use podkit_testkit::{Proc, http_get, wait_until};
+use podkit_testkit::configmap::{ConfigMapDir, metric, reloads, seq_writer};
+use podkit_testkit::{http_get, wait_until};
 
 const BIN: &str = env!("CARGO_BIN_EXE_tail-rewrite");
 
@@ -23,21 +19,6 @@ fn config(log: &Path, out: &Path, expression: &str, extra: &str) -> String {
         log.display().to_string(),
         out.display().to_string()
     )
-}
-
-/// The app: appends `seq=N` lines, one `write(2)` each, paced at about one
-/// per millisecond, until `stop`; `written` is how many it wrote.
-fn app(log: &Path, written: Arc<AtomicU64>, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
-    let mut file = std::fs::OpenOptions::new().append(true).open(log).unwrap();
-    std::thread::spawn(move || {
-        while !stop.load(Ordering::SeqCst) {
-            let n = written.load(Ordering::SeqCst);
-            file.write_all(format!("seq={n}\n").as_bytes()).unwrap();
-            written.store(n + 1, Ordering::SeqCst);
-            // Pacing only: the test synchronises on the binary's log lines.
-            std::thread::sleep(Duration::from_millis(1));
-        }
-    })
 }
 
 /// The output's lines as (prefix, seq).
@@ -74,25 +55,19 @@ fn a_configmap_swap_changes_the_rules_between_lines_and_nothing_is_lost() {
         "cfg.toml",
         &config(&log, &out, "s/^/old /", ""),
     );
-    let path = map.path().display().to_string();
-    let mut proc = Proc::spawn(BIN, &["--config", &path, "--admin-addr", "127.0.0.1:0"], &[]);
-    let admin = proc.admin_addr();
-    proc.wait_for_line("Following.");
-    let reloads = |result: &str| metric(admin, &format!("podkit_config_reloads_total{{result=\"{result}\"}}"));
-    assert_eq!(reloads("applied"), Some(0.0));
+    let (mut proc, admin) = map.spawn(BIN);
+    assert_eq!(reloads(admin, "applied"), Some(0.0));
 
-    let written = Arc::new(AtomicU64::new(0));
-    let stop = Arc::new(AtomicBool::new(false));
-    let writer = app(&log, Arc::clone(&written), Arc::clone(&stop));
+    let writer = seq_writer(&log);
     wait_until("some lines rewritten by the old rules", || output(&out).len() > 50);
 
     // The swap, while the app writes.
     map.update(&config(&log, &out, "s/^/new /", ""));
     proc.wait_for_line("Config reloaded.");
-    let after_reload = written.load(Ordering::SeqCst) + 1;
-    assert_eq!(reloads("applied"), Some(1.0));
+    let after_reload = writer.written() + 1;
+    assert_eq!(reloads(admin, "applied"), Some(1.0));
     wait_until("lines written after the reload", || {
-        written.load(Ordering::SeqCst) > after_reload + 50
+        writer.written() > after_reload + 50
     });
 
     // A bad file: rejected, the new rules stay.
@@ -102,36 +77,32 @@ fn a_configmap_swap_changes_the_rules_between_lines_and_nothing_is_lost() {
         rejected.contains("unterminated") || rejected.contains("expression"),
         "{rejected}"
     );
-    assert_eq!(reloads("rejected"), Some(1.0));
+    assert_eq!(reloads(admin, "rejected"), Some(1.0));
     assert_eq!(metric(admin, "podkit_config_last_reload_successful"), Some(0.0));
     let ready = http_get(admin, "/readyz").unwrap();
     assert_eq!(ready.status, 200, "{}", ready.body);
     assert!(ready.body.contains("config: rejected"), "{}", ready.body);
-    let after_reject = written.load(Ordering::SeqCst);
+    let after_reject = writer.written();
     wait_until("lines written after the rejection", || {
-        written.load(Ordering::SeqCst) > after_reject + 50
+        writer.written() > after_reject + 50
     });
 
     // A live change plus one that needs a restart.
     map.update(&config(&log, &out, "s/^/third /", "max-line-bytes = \"64KiB\"\n"));
     proc.wait_for_line("these settings keep their running values until a restart");
-    let after_third = written.load(Ordering::SeqCst) + 1;
-    assert_eq!(reloads("restart_required"), Some(1.0));
+    let after_third = writer.written() + 1;
+    assert_eq!(reloads(admin, "restart_required"), Some(1.0));
     assert_eq!(metric(admin, "podkit_config_last_reload_successful"), Some(1.0));
     let ready = http_get(admin, "/readyz").unwrap();
     assert_eq!(ready.status, 200, "the old settings keep working: {}", ready.body);
     assert_eq!(ready.body, "ready\nconfig: restart required for max-line-bytes\n");
     wait_until("lines written after the third version", || {
-        written.load(Ordering::SeqCst) > after_third + 50
+        writer.written() > after_third + 50
     });
 
-    stop.store(true, Ordering::SeqCst);
-    writer.join().unwrap();
-    let total = written.load(Ordering::SeqCst);
+    let total = writer.stop();
     wait_output(&out, total);
-    proc.signal(libc::SIGTERM);
-    let (status, _) = proc.wait_exit(podkit_testkit::PATIENCE);
-    assert_eq!(status.code(), Some(0), "{}", proc.stderr());
+    proc.stop_ok();
 
     let lines = output(&out);
     let seqs: Vec<u64> = lines.iter().map(|(_, s)| *s).collect();

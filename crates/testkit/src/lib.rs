@@ -12,8 +12,13 @@
 //! - [`wait_until`]: polls a condition against a generous deadline, for state
 //!   that has no event to wait on ([`try_wait_until`]: the time-out as an
 //!   error rather than a panic).
+//! - [`Writer`]: an app writing on its own thread while the test watches
+//!   how far it got, until it is done or told to stop.
 //! - [`sink`]: a scriptable HTTP sink on `127.0.0.1:0` that counts the
 //!   records log shippers POST to it (NDJSON or JSON arrays, gzip or not).
+//! - [`server`]: the loop of every test server ([`server::spawn`]: a
+//!   listener served on its own thread), and the HTTP server plumbing the
+//!   sink and the [`platform`] stand-ins share.
 //! - [`images`]: the podkit images (and the busybox stand-in) built for a
 //!   container test, by id, or why the test must be skipped.
 //! - [`tls::TestCa`]: a throwaway CA, server configs with a certificate it
@@ -37,6 +42,7 @@ pub mod images;
 pub mod platform;
 pub mod pod;
 pub mod runner;
+pub mod server;
 pub mod sink;
 pub mod tls;
 
@@ -44,7 +50,8 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 /// How long tests wait for an event before failing. Generous, since CI
@@ -176,6 +183,16 @@ impl Proc {
             // poll is the honest way to wait for exit.
             std::thread::sleep(Duration::from_millis(5));
         }
+    }
+
+    /// Sends SIGTERM and waits for the exit (at most [`PATIENCE`]); asserts
+    /// that it exited 0 (showing its stderr otherwise) and returns its stderr.
+    pub fn stop_ok(&mut self) -> String {
+        self.signal(libc::SIGTERM);
+        let (status, _) = self.wait_exit(PATIENCE);
+        let stderr = self.stderr();
+        assert_eq!(status.code(), Some(0), "{stderr}");
+        stderr
     }
 
     /// Runs to completion (with stdin closed) and returns status, stdout and
@@ -370,6 +387,59 @@ impl ClosedPort {
 impl Default for ClosedPort {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// An app writing on its own thread while a test watches: `write` publishes
+/// how far it got in the counter it is given (read with
+/// [`Writer::written`]) and ends when it is done or when the flag it is
+/// given is set ([`Writer::stop`]); what it returns, [`Writer::join`] and
+/// [`Writer::stop`] give back. Dropped, it is stopped and joined.
+#[derive(Debug)]
+pub struct Writer<T> {
+    written: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<T>>,
+}
+
+impl<T: Send + 'static> Writer<T> {
+    /// Runs `write` on its own thread.
+    pub fn spawn(write: impl FnOnce(&AtomicU64, &AtomicBool) -> T + Send + 'static) -> Self {
+        let written = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (w, s) = (Arc::clone(&written), Arc::clone(&stop));
+        let thread = std::thread::spawn(move || write(&w, &s));
+        Self {
+            written,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// How far it got (what it stored in its counter last).
+    pub fn written(&self) -> u64 {
+        self.written.load(Ordering::SeqCst)
+    }
+
+    /// Waits until it is done; what it returned.
+    pub fn join(mut self) -> T {
+        let thread = self.thread.take().expect("a writer is joined once");
+        thread.join().expect("the writer thread panicked")
+    }
+
+    /// Asks it to stop, then joins it.
+    pub fn stop(self) -> T {
+        self.stop.store(true, Ordering::SeqCst);
+        self.join()
+    }
+}
+
+impl<T> Drop for Writer<T> {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }
 

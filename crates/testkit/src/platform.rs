@@ -32,27 +32,24 @@
 //! Outages are scripted with [`PlatformServer::set_mode`] (the HTTP sink's
 //! [`Mode`]: accept, fail with a status and `Retry-After`, stall).
 //! What the server holds is read with [`PlatformServer::entries`]; tests
-//! wait on [`PlatformServer::wait_until`]. A benchmark that ships millions
-//! of entries turns keeping them off ([`PlatformServer::keep_entries`]):
-//! every request is still decoded and checked, and entries only counted.
+//! wait on [`PlatformServer::wait_until`].
+//! A benchmark that ships millions of entries turns keeping them off
+//! ([`PlatformServer::keep_entries`]): every request is still decoded and
+//! checked, and entries only counted. The server loop is
+//! [`crate::server`]'s, shared with the sink.
 
-// A stalled request ends as the sink's do: the connection closes without an answer.
-use crate::sink::Stalled;
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::net::SocketAddr;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
-use std::time::Instant;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::service::service_fn;
 use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
 use serde::Deserialize;
 
-use crate::PATIENCE;
+// A stalled request ends as the sink's do: the connection closes without an answer.
+use crate::server::{Answer, HttpServer, ServerState, Shared, Stalled};
 pub use crate::sink::Mode;
 
 pub mod loki_proto;
@@ -129,16 +126,13 @@ struct State {
     count_only: bool,
 }
 
-#[derive(Debug, Default)]
-struct Shared {
-    state: Mutex<State>,
-    changed: Condvar,
-    mode_changed: tokio::sync::Notify,
-}
+impl ServerState for State {
+    fn mode(&mut self) -> &mut Mode {
+        &mut self.mode
+    }
 
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    fn describe(&self) -> String {
+        format!("stats: {:?}; malformed: {:?}", self.stats, self.malformed)
     }
 }
 
@@ -146,56 +140,19 @@ impl Shared {
 #[derive(Debug)]
 pub struct PlatformServer {
     platform: Platform,
-    addr: SocketAddr,
-    shared: Arc<Shared>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    server: HttpServer<State>,
 }
 
 impl PlatformServer {
     /// Starts a server playing `platform`, on its own thread.
     pub fn start(platform: Platform) -> Self {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the platform server");
-        listener.set_nonblocking(true).expect("non-blocking listener");
-        let addr = listener.local_addr().expect("local address");
-        let shared = Arc::new(Shared::default());
-        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = Arc::clone(&shared);
-        std::thread::Builder::new()
-            .name("testkit-platform".into())
-            .spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("platform runtime");
-                rt.block_on(async move {
-                    let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
-                    loop {
-                        let accepted = tokio::select! {
-                            accepted = listener.accept() => accepted,
-                            _ = &mut stopped => break,
-                        };
-                        let Ok((stream, _)) = accepted else { continue };
-                        let _ = stream.set_nodelay(true);
-                        let shared = Arc::clone(&server);
-                        tokio::spawn(async move {
-                            let service = service_fn(move |req| {
-                                let shared = Arc::clone(&shared);
-                                async move { handle(platform, &shared, req).await }
-                            });
-                            let _ = hyper::server::conn::http1::Builder::new()
-                                .serve_connection(TokioIo::new(stream), service)
-                                .await;
-                        });
-                    }
-                });
-            })
-            .expect("spawn the platform thread");
-        Self {
-            platform,
-            addr,
-            shared,
-            stop: Some(stop),
-        }
+        let server = HttpServer::start(
+            "testkit-platform",
+            None,
+            State::default(),
+            move |shared, req| async move { handle(platform, &shared, req).await },
+        );
+        Self { platform, server }
     }
 
     /// The shipper's `--sink` value for this server, e.g. `loki:http://127.0.0.1:PORT`.
@@ -205,98 +162,78 @@ impl PlatformServer {
             Platform::Elasticsearch => "elasticsearch",
             Platform::Otlp => "otlp",
         };
-        format!("{kind}:http://{}", self.addr)
+        format!("{kind}:{}", self.server.base_url())
     }
 
     /// The address it listens on.
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.server.addr()
     }
 
     /// Changes how the following requests (and requests stalled now) are answered.
     pub fn set_mode(&self, mode: Mode) {
-        self.shared.lock().mode = mode;
-        self.shared.mode_changed.notify_waiters();
+        self.server.set_mode(mode);
     }
 
     /// Loki: refuse entries older than the newest accepted of their
     /// stream ("entry out of order"), as Loki without unordered writes does.
     pub fn loki_ordered(&self, on: bool) {
-        self.shared.lock().loki_ordered = on;
+        self.server.lock().loki_ordered = on;
     }
 
     /// Loki: refuse entries older than `ns` ("timestamp too old").
     pub fn loki_reject_older_than(&self, ns: Option<i128>) {
-        self.shared.lock().loki_min_ns = ns;
+        self.server.lock().loki_min_ns = ns;
     }
 
     /// ES: documents containing `marker` get item status `status` (400:
     /// `mapper_parsing_exception`, 429: `es_rejected_execution_exception`)
     /// `times` times (`None`: always).
     pub fn es_fail_items(&self, marker: &str, status: u16, times: Option<u32>) {
-        self.shared.lock().es_fail.push((marker.to_owned(), status, times));
+        self.server.lock().es_fail.push((marker.to_owned(), status, times));
     }
 
     /// ES: treat every index as a data stream (`create` only, `@timestamp` required).
     pub fn es_data_streams(&self, on: bool) {
-        self.shared.lock().es_data_streams = on;
+        self.server.lock().es_data_streams = on;
     }
 
     /// OTLP: drop records whose body contains `marker`, reporting them in
     /// `partialSuccess`.
     pub fn otlp_reject_containing(&self, marker: Option<&str>) {
-        self.shared.lock().otlp_reject = marker.map(str::to_owned);
+        self.server.lock().otlp_reject = marker.map(str::to_owned);
     }
 
     /// Whether to keep the entries for [`PlatformServer::entries`] (the
     /// default) or only count them (benchmarks: millions of entries).
     pub fn keep_entries(&self, on: bool) {
-        self.shared.lock().count_only = !on;
+        self.server.lock().count_only = !on;
     }
 
     /// The counters now.
     pub fn stats(&self) -> PlatformStats {
-        self.shared.lock().stats
+        self.server.lock().stats
     }
 
     /// Every entry stored, in arrival order.
     pub fn entries(&self) -> Vec<Entry> {
-        self.shared.lock().entries.clone()
+        self.server.lock().entries.clone()
     }
 
     /// Why requests were malformed (empty when the sink kept to the format).
     pub fn malformed(&self) -> Vec<String> {
-        self.shared.lock().malformed.clone()
+        self.server.lock().malformed.clone()
     }
 
     /// The headers of every request, in arrival order (names lower-case).
     pub fn request_headers(&self) -> Vec<Vec<(String, String)>> {
-        self.shared.lock().headers.clone()
+        self.server.lock().headers.clone()
     }
 
     /// Waits until `condition` holds for the counters, at most
-    /// [`PATIENCE`]; panics with `what` (and any malformed request) otherwise.
+    /// [`crate::PATIENCE`]; panics with `what` (and any malformed request) otherwise.
     pub fn wait_until(&self, what: &str, mut condition: impl FnMut(&PlatformStats) -> bool) -> PlatformStats {
-        let deadline = Instant::now() + PATIENCE;
-        let mut state = self.shared.lock();
-        loop {
-            if condition(&state.stats) {
-                return state.stats;
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            assert!(
-                !left.is_zero(),
-                "timed out after {PATIENCE:?} waiting for {what}; stats: {:?}; malformed: {:?}",
-                state.stats,
-                state.malformed
-            );
-            state = self
-                .shared
-                .changed
-                .wait_timeout(state, left)
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
-        }
+        self.server.wait_until(what, |state| condition(&state.stats)).stats
     }
 
     /// Waits until at least `n` entries are stored.
@@ -304,15 +241,6 @@ impl PlatformServer {
         self.wait_until(&format!("{n} entries at the {:?} server", self.platform), |s| {
             s.entries >= n
         })
-    }
-}
-
-impl Drop for PlatformServer {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        self.shared.mode_changed.notify_waiters();
     }
 }
 
@@ -325,66 +253,38 @@ fn answer(status: u16, content_type: &str, body: impl Into<Bytes>) -> Response<F
     r
 }
 
-async fn handle(platform: Platform, shared: &Shared, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Stalled> {
+async fn handle(platform: Platform, shared: &Shared<State>, req: Request<Incoming>) -> Answer {
     let path = req.uri().path().to_owned();
     let method = req.method().clone();
-    let headers: Vec<(String, String)> = req
-        .headers()
-        .iter()
-        .map(|(k, v)| {
-            (
-                k.as_str().to_owned(),
-                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-            )
-        })
-        .collect();
+    let headers = crate::server::headers(&req);
     let header = |name: &str| headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
     let Ok(body) = req.into_body().collect().await.map(|b| b.to_bytes()) else {
         return Err(Stalled);
     };
     // The scripted mode first: a failing server reads nothing.
-    let mut stall_counted = false;
-    loop {
-        let notified = shared.mode_changed.notified();
-        tokio::pin!(notified);
-        notified.as_mut().enable();
-        let mode = {
-            let mut state = shared.lock();
-            if !stall_counted {
+    let failure = shared
+        .unless_stalled(|state, stalled| {
+            if !stalled {
                 state.stats.requests += 1;
                 state.headers.push(headers.clone());
             }
             match state.mode.clone() {
                 Mode::Stall => {
-                    if !stall_counted {
+                    if !stalled {
                         state.stats.stalled += 1;
-                        shared.changed.notify_all();
                     }
                     None
                 }
                 Mode::Fail { status, retry_after } => {
                     state.stats.failed += 1;
-                    shared.changed.notify_all();
-                    let mut r = answer(status, "text/plain", format!("scripted failure {status}"));
-                    if let Some(v) = retry_after.and_then(|v| hyper::header::HeaderValue::from_str(&v).ok()) {
-                        r.headers_mut().insert(hyper::header::RETRY_AFTER, v);
-                    }
-                    Some(Err(r))
+                    Some(Some(crate::server::scripted_failure(status, retry_after.as_deref())))
                 }
-                Mode::Accept => Some(Ok(())),
+                Mode::Accept => Some(None),
             }
-        };
-        match mode {
-            Some(Err(r)) => return Ok(r),
-            Some(Ok(())) => break,
-            None => {
-                stall_counted = true;
-                notified.await;
-                if shared.lock().mode != Mode::Stall {
-                    return Err(Stalled);
-                }
-            }
-        }
+        })
+        .await?;
+    if let Some(r) = failure {
+        return Ok(r);
     }
     let decoded = match header("content-encoding").as_deref() {
         Some("gzip") => {
@@ -434,7 +334,7 @@ async fn handle(platform: Platform, shared: &Shared, req: Request<Incoming>) -> 
         state.entries.clear();
     }
     state.stats.entries = state.dropped + state.entries.len() as u64;
-    shared.changed.notify_all();
+    shared.changed();
     Ok(response)
 }
 

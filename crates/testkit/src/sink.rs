@@ -19,7 +19,8 @@
 //! With [`SinkOptions::tls`] it serves HTTPS instead.
 //!
 //! Tests wait on what the sink received with [`Sink::wait_until`] (a condition
-//! variable, bounded by [`PATIENCE`]), never on sleeps.
+//! variable, bounded by [`crate::PATIENCE`]), never on sleeps. The server
+//! loop is [`crate::server`]'s, shared with the platform stand-ins.
 //!
 //! ```no_run
 //! use podkit_testkit::sink::{Mode, Sink};
@@ -34,17 +35,15 @@
 
 use std::io::Read;
 use std::net::SocketAddr;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 
-use crate::PATIENCE;
+use crate::server::{Answer, HttpServer, ServerState, Shared, Stalled};
 
 /// How the sink answers requests.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -146,27 +145,20 @@ struct State {
     requests: Vec<RequestInfo>,
 }
 
-#[derive(Debug, Default)]
-struct Shared {
-    state: Mutex<State>,
-    changed: Condvar,
-    /// Wakes stalled requests when the mode changes.
-    mode_changed: tokio::sync::Notify,
-}
+impl ServerState for State {
+    fn mode(&mut self) -> &mut Mode {
+        &mut self.mode
+    }
 
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    fn describe(&self) -> String {
+        format!("sink stats: {:?}", self.stats)
     }
 }
 
 /// A running sink; dropping it stops the server.
 #[derive(Debug)]
 pub struct Sink {
-    addr: SocketAddr,
-    scheme: &'static str,
-    shared: Arc<Shared>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    server: HttpServer<State>,
 }
 
 impl Sink {
@@ -185,91 +177,42 @@ impl Sink {
 
     /// A sink with `options`, serving on its own thread.
     pub fn start_with(options: SinkOptions) -> Self {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the sink");
-        listener.set_nonblocking(true).expect("non-blocking listener");
-        let addr = listener.local_addr().expect("local address");
-        let shared = Arc::new(Shared::default());
-        shared.lock().keep = options.keep;
-        shared.lock().close_after_answer = options.close_after_answer;
-        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = Arc::clone(&shared);
-        let scheme = if options.tls.is_some() { "https" } else { "http" };
-        let tls = options.tls.map(tokio_rustls::TlsAcceptor::from);
-        std::thread::Builder::new()
-            .name("testkit-sink".into())
-            .spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("sink runtime");
-                rt.block_on(async move {
-                    let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
-                    loop {
-                        let accepted = tokio::select! {
-                            accepted = listener.accept() => accepted,
-                            _ = &mut stopped => break,
-                        };
-                        let Ok((stream, _)) = accepted else { continue };
-                        let _ = stream.set_nodelay(true);
-                        let shared = Arc::clone(&server);
-                        let tls = tls.clone();
-                        tokio::spawn(async move {
-                            let service = service_fn(move |req| {
-                                let shared = Arc::clone(&shared);
-                                async move { handle(&shared, req).await }
-                            });
-                            let http = hyper::server::conn::http1::Builder::new();
-                            match tls {
-                                Some(acceptor) => {
-                                    // A client that fails the handshake sees a closed connection.
-                                    let Ok(stream) = acceptor.accept(stream).await else {
-                                        return;
-                                    };
-                                    let _ = http.serve_connection(TokioIo::new(stream), service).await;
-                                }
-                                None => {
-                                    let _ = http.serve_connection(TokioIo::new(stream), service).await;
-                                }
-                            }
-                        });
-                    }
-                });
-            })
-            .expect("spawn the sink thread");
-        Self {
-            addr,
-            scheme,
-            shared,
-            stop: Some(stop),
-        }
+        let state = State {
+            keep: options.keep,
+            close_after_answer: options.close_after_answer,
+            ..State::default()
+        };
+        let server = HttpServer::start("testkit-sink", options.tls, state, |shared, req| async move {
+            handle(&shared, req).await
+        });
+        Self { server }
     }
 
     /// The address it listens on.
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.server.addr()
     }
 
     /// `http://127.0.0.1:PORT` (or `https://`) followed by `path`.
     pub fn url(&self, path: &str) -> String {
-        format!("{}://{}{path}", self.scheme, self.addr)
+        format!("{}{path}", self.server.base_url())
     }
 
     /// Changes how the following requests (and requests stalled now) are
     /// answered.
     pub fn set_mode(&self, mode: Mode) {
-        self.shared.lock().mode = mode;
-        self.shared.mode_changed.notify_waiters();
+        self.server.set_mode(mode);
     }
 
     /// Answers 400 to every body that contains `marker` (after decoding);
     /// `None` stops rejecting.
     pub fn reject_containing(&self, marker: Option<&[u8]>) {
-        self.shared.lock().reject_marker = marker.map(<[u8]>::to_vec);
+        self.server.lock().reject_marker = marker.map(<[u8]>::to_vec);
     }
 
     /// The counters now.
     pub fn stats(&self) -> Stats {
-        self.shared.lock().stats
+        self.server.lock().stats
     }
 
     /// Records accepted so far.
@@ -279,13 +222,13 @@ impl Sink {
 
     /// Every request seen so far, in arrival order.
     pub fn requests(&self) -> Vec<RequestInfo> {
-        self.shared.lock().requests.clone()
+        self.server.lock().requests.clone()
     }
 
     /// The accepted bodies, decoded, in arrival order (empty unless the sink
     /// keeps bodies).
     pub fn bodies(&self) -> Vec<Bytes> {
-        self.shared.lock().bodies.clone()
+        self.server.lock().bodies.clone()
     }
 
     /// The accepted records, in arrival order, each as its bytes (an NDJSON
@@ -301,27 +244,9 @@ impl Sink {
     }
 
     /// Waits until `condition` holds for the counters, at most
-    /// [`PATIENCE`]; panics with `what` otherwise.
+    /// [`crate::PATIENCE`]; panics with `what` otherwise.
     pub fn wait_until(&self, what: &str, mut condition: impl FnMut(&Stats) -> bool) -> Stats {
-        let deadline = Instant::now() + PATIENCE;
-        let mut state = self.shared.lock();
-        loop {
-            if condition(&state.stats) {
-                return state.stats;
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            assert!(
-                !left.is_zero(),
-                "timed out after {PATIENCE:?} waiting for {what}; sink stats: {:?}",
-                state.stats
-            );
-            state = self
-                .shared
-                .changed
-                .wait_timeout(state, left)
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
-        }
+        self.server.wait_until(what, |state| condition(&state.stats)).stats
     }
 
     /// Waits until at least `n` records were accepted.
@@ -330,42 +255,10 @@ impl Sink {
     }
 }
 
-impl Drop for Sink {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        // Stalled requests end with the runtime.
-        self.shared.mode_changed.notify_waiters();
-    }
-}
-
-/// The error a stalled request ends with: hyper closes the connection
-/// without an answer.
-#[derive(Debug)]
-pub(crate) struct Stalled;
-
-impl std::fmt::Display for Stalled {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("stalled request dropped")
-    }
-}
-
-impl std::error::Error for Stalled {}
-
-async fn handle(shared: &Shared, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Stalled> {
+async fn handle(shared: &Shared<State>, req: Request<Incoming>) -> Answer {
     let method = req.method().to_string();
     let path = req.uri().path_and_query().map_or("/", |p| p.as_str()).to_owned();
-    let headers: Vec<(String, String)> = req
-        .headers()
-        .iter()
-        .map(|(k, v)| {
-            (
-                k.as_str().to_owned(),
-                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-            )
-        })
-        .collect();
+    let headers = crate::server::headers(&req);
     let gzip = req
         .headers()
         .get(hyper::header::CONTENT_ENCODING)
@@ -401,60 +294,41 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Result<Response<Full
             state.stats.undecodable += 1;
             info.status = 400;
             state.requests.push(info);
-            shared.changed.notify_all();
-            return Ok(answer(400, None, format!("cannot decode the gzip body: {e}")));
+            shared.changed();
+            return Ok(answer(400, format!("cannot decode the gzip body: {e}")));
         }
     };
     info.bytes = body.len();
-    let mut stall_counted = false;
-    loop {
-        // Decide under the lock, wait (for a stall) outside it.
-        let notified = shared.mode_changed.notified();
-        tokio::pin!(notified);
-        notified.as_mut().enable();
-        if let Some(response) = decide(shared, &body, &mut info, &mut stall_counted) {
-            return Ok(response);
-        }
-        notified.await;
-        // The stall ended (or the sink stopped): never answer this one.
-        if shared.lock().mode != Mode::Stall {
-            return Err(Stalled);
-        }
-    }
+    shared
+        .unless_stalled(|state, stalled| decide(state, &body, &mut info, stalled))
+        .await
 }
 
-/// Answers a request by the current mode, or `None` to stall it.
-fn decide(
-    shared: &Shared,
-    body: &Bytes,
-    info: &mut RequestInfo,
-    stall_counted: &mut bool,
-) -> Option<Response<Full<Bytes>>> {
-    let mut state = shared.lock();
+/// Answers a request by the current mode, or `None` to stall it (counted
+/// once, when it had not `stalled` yet).
+fn decide(state: &mut State, body: &Bytes, info: &mut RequestInfo, stalled: bool) -> Option<Response<Full<Bytes>>> {
     let rejected = state
         .reject_marker
         .as_deref()
         .is_some_and(|m| memchr::memmem::find(body, m).is_some());
     let response = match state.mode.clone() {
         Mode::Stall => {
-            if !*stall_counted {
-                *stall_counted = true;
+            if !stalled {
                 state.stats.requests += 1;
                 state.stats.stalled += 1;
                 state.requests.push(info.clone());
-                shared.changed.notify_all();
             }
             return None;
         }
         Mode::Fail { status, retry_after } => {
             state.stats.failed += 1;
             info.status = status;
-            answer(status, retry_after.as_deref(), "scripted failure".into())
+            crate::server::scripted_failure(status, retry_after.as_deref())
         }
         Mode::Accept if rejected => {
             state.stats.rejected += 1;
             info.status = 400;
-            answer(400, None, "invalid record: the body holds the reject marker".into())
+            answer(400, "invalid record: the body holds the reject marker".into())
         }
         Mode::Accept => {
             let records = count_records(body);
@@ -466,12 +340,11 @@ fn decide(
             if state.keep == Keep::Bodies {
                 state.bodies.push(body.clone());
             }
-            answer(200, None, String::new())
+            answer(200, String::new())
         }
     };
     state.stats.requests += 1;
     state.requests.push(info.clone());
-    shared.changed.notify_all();
     let mut response = response;
     if state.close_after_answer {
         response.headers_mut().insert(
@@ -482,12 +355,9 @@ fn decide(
     Some(response)
 }
 
-fn answer(status: u16, retry_after: Option<&str>, body: String) -> Response<Full<Bytes>> {
+fn answer(status: u16, body: String) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    if let Some(value) = retry_after.and_then(|v| hyper::header::HeaderValue::from_str(v).ok()) {
-        response.headers_mut().insert(hyper::header::RETRY_AFTER, value);
-    }
     response
 }
 

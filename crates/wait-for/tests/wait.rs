@@ -258,35 +258,27 @@ mod grpc {
     pub fn start() -> SocketAddr {
         let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = std_listener.local_addr().unwrap();
-        std_listener.set_nonblocking(true).unwrap();
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(std_listener).unwrap();
-                let calls = Arc::new(AtomicUsize::new(0));
-                loop {
-                    let (stream, _) = listener.accept().await.unwrap();
-                    let calls = Arc::clone(&calls);
-                    tokio::spawn(async move {
-                        let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                            let calls = Arc::clone(&calls);
-                            async move {
-                                assert_eq!(req.uri().path(), "/grpc.health.v1.Health/Check");
-                                assert_eq!(req.headers()["content-type"], "application/grpc");
-                                let body = req.into_body().collect().await.unwrap().to_bytes();
-                                let service = String::from_utf8_lossy(body.get(7..).unwrap_or_default()).into_owned();
-                                Ok::<_, Infallible>(answer(&service, calls.fetch_add(1, Ordering::SeqCst)))
-                            }
-                        });
-                        let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
-                            .serve_connection(TokioIo::new(stream), service)
-                            .await;
+        podkit_testkit::server::spawn("grpc-health", std_listener, |listener| async move {
+            let calls = Arc::new(AtomicUsize::new(0));
+            loop {
+                let (stream, _) = listener.accept().await.unwrap();
+                let calls = Arc::clone(&calls);
+                tokio::spawn(async move {
+                    let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                        let calls = Arc::clone(&calls);
+                        async move {
+                            assert_eq!(req.uri().path(), "/grpc.health.v1.Health/Check");
+                            assert_eq!(req.headers()["content-type"], "application/grpc");
+                            let body = req.into_body().collect().await.unwrap().to_bytes();
+                            let service = String::from_utf8_lossy(body.get(7..).unwrap_or_default()).into_owned();
+                            Ok::<_, Infallible>(answer(&service, calls.fetch_add(1, Ordering::SeqCst)))
+                        }
                     });
-                }
-            });
+                    let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
         });
         addr
     }

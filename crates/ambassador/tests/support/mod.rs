@@ -47,53 +47,44 @@ impl Origin {
     }
 
     fn serve(id: &str, listener: std::net::TcpListener, tls: Option<Arc<rustls::ServerConfig>>) -> Self {
-        listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap();
         let (arrived_tx, arrived) = mpsc::channel();
         let (release, release_rx) = mpsc::channel::<()>();
         let release_rx = Arc::new(Mutex::new(release_rx));
         let id = id.to_owned();
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-                loop {
-                    let Ok((stream, _)) = listener.accept().await else {
-                        continue;
-                    };
-                    let (id, arrived_tx, release_rx, tls) =
-                        (id.clone(), arrived_tx.clone(), Arc::clone(&release_rx), tls.clone());
-                    tokio::spawn(async move {
-                        let service = service_fn(move |req: Request<Incoming>| {
-                            let (id, arrived_tx, release_rx) =
-                                (id.clone(), arrived_tx.clone(), Arc::clone(&release_rx));
-                            async move { Ok::<_, Infallible>(echo(&id, req, arrived_tx, release_rx).await) }
-                        });
-                        let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-                        // Clients that half-close after their request (the
-                        // half-close test) still get the answer.
-                        builder.http1().half_close(true);
-                        match tls {
-                            Some(config) => {
-                                let Ok(stream) = tokio_rustls::TlsAcceptor::from(config).accept(stream).await else {
-                                    return;
-                                };
-                                let _ = builder
-                                    .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                                    .await;
-                            }
-                            None => {
-                                let _ = builder
-                                    .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                                    .await;
-                            }
-                        }
+        podkit_testkit::server::spawn("origin", listener, move |listener| async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let (id, arrived_tx, release_rx, tls) =
+                    (id.clone(), arrived_tx.clone(), Arc::clone(&release_rx), tls.clone());
+                tokio::spawn(async move {
+                    let service = service_fn(move |req: Request<Incoming>| {
+                        let (id, arrived_tx, release_rx) = (id.clone(), arrived_tx.clone(), Arc::clone(&release_rx));
+                        async move { Ok::<_, Infallible>(echo(&id, req, arrived_tx, release_rx).await) }
                     });
-                }
-            });
+                    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                    // Clients that half-close after their request (the
+                    // half-close test) still get the answer.
+                    builder.http1().half_close(true);
+                    match tls {
+                        Some(config) => {
+                            let Ok(stream) = tokio_rustls::TlsAcceptor::from(config).accept(stream).await else {
+                                return;
+                            };
+                            let _ = builder
+                                .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                                .await;
+                        }
+                        None => {
+                            let _ = builder
+                                .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                                .await;
+                        }
+                    }
+                });
+            }
         });
         Self {
             addr,

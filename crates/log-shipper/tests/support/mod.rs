@@ -1,7 +1,8 @@
 //! Fixtures for the shipper's process tests: the real binary started with
-//! its admin address read from its log, an app that writes numbered lines
-//! (optionally rotating its file), and what a sink received, decoded back
-//! into those numbers.
+//! its admin address read from its log (and stopped, expecting exit 0), an
+//! app that writes numbered lines (optionally rotating its file), and what
+//! a sink or a platform stand-in received, decoded back into those numbers
+//! and checked for lost and duplicated lines.
 
 #![allow(dead_code)]
 
@@ -10,12 +11,12 @@ use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use podkit_testkit::Proc;
+use podkit_testkit::platform::{Entry, PlatformServer};
 use podkit_testkit::sink::Sink;
+use podkit_testkit::{Proc, Writer};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_log-shipper");
 
@@ -37,12 +38,26 @@ impl Shipper {
         Self { proc, admin }
     }
 
-    /// SIGTERM, then the exit status.
+    /// Starts the binary following `d`'s `app.log` into `sink` (a `--sink`
+    /// value), its checkpoint in `d.state`, with `extra` arguments after.
+    pub fn following(d: &Dirs, sink: &str, extra: &[&str]) -> Self {
+        let (log, state) = (Dirs::s(&d.app_log()), Dirs::s(&d.state));
+        let mut args = vec!["--follow", &log, "--state-dir", &state, "--sink", sink];
+        args.extend_from_slice(extra);
+        Self::start(&args, &[])
+    }
+
+    /// SIGTERM, then the exit status and the log.
     pub fn stop(mut self) -> (std::process::ExitStatus, String) {
         self.proc.signal(libc::SIGTERM);
         let (status, _) = self.proc.wait_exit(podkit_testkit::PATIENCE);
-        let stderr = self.proc.stderr();
-        (status, stderr)
+        (status, self.proc.stderr())
+    }
+
+    /// SIGTERM; asserts that it exits 0 (showing its log otherwise) and
+    /// returns its log.
+    pub fn stop_ok(mut self) -> String {
+        self.proc.stop_ok()
     }
 
     /// SIGKILL, waiting until it is gone.
@@ -96,90 +111,59 @@ pub enum Rotation {
     CopyTruncate,
 }
 
-/// An app writing numbered lines to `dir/app.log` at a steady rate on a
-/// thread, rotating every `rotate_every`.
-pub struct App {
-    pub written: Arc<AtomicU64>,
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<u64>>,
-}
-
-impl App {
-    /// Writes `total` lines at `rate` lines/s, starting at `first`.
-    pub fn start(dir: &Path, first: u64, total: u64, rate: u64, rotation: Rotation, rotate_every: Duration) -> Self {
-        let written = Arc::new(AtomicU64::new(first));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (w, s, dir) = (written.clone(), stop.clone(), dir.to_owned());
-        let thread = std::thread::spawn(move || {
-            let path = dir.join("app.log");
-            let open = || OpenOptions::new().create(true).append(true).open(&path).unwrap();
-            let mut f: File = open();
-            let start = Instant::now();
-            let rotate_every = rotate_every.min(Duration::from_secs(1 << 30));
-            let mut next_rotation = start + rotate_every;
-            let mut rotations = 0;
-            let mut buf = String::new();
-            let mut seq = first;
-            while seq < first + total && !s.load(Ordering::SeqCst) {
-                // Write in chunks of 100 lines, paced to the rate.
-                buf.clear();
-                let end = (seq + 100).min(first + total);
-                for n in seq..end {
-                    buf.push_str(&line(n));
-                    buf.push('\n');
-                }
-                f.write_all(buf.as_bytes()).unwrap();
-                seq = end;
-                w.store(seq, Ordering::SeqCst);
-                if rotation != Rotation::None && Instant::now() >= next_rotation {
-                    rotations += 1;
-                    next_rotation += rotate_every;
-                    let rotated = dir.join(format!("app.log.{rotations}"));
-                    match rotation {
-                        Rotation::Rename => {
-                            fs::rename(&path, &rotated).unwrap();
-                            f = open();
-                        }
-                        Rotation::CopyTruncate => {
-                            fs::copy(&path, &rotated).unwrap();
-                            // The app keeps writing between the copy and the truncate.
-                            f.write_all(format!("{}\n", line(seq)).as_bytes()).unwrap();
-                            seq += 1;
-                            w.store(seq, Ordering::SeqCst);
-                            OpenOptions::new().write(true).open(&path).unwrap().set_len(0).unwrap();
-                        }
-                        Rotation::None => {}
+/// An app writing `total` numbered lines ([`line`], from 0) to
+/// `dir/app.log` at `rate` lines/s on a thread, rotating every
+/// `rotate_every`; it returns the next sequence number.
+pub fn write_app_log(dir: &Path, total: u64, rate: u64, rotation: Rotation, rotate_every: Duration) -> Writer<u64> {
+    let dir = dir.to_owned();
+    Writer::spawn(move |written, stop| {
+        let path = dir.join("app.log");
+        let open = || OpenOptions::new().create(true).append(true).open(&path).unwrap();
+        let mut f: File = open();
+        let start = Instant::now();
+        let rotate_every = rotate_every.min(Duration::from_secs(1 << 30));
+        let mut next_rotation = start + rotate_every;
+        let mut rotations = 0;
+        let mut buf = String::new();
+        let mut seq = 0;
+        while seq < total && !stop.load(Ordering::SeqCst) {
+            // Write in chunks of 100 lines, paced to the rate.
+            buf.clear();
+            let end = (seq + 100).min(total);
+            for n in seq..end {
+                buf.push_str(&line(n));
+                buf.push('\n');
+            }
+            f.write_all(buf.as_bytes()).unwrap();
+            seq = end;
+            written.store(seq, Ordering::SeqCst);
+            if rotation != Rotation::None && Instant::now() >= next_rotation {
+                rotations += 1;
+                next_rotation += rotate_every;
+                let rotated = dir.join(format!("app.log.{rotations}"));
+                match rotation {
+                    Rotation::Rename => {
+                        fs::rename(&path, &rotated).unwrap();
+                        f = open();
                     }
-                }
-                let due = Duration::from_secs_f64((seq - first) as f64 / rate as f64);
-                if let Some(ahead) = due.checked_sub(start.elapsed()) {
-                    std::thread::sleep(ahead);
+                    Rotation::CopyTruncate => {
+                        fs::copy(&path, &rotated).unwrap();
+                        // The app keeps writing between the copy and the truncate.
+                        f.write_all(format!("{}\n", line(seq)).as_bytes()).unwrap();
+                        seq += 1;
+                        written.store(seq, Ordering::SeqCst);
+                        OpenOptions::new().write(true).open(&path).unwrap().set_len(0).unwrap();
+                    }
+                    Rotation::None => {}
                 }
             }
-            seq
-        });
-        Self {
-            written,
-            stop,
-            thread: Some(thread),
+            let due = Duration::from_secs_f64(seq as f64 / rate as f64);
+            if let Some(ahead) = due.checked_sub(start.elapsed()) {
+                std::thread::sleep(ahead);
+            }
         }
-    }
-
-    /// Lines written so far (the next sequence number).
-    pub fn written(&self) -> u64 {
-        self.written.load(Ordering::SeqCst)
-    }
-
-    /// Waits for the app to finish; returns the next sequence number.
-    pub fn join(mut self) -> u64 {
-        self.thread.take().unwrap().join().unwrap()
-    }
-
-    /// Stops writing early.
-    pub fn stop(self) -> u64 {
-        self.stop.store(true, Ordering::SeqCst);
-        self.join()
-    }
+        seq
+    })
 }
 
 /// What the sink received, as sequence numbers.
@@ -192,18 +176,31 @@ pub struct Received {
 }
 
 impl Received {
+    /// The `message` of every record the sink accepted (NDJSON or JSON array).
     pub fn from_sink(sink: &Sink) -> Self {
         let mut r = Self::default();
         for record in sink.received_records() {
             let v: serde_json::Value = serde_json::from_slice(&record)
                 .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&record)));
-            let message = v["message"].as_str().unwrap_or_default();
-            match parse(message) {
-                Some(seq) => *r.counts.entry(seq).or_default() += 1,
-                None => r.other.push(message.to_owned()),
-            }
+            r.add(v["message"].as_str().unwrap_or_default());
         }
         r
+    }
+
+    /// The line of every entry a platform stand-in stored.
+    pub fn from_entries(entries: &[Entry]) -> Self {
+        let mut r = Self::default();
+        for e in entries {
+            r.add(&e.line);
+        }
+        r
+    }
+
+    fn add(&mut self, message: &str) {
+        match parse(message) {
+            Some(seq) => *self.counts.entry(seq).or_default() += 1,
+            None => self.other.push(message.to_owned()),
+        }
     }
 
     pub fn missing(&self, range: std::ops::Range<u64>) -> Vec<u64> {
@@ -215,6 +212,78 @@ impl Received {
         d.sort_unstable();
         d
     }
+
+    /// Asserts that every line of `lines` arrived and that no line arrived
+    /// twice, naming the first lost or duplicated ones.
+    pub fn assert_once(&self, lines: std::ops::Range<u64>) -> &Self {
+        let missing = self.missing(lines);
+        assert!(
+            missing.is_empty(),
+            "lost {} lines: {:?}",
+            missing.len(),
+            &missing[..missing.len().min(10)]
+        );
+        let dups = self.duplicated();
+        assert!(
+            dups.is_empty(),
+            "duplicated {} lines: {:?}",
+            dups.len(),
+            &dups[..dups.len().min(10)]
+        );
+        self
+    }
+
+    /// At least once across a kill -9: asserts that no line before
+    /// `checkpointed` (what the checkpoint covered at the kill) arrived twice.
+    pub fn assert_redelivered_only_from(&self, checkpointed: u64) -> &Self {
+        let dups = self.duplicated();
+        assert!(
+            dups.iter().all(|&s| s >= checkpointed),
+            "a line acknowledged before the kill was shipped again: {:?}",
+            &dups[..dups.len().min(10)]
+        );
+        self
+    }
+
+    /// Asserts that nothing but lines of [`line`] arrived.
+    pub fn assert_nothing_else(&self) -> &Self {
+        assert!(self.other.is_empty(), "{:?}", &self.other[..self.other.len().min(5)]);
+        self
+    }
+}
+
+/// Where the shipper delivers: the HTTP sink or a platform stand-in.
+pub trait Delivered {
+    /// Waits until it holds at least `n` records.
+    fn wait_for(&self, n: u64);
+    /// What it holds now.
+    fn received(&self) -> Received;
+}
+
+impl Delivered for Sink {
+    fn wait_for(&self, n: u64) {
+        self.wait_records(n);
+    }
+
+    fn received(&self) -> Received {
+        Received::from_sink(self)
+    }
+}
+
+impl Delivered for PlatformServer {
+    fn wait_for(&self, n: u64) {
+        self.wait_entries(n);
+    }
+
+    fn received(&self) -> Received {
+        Received::from_entries(&self.entries())
+    }
+}
+
+/// Waits until `to` holds at least `n` records; what it holds then.
+pub fn wait_delivered(to: &impl Delivered, n: u64) -> Received {
+    to.wait_for(n);
+    to.received()
 }
 
 /// Sequence numbers of the lines in `dir`'s files named `app.log*`: (in the
