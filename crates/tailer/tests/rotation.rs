@@ -59,9 +59,14 @@ struct AppRun {
     at_risk: HashSet<u64>,
 }
 
-/// Runs the app and the rotator. `sink` is the follower's consumer, whose
-/// acknowledged lines the rotator reads at each copy.
-fn run_app(dir: &Path, style: Style, sink: &Sink) -> AppRun {
+/// Runs the app and the rotator. The rotator reads the follower's
+/// acknowledged lines at each copy, and renames a file only once the follower
+/// has opened it: a file renamed away before any scan found it is not
+/// followed (it never matched the pattern while the tailer looked), and how
+/// soon a scan finds it is a matter of speed (a loaded machine can starve
+/// the tailer's thread for longer than a rotation period), not of correctness.
+fn run_app(dir: &Path, style: Style, f: &Follower) -> AppRun {
+    let sink = &f.sink;
     let path = dir.join("app.log");
     let open = || OpenOptions::new().create(true).append(true).open(&path).unwrap();
     let reopen = AtomicBool::new(false);
@@ -73,9 +78,27 @@ fn run_app(dir: &Path, style: Style, sink: &Sink) -> AppRun {
         let rotator = scope.spawn(|| {
             let mut at_risk = HashSet::new();
             let mut n = 0;
+            let live_added = format!("added {} ", path.display());
+            let generations = |l: &Log| l.lines.iter().filter(|e| e.starts_with(&live_added)).count();
             while !stop.load(Ordering::SeqCst) {
                 std::thread::sleep(ROTATE_EVERY);
                 n += 1;
+                if style != Style::CopyTruncate {
+                    // The file about to be renamed is the n-th at the live path.
+                    // (Checking `stop` now and then: once the app is done it
+                    // opens no new file.)
+                    let opened = loop {
+                        if stop.load(Ordering::SeqCst) {
+                            break false;
+                        }
+                        if f.events.0.wait(Duration::from_millis(100), |l| generations(l) >= n) {
+                            break true;
+                        }
+                    };
+                    if !opened {
+                        break;
+                    }
+                }
                 let rotated = dir.join(format!("app.log.{n}"));
                 match style {
                     Style::Rename => {
@@ -191,8 +214,14 @@ fn delivered(seen: &Seen, written: u64) -> Delivered {
 
 fn follow_and_write(style: Style, pattern: &str) -> (tempfile::TempDir, AppRun, Seen, Arc<Recorder>) {
     let dir = tempfile::tempdir().unwrap();
-    let f = Follower::start(config(&[p(dir.path(), pattern)], None));
-    let run = run_app(dir.path(), style, &f.sink);
+    let mut c = config(&[p(dir.path(), pattern)], None);
+    // A renamed file is read for `rotate_wait` after it last grew. The app
+    // writes to it for 200 ms, but a loaded machine can stall the app's
+    // thread for longer than the harness's 1 s between two of those writes;
+    // give it as long as the test waits for anything.
+    c.rotate_wait = *WAIT;
+    let f = Follower::start(c);
+    let run = run_app(dir.path(), style, &f);
     // Settle: wait until every line that exists in a followed file arrived.
     let (live, copies) = on_disk(dir.path());
     let mut want: Vec<String> = live.iter().map(|&s| line(s)).collect();
