@@ -35,7 +35,7 @@ fn over_promise(bin: &str, size: u64) -> Option<String> {
 /// missing long before the list stops working (wait-for: 988 of 1,471 names
 /// after a round of refactoring). A new toolchain or changed crate hashes
 /// take nearly all names at once, which this catches.
-pub const SYMBOL_ORDER_MIN_SHARE: [(&str, f64); 2] = [("wait-for", 0.6), ("ambassador", 0.6)];
+pub const SYMBOL_ORDER_MIN_SHARE: [(&str, f64); 3] = [("wait-for", 0.6), ("ambassador", 0.6), ("log-shipper", 0.6)];
 
 /// How many of the names in `crates/<bin>/symbol-order.txt` the newest
 /// release link map of `bin` holds, and how many it lists.
