@@ -842,6 +842,25 @@ mod tests {
     }
 
     #[test]
+    fn more_to_read_in_a_file_stops_the_clocks_of_its_records() {
+        // stdout's line is cut; stderr goes on writing, faster than one read.
+        let text = format!("{T} stdout P one \n{T} stderr F a\n{T} stderr F b\n{T} stdout F two\n");
+        let lines = Run::lines(text.as_bytes(), 0);
+        let mut run = Run::new(settings(ContainerFormat::Cri, None));
+        run.feed(&lines[..1]);
+        assert_eq!(run.a.next_flush(), Some(run.now + Duration::from_secs(1)));
+        run.read(&lines[1..2], false);
+        assert_eq!(run.a.next_flush(), None, "the file has bytes unread");
+        run.a.flush(run.now + Duration::from_secs(10));
+        run.collect();
+        assert!(run.out.is_empty(), "{:?}", run.out);
+        run.now += Duration::from_secs(10);
+        run.feed(&lines[2..]);
+        assert_eq!(texts(&run.out), ["stdout|one two", "stderr|a", "stderr|b"]);
+        assert_eq!(run.committed(), text.len() as u64);
+    }
+
+    #[test]
     fn the_flush_clock_starts_when_the_consumer_waits_at_the_end_of_the_file() {
         let text = b"Exception: boom\n\tat a\n";
         let lines = Run::lines(text, 0);
