@@ -112,8 +112,9 @@ pub struct Args {
     #[arg(long, env = "LOG_SHIPPER_MULTILINE_MAX_BYTES", value_name = "SIZE", default_value = "256KiB", value_parser = parse_size, help_heading = "Multiline")]
     pub multiline_max_bytes: u64,
 
-    /// How long a file must be quiet before its last record (or partial
-    /// container line) is shipped without waiting for the next one.
+    /// How long a file must be quiet (read to its end, nothing new) before
+    /// its last record (or partial container line) is shipped without
+    /// waiting for the next one.
     #[arg(long, env = "LOG_SHIPPER_MULTILINE_FLUSH_TIMEOUT", value_name = "DURATION", default_value = "1s", value_parser = parse_duration, help_heading = "Multiline")]
     pub multiline_flush_timeout: Duration,
 

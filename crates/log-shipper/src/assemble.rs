@@ -12,6 +12,13 @@
 //! record is split there and counted, nothing is dropped), when the file
 //! was quiet for the flush timeout, or when it was truncated.
 //!
+//! **Quiet means caught up.** The flush clock of a record starts only once
+//! the tailer has caught up with its file ([`Batch::at_eof`]: nothing left
+//! to read) *and* the consumer is waiting for more ([`Assembler::idle`]);
+//! a record of a file with bytes still unread never leaves on a timeout,
+//! however long the pipeline was blocked, so a record whose pieces straddle
+//! two reads leaves whole.
+//!
 //! **Acknowledgements never split a record.** Records leave only at a
 //! *clean cut* of the file: an offset before which every piece belongs to a
 //! record that leaves, and from which every piece belongs to one that stays
@@ -49,7 +56,8 @@ pub struct Settings {
     pub max_lines: usize,
     /// Most bytes per record.
     pub max_bytes: usize,
-    /// How long a file must be quiet before its open records are emitted.
+    /// How long a file must be quiet (read to its end, nothing new) before
+    /// its open records are emitted.
     pub flush_after: Duration,
     /// Take namespace, pod, pod UID and container labels from the path.
     pub kubernetes: bool,
@@ -137,6 +145,9 @@ struct FileState<T> {
     held: VecDeque<T>,
     /// Where the last batch ended (an earlier start means truncation).
     end: u64,
+    /// The last batch left the tailer caught up with the file: nothing
+    /// more to read (until it grows). Only then do flush clocks run.
+    at_eof: bool,
     /// Records left since the acknowledgements were last handed on: the
     /// next ones up to the cut go with the last chunk of this file.
     emitted: bool,
@@ -156,8 +167,10 @@ struct Pending {
     /// File offsets of its first and last piece.
     first: u64,
     last: u64,
-    /// When its last piece arrived.
-    touched: Instant,
+    /// Since when it has been quiet: when the consumer was first idle
+    /// ([`Assembler::idle`]) after its last piece, with the file read to
+    /// its end; `None` until then.
+    touched: Option<Instant>,
     buf: Vec<u8>,
     lines: usize,
     time: Option<Timestamp>,
@@ -181,10 +194,10 @@ struct Building<T> {
 }
 
 impl Assembler<AckToken> {
-    /// Adds a tailer batch read at `now`.
-    pub fn push(&mut self, batch: Batch, now: Instant) {
+    /// Adds a tailer batch.
+    pub fn push(&mut self, batch: Batch) {
         let lines = batch.lines().map(|l| (l.offset, l.bytes));
-        let key = self.add_lines(batch.file(), batch.byte_range(), lines, now);
+        let key = self.add_lines(batch.file(), batch.byte_range(), batch.at_eof(), lines);
         self.assign(key, batch.into_ack());
     }
 
@@ -212,14 +225,14 @@ impl<T: Part> Assembler<T> {
     }
 
     /// Adds the lines (offset, bytes) of one batch of `info` covering `range`,
-    /// read at `now`; returns the file, to [`Self::assign`] the batch's
-    /// acknowledgement to.
+    /// after which the file was read to its end or not (`at_eof`); returns
+    /// the file, to [`Self::assign`] the batch's acknowledgement to.
     pub fn add_lines<'a>(
         &mut self,
         info: &FileInfo,
         range: Range<u64>,
+        at_eof: bool,
         lines: impl Iterator<Item = (u64, &'a [u8])>,
-        now: Instant,
     ) -> (u64, u64) {
         let key = (info.dev, info.ino);
         let Self {
@@ -234,6 +247,7 @@ impl<T: Part> Assembler<T> {
             queue: VecDeque::new(),
             held: VecDeque::new(),
             end: range.start,
+            at_eof,
             emitted: false,
             labels: Default::default(),
             spare: Vec::new(),
@@ -250,6 +264,7 @@ impl<T: Part> Assembler<T> {
             file.labels = Default::default();
         }
         file.end = range.end;
+        file.at_eof = at_eof;
         file.batch_bytes =
             usize::try_from(range.end.saturating_sub(range.start)).map_or(CHUNK_BYTES, |n| n.min(CHUNK_BYTES));
 
@@ -263,7 +278,7 @@ impl<T: Part> Assembler<T> {
                 file.emit(ready, key, settings, piece.stream, &piece.content, piece.time);
                 continue;
             }
-            file.add(piece, offset, now, settings, next_id, stats);
+            file.add(piece, offset, settings, next_id, stats);
             if file.queue.front().is_some_and(|p| p.complete) {
                 file.emit_complete(ready, key, settings);
             }
@@ -281,23 +296,45 @@ impl<T: Part> Assembler<T> {
         self.drain(key);
     }
 
-    /// When the next open record has had no new line for the flush
-    /// timeout, if any.
+    /// The consumer is idle at `now`: it has handled every batch the tailer
+    /// sent and waits for the next. Starts the flush clock of the open
+    /// records that got a piece since the last call, in files read to
+    /// their end. (Call it only when no batch is waiting: time spent
+    /// behind a busy sink, or with batches queued, is not quiet time.)
+    pub fn idle(&mut self, now: Instant) {
+        for f in self.files.values_mut().filter(|f| f.at_eof) {
+            for p in f.queue.iter_mut().filter(|p| p.touched.is_none()) {
+                p.touched = Some(now);
+            }
+        }
+    }
+
+    /// When the next open record will have been quiet for the flush
+    /// timeout, if any flush clock runs.
     pub fn next_flush(&self) -> Option<Instant> {
         self.files
             .values()
+            .filter(|f| f.at_eof)
             .flat_map(|f| f.queue.iter().filter(|p| !p.complete))
-            .map(|p| p.touched + self.settings.flush_after)
+            .filter_map(|p| p.touched)
+            .map(|t| t + self.settings.flush_after)
             .min()
     }
 
-    /// Completes the records that had no new line since `now - flush_after`.
+    /// Completes the records quiet since `now - flush_after` or longer.
     pub fn flush(&mut self, now: Instant) {
         let after = self.settings.flush_after;
         let mut due = Vec::new();
         for (key, f) in &mut self.files {
+            if !f.at_eof {
+                continue;
+            }
             let mut any = false;
-            for p in f.queue.iter_mut().filter(|p| !p.complete && p.touched + after <= now) {
+            for p in f
+                .queue
+                .iter_mut()
+                .filter(|p| !p.complete && p.touched.is_some_and(|t| t + after <= now))
+            {
                 p.complete = true;
                 any = true;
             }
@@ -450,15 +487,7 @@ impl<T: Part> FileState<T> {
     }
 
     /// Adds one piece; returns the record it went into.
-    fn add(
-        &mut self,
-        piece: Piece<'_>,
-        offset: u64,
-        now: Instant,
-        s: &Settings,
-        next_id: &mut u64,
-        stats: &mut Stats,
-    ) -> u64 {
+    fn add(&mut self, piece: Piece<'_>, offset: u64, s: &Settings, next_id: &mut u64, stats: &mut Stats) -> u64 {
         let content = &piece.content[..];
         let open = self
             .queue
@@ -471,7 +500,7 @@ impl<T: Part> FileState<T> {
                 // The rest of a partial line.
                 if p.buf.len() + content.len() <= s.max_bytes {
                     p.buf.extend_from_slice(content);
-                    (p.last, p.touched) = (offset, now);
+                    (p.last, p.touched) = (offset, None);
                     p.in_line = !piece.last;
                     p.complete = piece.last && s.rule.is_none();
                     return p.id;
@@ -484,7 +513,7 @@ impl<T: Part> FileState<T> {
                     if p.lines < s.max_lines && p.buf.len() + 1 + content.len() <= s.max_bytes {
                         p.buf.push(b'\n');
                         p.buf.extend_from_slice(content);
-                        (p.last, p.touched) = (offset, now);
+                        (p.last, p.touched) = (offset, None);
                         p.lines += 1;
                         p.state = next;
                         p.in_line = !piece.last;
@@ -507,7 +536,7 @@ impl<T: Part> FileState<T> {
             stream: piece.stream,
             first: offset,
             last: offset,
-            touched: now,
+            touched: None,
             buf: {
                 let mut buf = self.spare.pop().unwrap_or_default();
                 buf.extend_from_slice(content);
@@ -630,7 +659,15 @@ mod tests {
             out
         }
 
+        /// One batch that read the file to its end, handled when the
+        /// consumer then waits for more at `now`.
         fn feed(&mut self, lines: &[(u64, &[u8], u64)]) {
+            self.read(lines, true);
+            self.a.idle(self.now);
+        }
+
+        /// One batch, after which the file was read to its end or not.
+        fn read(&mut self, lines: &[(u64, &[u8], u64)], at_eof: bool) {
             if lines.is_empty() {
                 return;
             }
@@ -641,7 +678,7 @@ mod tests {
             };
             let key = self
                 .a
-                .add_lines(&info(), range, lines.iter().map(|l| (l.0, l.1)), self.now);
+                .add_lines(&info(), range, at_eof, lines.iter().map(|l| (l.0, l.1)));
             self.a.assign(key, token);
             self.collect();
         }
@@ -707,7 +744,7 @@ mod tests {
         let range = 0..text.len() as u64;
         let key = run
             .a
-            .add_lines(&info(), range.clone(), lines.iter().map(|l| (l.0, l.1)), run.now);
+            .add_lines(&info(), range.clone(), true, lines.iter().map(|l| (l.0, l.1)));
         run.a.assign(
             key,
             Fake {
@@ -774,6 +811,76 @@ mod tests {
         run.a.flush(run.now + Duration::from_secs(1));
         run.collect();
         assert_eq!(texts(&run.out)[2..], ["|next\n\tat c", "|last"]);
+        assert_eq!(run.committed(), text.len() as u64);
+    }
+
+    #[test]
+    fn a_record_with_unread_pieces_is_not_flushed_on_a_timeout() {
+        // One line in three CRI pieces; the first read ends after two.
+        let text = format!("{T} stdout P one \n{T} stdout P two \n{T} stdout F three\n{T} stdout P last\n");
+        let lines = Run::lines(text.as_bytes(), 0);
+        let mut run = Run::new(settings(ContainerFormat::Cri, None));
+        run.read(&lines[..2], false);
+        run.a.idle(run.now);
+        assert_eq!(run.a.next_flush(), None, "no clock while bytes are unread");
+        run.a.flush(run.now + Duration::from_secs(10));
+        run.collect();
+        assert!(run.out.is_empty(), "{:?}", run.out);
+        assert_eq!(run.committed(), 0);
+        // The rest, long after the timeout: the line leaves whole.
+        run.now += Duration::from_secs(10);
+        run.feed(&lines[2..]);
+        assert_eq!(texts(&run.out), ["stdout|one two three"]);
+        assert_eq!(run.committed(), lines[3].0);
+        // The file is quiet now: its last record leaves after the timeout.
+        assert_eq!(run.a.next_flush(), Some(run.now + Duration::from_secs(1)));
+        run.a.flush(run.now + Duration::from_secs(1));
+        run.collect();
+        assert_eq!(texts(&run.out), ["stdout|one two three", "stdout|last"]);
+        assert_eq!(run.committed(), text.len() as u64);
+        assert_eq!(run.a.take_stats(), Stats::default(), "nothing split");
+    }
+
+    #[test]
+    fn more_to_read_in_a_file_stops_the_clocks_of_its_records() {
+        // stdout's line is cut; stderr goes on writing, faster than one read.
+        let text = format!("{T} stdout P one \n{T} stderr F a\n{T} stderr F b\n{T} stdout F two\n");
+        let lines = Run::lines(text.as_bytes(), 0);
+        let mut run = Run::new(settings(ContainerFormat::Cri, None));
+        run.feed(&lines[..1]);
+        assert_eq!(run.a.next_flush(), Some(run.now + Duration::from_secs(1)));
+        run.read(&lines[1..2], false);
+        assert_eq!(run.a.next_flush(), None, "the file has bytes unread");
+        run.a.flush(run.now + Duration::from_secs(10));
+        run.collect();
+        assert!(run.out.is_empty(), "{:?}", run.out);
+        run.now += Duration::from_secs(10);
+        run.feed(&lines[2..]);
+        assert_eq!(texts(&run.out), ["stdout|one two", "stderr|a", "stderr|b"]);
+        assert_eq!(run.committed(), text.len() as u64);
+    }
+
+    #[test]
+    fn the_flush_clock_starts_when_the_consumer_waits_at_the_end_of_the_file() {
+        let text = b"Exception: boom\n\tat a\n";
+        let lines = Run::lines(text, 0);
+        let mut run = Run::new(settings(ContainerFormat::None, Some(Rule::Java)));
+        // Read to the end, but the consumer is held up (a busy sink, more
+        // batches queued): that time is not quiet time.
+        run.read(&lines, true);
+        assert_eq!(run.a.next_flush(), None);
+        run.a.flush(run.now + Duration::from_secs(10));
+        run.collect();
+        assert!(run.out.is_empty(), "{:?}", run.out);
+        // Then it waits for more: the record leaves one timeout later.
+        run.now += Duration::from_secs(10);
+        run.a.idle(run.now);
+        run.a.flush(run.now + Duration::from_millis(999));
+        run.collect();
+        assert!(run.out.is_empty(), "{:?}", run.out);
+        run.a.flush(run.now + Duration::from_secs(1));
+        run.collect();
+        assert_eq!(texts(&run.out), ["|Exception: boom\n\tat a"]);
         assert_eq!(run.committed(), text.len() as u64);
     }
 

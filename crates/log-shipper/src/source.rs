@@ -105,7 +105,10 @@ fn globset_escape(path: &Path) -> String {
 
 /// Hands every batch of a source to every sink: as it is, or through the
 /// source's [`Assembler`] (multiline records, container logs), whose open
-/// records are flushed when their file has been quiet for the flush timeout.
+/// records are flushed when their file has been quiet for the flush timeout:
+/// read to its end ([`Batch::at_eof`]) while this loop waited for more with
+/// no batch queued. Time spent sending to a busy sink, or with batches
+/// waiting, never counts, and queued batches always go before a flush.
 pub async fn fan_out(
     index: usize,
     source: &SourceConfig,
@@ -115,14 +118,20 @@ pub async fn fan_out(
 ) {
     let mut assembler = (!source.assemble.is_plain()).then(|| Assembler::new(source.assemble.clone()));
     loop {
+        if let Some(a) = &mut assembler
+            && batches.is_empty()
+        {
+            a.idle(std::time::Instant::now());
+        }
         let deadline = assembler.as_ref().and_then(Assembler::next_flush);
         let chunks = tokio::select! {
+            biased;
             batch = batches.recv() => {
                 let Some(batch) = batch else { break };
                 match &mut assembler {
                     None => vec![Chunk::Lines(batch)],
                     Some(a) => {
-                        a.push(batch, std::time::Instant::now());
+                        a.push(batch);
                         a.take_ready()
                     }
                 }

@@ -1,11 +1,12 @@
 //! Multiline records with the real binary: Java stack traces joined into one
 //! record each, across a restart that happens while a trace is half written
 //! (the checkpoint stays at the trace's first line, so it arrives whole,
-//! once), and the flush timeout that ships the last record of a quiet file.
+//! once), the flush timeout that ships the last record of a quiet file and
+//! never a line whose CRI pieces are still unread.
 
 mod support;
 
-use podkit_testkit::sink::Sink;
+use podkit_testkit::sink::{Mode, Sink};
 use podkit_testkit::wait_until;
 use support::*;
 
@@ -103,6 +104,56 @@ fn the_last_record_of_a_quiet_file_is_flushed() {
         checkpoint_offset(&d.state, "log-shipper", &log) == std::fs::metadata(&log).unwrap().len()
     });
     shipper.stop_ok();
+}
+
+/// Container lines cut into CRI pieces, a file long enough to take several
+/// reads (some end between two pieces of a line), a sink that holds the
+/// pipeline up, and a flush timeout far shorter than all that: no line
+/// leaves in parts, since its file still had bytes to read.
+#[test]
+fn cri_pieces_across_reads_are_never_flushed_apart() {
+    let d = Dirs::new();
+    let log = d.app_log();
+    let sink = Sink::keeping_bodies();
+    let t = "2026-12-06T02:16:08.000000001Z";
+    let n = 50_000;
+    append(
+        &log,
+        (0..n).flat_map(|i| {
+            [
+                format!("{t} stdout P line {i:06} "),
+                format!("{t} stdout P {} ", "x".repeat(40)),
+                format!("{t} stdout F end"),
+            ]
+        }),
+    );
+    // The sink refuses at first: the shipper stops reading, records open.
+    sink.set_mode(Mode::Fail {
+        status: 503,
+        retry_after: None,
+    });
+    let shipper = Shipper::following(
+        &d,
+        &sink.url("/"),
+        &[
+            "--container-format",
+            "cri",
+            "--multiline-flush-timeout",
+            "1ms",
+            "--retry-max-delay",
+            "100ms",
+        ],
+    );
+    sink.wait_until("refused attempts", |s| s.failed >= 5);
+    sink.set_mode(Mode::Accept);
+    wait_until("the checkpoint to cover the file", || {
+        checkpoint_offset(&d.state, "log-shipper", &log) == std::fs::metadata(&log).unwrap().len()
+    });
+    shipper.stop_ok();
+    let got = messages(&sink);
+    assert_eq!(got.len(), n, "one record per line");
+    let want: Vec<String> = (0..n).map(|i| format!("line {i:06} {} end", "x".repeat(40))).collect();
+    assert_eq!(got, want);
 }
 
 #[test]

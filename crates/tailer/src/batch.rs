@@ -82,18 +82,38 @@ pub struct Batch {
     lines: Vec<LineMeta>,
     /// File offset of `data[0]`.
     offset: u64,
+    /// The read reached the end of the file: nothing was left to read.
+    at_eof: bool,
     ack: AckToken,
 }
 
 impl Batch {
-    pub(crate) fn new(file: Arc<FileInfo>, data: Bytes, lines: Vec<LineMeta>, offset: u64, ack: AckToken) -> Self {
+    pub(crate) fn new(
+        file: Arc<FileInfo>,
+        data: Bytes,
+        lines: Vec<LineMeta>,
+        offset: u64,
+        at_eof: bool,
+        ack: AckToken,
+    ) -> Self {
         Self {
             file,
             data,
             lines,
             offset,
+            at_eof,
             ack,
         }
+    }
+
+    /// Whether the tailer was caught up with the file when it sent this
+    /// batch: its read reached the file's end and no incomplete line is
+    /// held back. When `false`, more of the file follows in later batches
+    /// (it was read in several reads, or is held back by backpressure);
+    /// when `true`, the next batch of the file, if any, holds what was
+    /// written after this one was read.
+    pub fn at_eof(&self) -> bool {
+        self.at_eof
     }
 
     /// The path of the file the lines come from.
@@ -158,6 +178,7 @@ impl fmt::Debug for Batch {
             .field("path", &self.file.path)
             .field("lines", &self.lines.len())
             .field("byte_range", &self.byte_range())
+            .field("at_eof", &self.at_eof)
             .finish()
     }
 }

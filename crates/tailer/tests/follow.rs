@@ -430,6 +430,50 @@ fn a_slow_consumer_pauses_reading() {
 }
 
 #[test]
+fn batches_say_whether_the_tailer_caught_up_with_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("app.log");
+    // About 120 KiB: many reads of 4 KiB, over more than one round.
+    append(&a, &numbered("x", 0..10_000));
+    let mut c = config(&[p(dir.path(), "app.log")], None);
+    c.read_bytes = 4096;
+    c.partial_flush_after = Duration::from_millis(100);
+    let (tailer, mut rx) = Tailer::new(c, Arc::new(NoopEvents)).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let token = podkit_tailer::CancellationToken::new();
+    let task = rt.spawn(tailer.run(token.clone()));
+    // (lines, at_eof) of each batch until `want` more lines arrived.
+    let mut take = |want: usize| {
+        rt.block_on(async {
+            let mut got = Vec::new();
+            let mut lines = 0;
+            while lines < want {
+                let b = tokio::time::timeout(*WAIT, rx.recv()).await.unwrap().unwrap();
+                lines += b.len();
+                got.push((b.len(), b.at_eof()));
+                b.ack();
+            }
+            got
+        })
+    };
+    let first = take(10_000);
+    assert!(first.len() > 16, "{first:?}");
+    let (last, before) = first.split_last().unwrap();
+    assert!(before.iter().all(|(_, eof)| !eof), "more was waiting: {first:?}");
+    assert!(last.1, "the last read reached the end: {first:?}");
+    // Lines written later: caught up again. An incomplete last line is
+    // held back: the batch before it is not caught up, its own batch is.
+    append(&a, &numbered("y", 0..3));
+    assert_eq!(take(3).last(), Some(&(3, true)));
+    let mut w = fs::OpenOptions::new().append(true).open(&a).unwrap();
+    write!(w, "z\nno newline").unwrap();
+    assert_eq!(take(2), [(1, false), (1, true)]);
+    token.cancel();
+    rt.block_on(async { while rx.recv().await.is_some() {} });
+    rt.block_on(task).unwrap().unwrap();
+}
+
+#[test]
 fn an_unwritable_state_dir_is_a_configuration_error() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("plain-file");

@@ -175,7 +175,9 @@ impl Engine {
         self.events.batch_read(&t.info, consumed as u64, count);
         book.progress.inflight += 1;
         let token = AckToken::new(self.sig_tx.clone(), t.id, book.progress.generation, start..end, count);
-        let batch = Batch::new(t.info.clone(), data, lines, start, token);
+        // Caught up: everything the last check saw is read and sent.
+        let at_eof = t.read_pos >= t.size && t.buf.is_empty();
+        let batch = Batch::new(t.info.clone(), data, lines, start, at_eof, token);
         let Some(tx) = &self.tx else { return Err(Closed) };
         if tx.blocking_send(batch).is_err() {
             self.tx = None;
