@@ -20,6 +20,7 @@ use std::env;
 /// Prints the cargo directives that link binary `bin` of the calling crate
 /// in the order of the crate's `symbol-order.txt`, with a link map in
 /// release builds (`release` and `release-small` both report `release`).
+#[expect(clippy::print_stdout, reason = "a build script speaks to cargo on stdout")]
 pub fn apply(bin: &str) {
     println!("cargo:rerun-if-changed=symbol-order.txt");
     for line in directives(
