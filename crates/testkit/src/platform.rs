@@ -33,10 +33,13 @@
 //! [`Mode`]: accept, fail with a status and `Retry-After`, stall).
 //! What the server holds is read with [`PlatformServer::entries`]; tests
 //! wait on [`PlatformServer::wait_until`].
-//! A benchmark that ships millions of entries turns keeping them off
+//! A test that ships many entries turns keeping them off
 //! ([`PlatformServer::keep_entries`]): every request is still decoded and
-//! checked, and entries only counted. The server loop is
-//! [`crate::server`]'s, shared with the sink.
+//! checked, and entries only counted. A benchmark, where decoding every
+//! request would set the pace, starts the server counting
+//! ([`PlatformServer::counting`], [`counting`]): requests answered as a
+//! valid one is, their entries counted without decoding them. The server
+//! loop is [`crate::server`]'s, shared with the sink.
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -52,6 +55,7 @@ use serde::Deserialize;
 use crate::server::{Answer, HttpServer, ServerState, Shared, Stalled};
 pub use crate::sink::Mode;
 
+mod counting;
 pub mod loki_proto;
 
 /// Which platform a server plays.
@@ -120,10 +124,13 @@ struct State {
     es_fail: Vec<(String, u16, Option<u32>)>,
     es_data_streams: bool,
     otlp_reject: Option<String>,
-    /// Entries stored and then let go (keeping them is off).
+    /// Entries stored and then let go (keeping them is off), or counted
+    /// without decoding (counting).
     dropped: u64,
     /// Whether to let go of entries once counted.
     count_only: bool,
+    /// Whether requests are only counted, not decoded ([`counting`]).
+    counting: bool,
 }
 
 impl ServerState for State {
@@ -146,12 +153,29 @@ pub struct PlatformServer {
 impl PlatformServer {
     /// Starts a server playing `platform`, on its own thread.
     pub fn start(platform: Platform) -> Self {
-        let server = HttpServer::start(
-            "testkit-platform",
-            None,
-            State::default(),
-            move |shared, req| async move { handle(platform, &shared, req).await },
-        );
+        Self::with_state(platform, State::default())
+    }
+
+    /// Starts a server playing `platform` for a benchmark: each request is
+    /// answered as the strict server answers a valid one, and its entries
+    /// are counted without decoding it (see [`counting`]); nothing is kept
+    /// for [`PlatformServer::entries`], and `max_groups` stays 0. Scripted
+    /// modes work as with [`PlatformServer::start`].
+    pub fn counting(platform: Platform) -> Self {
+        Self::with_state(
+            platform,
+            State {
+                counting: true,
+                count_only: true,
+                ..State::default()
+            },
+        )
+    }
+
+    fn with_state(platform: Platform, state: State) -> Self {
+        let server = HttpServer::start("testkit-platform", None, state, move |shared, req| async move {
+            handle(platform, &shared, req).await
+        });
         Self { platform, server }
     }
 
@@ -298,9 +322,15 @@ async fn handle(platform: Platform, shared: &Shared<State>, req: Request<Incomin
         Some(other) => Err(format!("unknown Content-Encoding {other}")),
     };
     let content_type = header("content-type").unwrap_or_default();
+    let counting = shared.lock().counting;
     let result = decoded.and_then(|body| {
         if method != hyper::Method::POST {
             return Err(format!("{method} {path}: only POST is served"));
+        }
+        if counting {
+            let (n, response) = counting::count(platform, &path, &content_type, &body)?;
+            shared.lock().dropped += n;
+            return Ok(response);
         }
         let mut state = shared.lock();
         // A malformed request keeps nothing.

@@ -13,10 +13,11 @@
 //! - `ship-idle`: resident memory while following 10 quiet files, after
 //!   their lines were shipped.
 //! - `ship-sinks`: the same 2M lines to each platform sink (Loki,
-//!   Elasticsearch, OTLP) and to the NDJSON sink, gzip off and on; the
-//!   receivers are the strict stand-ins of `podkit_testkit::platform`,
-//!   counting only; CPU per line as a multiple of NDJSON's at the same gzip
-//!   setting (`log_shipper/sinks.rs`).
+//!   Elasticsearch, OTLP; JSON and protobuf) and to the NDJSON sink, gzip
+//!   off and on; the receivers are `podkit_testkit::platform`'s stand-ins
+//!   in their counting mode (answers as the strict ones give, entries
+//!   counted without decoding); CPU per line as a multiple of NDJSON's at
+//!   the same gzip setting (`log_shipper/sinks.rs`).
 //! - `ship-cri`: the same lines in 4 container log files, plain vs CRI in
 //!   node mode, CRI with partial lines, CRI with Java stack traces and
 //!   `--multiline java`; CPU per line as a multiple of plain's (`log_shipper/cri.rs`).
@@ -220,7 +221,8 @@ fn ship_log() -> Result<PathBuf> {
 enum Out {
     Http,
     File,
-    /// A strict stand-in for a log platform, counting what it accepted.
+    /// A stand-in for a log platform, answering as the strict one does and
+    /// counting entries without decoding them.
     Platform(Platform),
 }
 
@@ -326,11 +328,7 @@ fn ship_once(work: &Path, expect: Expect, out: Out, launch: &Launch) -> Result<S
     let target = match out {
         Out::Http => Target::Http(Sink::start()),
         Out::File => Target::File(dirs.out.join("shipped.ndjson")),
-        Out::Platform(platform) => {
-            let server = PlatformServer::start(platform);
-            server.keep_entries(false);
-            Target::Platform(server)
-        }
+        Out::Platform(platform) => Target::Platform(PlatformServer::counting(platform)),
     };
     let mut counter = match &target {
         Target::File(path) => Some(FileCounter::new(path.clone())),

@@ -116,13 +116,12 @@ log-shipper when a `fluent-bit` binary is on PATH (not packaged for Debian: buil
 public source; see the README's performance section), at its defaults and tuned, and print
 `SKIPPED: Fluent Bit` otherwise; serve and serve-idle run Debian's nginx with one worker.
 ship-sinks and ship-cri measure log-shipper against itself, in the same run: each platform sink
-(Loki, Elasticsearch, OTLP; strict local stand-ins in xtask's process) against the NDJSON sink at
-the same gzip setting, and CRI container logs (node mode, partial lines, Java stack traces) against
-plain lines; the table's `CPU × baseline` column gives the multiple. The stand-ins decode every
-request; in a dev build of xtask they, not the shipper, set the pace (minutes per run), so build
-them optimised: cargo --config 'profile.dev.package.podkit-testkit.opt-level=3' --config
-'profile.dev.package.serde_json.opt-level=3' --config 'profile.dev.package.opentelemetry-proto.opt-level=3'
-xtask bench ship-sinks";
+(Loki, Elasticsearch, OTLP, JSON and protobuf; local stand-ins in xtask's process that answer as the
+strict test servers do and count entries without decoding them) against the NDJSON sink at the
+same gzip setting, and CRI container logs (node mode, partial lines, Java stack traces) against
+plain lines; the table's `CPU × baseline` column gives the multiple. xtask is a dev build: for
+receivers that keep ahead of the shipper on a loaded machine, build testkit optimised:
+cargo --config 'profile.dev.package.podkit-testkit.opt-level=3' xtask bench ship-sinks";
 
 /// `cargo xtask bench <scenario> [--rounds N]`.
 pub fn run(args: &[String]) -> Result<()> {
