@@ -7,6 +7,7 @@
 //!   through [`Proc::stdout`].
 //! - [`http_get`]: a minimal HTTP/1.1 GET for scraping admin endpoints.
 //! - [`signal`]: sends SIGTERM/SIGINT to a child.
+//! - [`is_root`]: whether the test runs as root.
 //! - [`find_program`]: a tool or server in the PATH (or `/usr/sbin`), for
 //!   the tests that skip without it.
 //! - [`wait_until`]: polls a condition against a generous deadline, for state
@@ -520,6 +521,19 @@ pub fn find_program(program: &str, extra_dirs: &[&str]) -> Option<std::path::Pat
         .chain(extra_dirs.iter().map(std::path::PathBuf::from))
         .map(|d| d.join(program))
         .find(|p| p.is_file())
+}
+
+/// Whether this process runs as root (effective uid 0, read from
+/// `/proc/self/status`): servers started by a test or a benchmark then drop
+/// to an unprivileged user.
+pub fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let uids = status.lines().find_map(|l| l.strip_prefix("Uid:"))?;
+            uids.split_whitespace().nth(1).map(|effective| effective == "0")
+        })
+        .unwrap_or(false)
 }
 
 /// Whether a docker engine answers. Tests that need one print a visible

@@ -71,17 +71,6 @@ fn start(cmd: &mut Command) -> Server {
     Server(child)
 }
 
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Uid:"))
-                .map(|l| l.split_whitespace().nth(1) == Some("0"))
-        })
-        .unwrap_or(false)
-}
-
 /// Waits (in the test) until wait-for has reported `reason` for a target that
 /// is not up yet, so the server is started while wait-for is waiting.
 fn waiting_on(args: &[&str], reason: &str) -> Proc {
@@ -114,7 +103,7 @@ fn postgres() -> Outcome {
     let tmp = tempfile::tempdir().unwrap();
     // PostgreSQL refuses to run as root: run it as nobody then.
     let as_server_user = |program: &Path| -> Command {
-        if is_root() {
+        if podkit_testkit::is_root() {
             let mut cmd = Command::new("setpriv");
             cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
                 .arg(program);
@@ -123,7 +112,7 @@ fn postgres() -> Outcome {
             Command::new(program)
         }
     };
-    if is_root() {
+    if podkit_testkit::is_root() {
         if find_program("setpriv", &[]).is_none() {
             return skip("running as root and setpriv (util-linux) is missing");
         }
@@ -201,7 +190,11 @@ fn mariadb() -> Outcome {
     };
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let user = if is_root() { "--user=root" } else { "--no-defaults" };
+    let user = if podkit_testkit::is_root() {
+        "--user=root"
+    } else {
+        "--no-defaults"
+    };
     let status = Command::new(install)
         .args([
             "--no-defaults",
@@ -241,7 +234,7 @@ fn dns_mid_wait() -> Outcome {
         .args(["--listen-address=127.0.0.1", "--local=/test/", "--port", &dns_port])
         .arg(format!("--hostsdir={}", hosts.path().display()))
         .arg("--pid-file=");
-    if is_root() {
+    if podkit_testkit::is_root() {
         cmd.arg("--user=root");
     }
     let _server = start(&mut cmd);

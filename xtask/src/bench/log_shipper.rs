@@ -722,24 +722,13 @@ fn nginx_serving(env: &Env, name: &str, root: &Path, port: u16) -> Result<Comman
         ),
     );
     let mut cmd = super::ambassador::nginx_workers(env, name, &body, 1)?;
-    if is_root() {
+    if podkit_testkit::is_root() {
         // Unprivileged: nobody, with its pid file in a directory it may write.
         let dir = env.work.join(name);
         set_mode(&dir, 0o777)?;
         cmd.uid(65534).gid(65534);
     }
     Ok(cmd)
-}
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Uid:"))
-                .and_then(|v| v.split_whitespace().nth(1).map(|e| e == "0"))
-        })
-        .unwrap_or(false)
 }
 
 fn set_mode(path: &Path, mode: u32) -> Result<()> {
