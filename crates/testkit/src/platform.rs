@@ -37,7 +37,7 @@
 //! ([`PlatformServer::keep_entries`]): every request is still decoded and
 //! checked, and entries only counted. A benchmark, where decoding every
 //! request would set the pace, starts the server counting
-//! ([`PlatformServer::counting`], [`counting`]): requests answered as a
+//! ([`PlatformServer::counting`], `counting`): requests answered as a
 //! valid one is, their entries counted without decoding them. The server
 //! loop is [`crate::server`]'s, shared with the sink.
 
@@ -158,7 +158,7 @@ impl PlatformServer {
 
     /// Starts a server playing `platform` for a benchmark: each request is
     /// answered as the strict server answers a valid one, and its entries
-    /// are counted without decoding it (see [`counting`]); nothing is kept
+    /// are counted without decoding it (see the `counting` module); nothing is kept
     /// for [`PlatformServer::entries`], and `max_groups` stays 0. Scripted
     /// modes work as with [`PlatformServer::start`].
     pub fn counting(platform: Platform) -> Self {

@@ -1,6 +1,6 @@
 //! The loop behind the test servers: [`spawn`] serves a listener on its own
 //! thread with a current-thread tokio runtime (the accept loop of every
-//! test server, in any crate), and [`HttpServer`] is what testkit's own
+//! test server, in any crate), and `HttpServer` is what testkit's own
 //! scriptable servers (the [`crate::sink::Sink`] and the
 //! [`crate::platform::PlatformServer`] stand-ins) share: HTTP/1.1 (or HTTPS)
 //! with hyper on `127.0.0.1:0`, their state behind a mutex that tests wait
