@@ -237,26 +237,56 @@ pub(super) fn resource_key(label: &str) -> &str {
     }
 }
 
-/// An `AnyValue` for a parsed field; returns whether invalid UTF-8 was replaced.
-fn any_value(out: &mut Vec<u8>, value: &FieldValue<'_>) -> bool {
-    match value {
-        FieldValue::Json(raw @ ("true" | "false")) => {
-            out.extend_from_slice(b"{\"boolValue\":");
-            out.extend_from_slice(raw.as_bytes());
-        }
+/// How OTLP types a parsed field's value, the same in both encodings: JSON
+/// `true`/`false` as a bool, a JSON number as an int when it has no fraction
+/// or exponent and fits an i64, any other number as a double, and anything
+/// else as a string.
+pub(super) enum ValueKind<'a> {
+    Bool(bool),
+    /// The number as written, and its value.
+    Int(&'a str, i64),
+    /// The number as written.
+    Double(&'a str),
+    Text,
+}
+
+/// The [`ValueKind`] of a parsed field.
+pub(super) fn value_kind<'a>(value: &FieldValue<'a>) -> ValueKind<'a> {
+    match *value {
+        FieldValue::Json("true") => ValueKind::Bool(true),
+        FieldValue::Json("false") => ValueKind::Bool(false),
         FieldValue::Json(raw) if raw.starts_with(|c: char| c == '-' || c.is_ascii_digit()) => {
-            if raw.contains(['.', 'e', 'E']) || raw.parse::<i64>().is_err() {
-                out.extend_from_slice(b"{\"doubleValue\":");
-                out.extend_from_slice(raw.as_bytes());
-            } else {
-                out.extend_from_slice(b"{\"intValue\":\"");
-                out.extend_from_slice(raw.as_bytes());
-                out.push(b'"');
+            match (!raw.contains(['.', 'e', 'E']))
+                .then(|| raw.parse::<i64>().ok())
+                .flatten()
+            {
+                Some(int) => ValueKind::Int(raw, int),
+                None => ValueKind::Double(raw),
             }
         }
-        other => {
+        _ => ValueKind::Text,
+    }
+}
+
+/// An `AnyValue` for a parsed field; returns whether invalid UTF-8 was replaced.
+fn any_value(out: &mut Vec<u8>, value: &FieldValue<'_>) -> bool {
+    match value_kind(value) {
+        ValueKind::Bool(b) => {
+            out.extend_from_slice(b"{\"boolValue\":");
+            out.extend_from_slice(if b { b"true" } else { b"false" });
+        }
+        ValueKind::Double(raw) => {
+            out.extend_from_slice(b"{\"doubleValue\":");
+            out.extend_from_slice(raw.as_bytes());
+        }
+        ValueKind::Int(raw, _) => {
+            out.extend_from_slice(b"{\"intValue\":\"");
+            out.extend_from_slice(raw.as_bytes());
+            out.push(b'"');
+        }
+        ValueKind::Text => {
             out.extend_from_slice(b"{\"stringValue\":");
-            let bad = other.write_string(out);
+            let bad = value.write_string(out);
             out.push(b'}');
             return bad;
         }

@@ -20,7 +20,7 @@
 
 use crate::record::{Record, TimestampField};
 
-use super::otlp::{LEVEL_KEYS, resource_key, severity_number};
+use super::otlp::{LEVEL_KEYS, ValueKind, resource_key, severity_number, value_kind};
 use super::platform::{FieldValue, Groups, for_each_field, proto_field_head, push_lossy};
 
 /// `opentelemetry.proto.common.v1.AnyValue` (the scalar kinds).
@@ -281,22 +281,16 @@ fn resource_head(labels: &[(String, String)]) -> Vec<u8> {
 /// The value of a parsed field, typed as the JSON encoding types it, and
 /// whether invalid UTF-8 was replaced.
 fn any_value(value: &FieldValue<'_>) -> (Value, bool) {
-    match value {
-        FieldValue::Json("true") => (Value::BoolValue(true), false),
-        FieldValue::Json("false") => (Value::BoolValue(false), false),
-        FieldValue::Json(raw) if raw.starts_with(|c: char| c == '-' || c.is_ascii_digit()) => {
-            let int = (!raw.contains(['.', 'e', 'E']))
-                .then(|| raw.parse::<i64>().ok())
-                .flatten();
-            match (int, raw.parse::<f64>()) {
-                (Some(i), _) => (Value::IntValue(i), false),
-                (None, Ok(d)) => (Value::DoubleValue(d), false),
-                (None, Err(_)) => (Value::StringValue((*raw).to_owned()), false),
-            }
-        }
-        other => {
+    match value_kind(value) {
+        ValueKind::Bool(b) => (Value::BoolValue(b), false),
+        ValueKind::Int(_, int) => (Value::IntValue(int), false),
+        ValueKind::Double(raw) => match raw.parse::<f64>() {
+            Ok(d) => (Value::DoubleValue(d), false),
+            Err(_) => (Value::StringValue(raw.to_owned()), false),
+        },
+        ValueKind::Text => {
             let mut text = String::new();
-            let bad = other.push_text(&mut text);
+            let bad = value.push_text(&mut text);
             (Value::StringValue(text), bad)
         }
     }
