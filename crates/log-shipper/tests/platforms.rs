@@ -402,13 +402,22 @@ fn platform_sink_mistakes_exit_64_naming_the_flag_or_key() {
 
 #[test]
 fn loki_pushes_hold_at_most_max_streams_streams() {
+    at_most_two_streams_per_push(|url| format!("sink = [\"{url}\"]\nloki-max-streams = 2\n"));
+}
+
+/// Three sources of 100 lines each (`app` = a, b, c) shipped to a Loki
+/// stand-in by a config file whose sink part `sink` writes for the
+/// stand-in's URL, with at most 2 streams per push: no push holds more, and
+/// each app's lines arrive once each, in file order. The stand-in, for more
+/// checks.
+fn at_most_two_streams_per_push(sink: impl FnOnce(&str) -> String) -> PlatformServer {
     let d = Dirs::new();
     let loki = PlatformServer::start(Platform::Loki);
     let config = d.logs.join("../shipper.toml");
     let mut toml = format!(
-        "state-dir = \"{}\"\nsink = [\"{}\"]\nloki-max-streams = 2\nbatch-timeout = \"1s\"\n",
+        "state-dir = \"{}\"\nbatch-timeout = \"1s\"\n{}",
         Dirs::s(&d.state),
-        loki.sink_url()
+        sink(&loki.sink_url())
     );
     for app in ["a", "b", "c"] {
         toml.push_str(&format!(
@@ -426,8 +435,11 @@ fn loki_pushes_hold_at_most_max_streams_streams() {
         let lines: Vec<Entry> = loki.entries().into_iter().filter(|e| e.labels["app"] == app).collect();
         eprintln!("the records of app {app}:");
         received(&lines).assert_once(0..100);
+        let seqs: Vec<u64> = lines.iter().filter_map(|e| parse(&e.line)).collect();
+        assert!(seqs.is_sorted(), "{app}: in file order");
     }
     shipper.stop_ok();
+    loki
 }
 
 #[test]
@@ -610,39 +622,13 @@ fn loki_protobuf_outage_and_kill_9_lose_nothing() {
 
 #[test]
 fn loki_protobuf_from_a_sink_table_holds_at_most_max_streams_streams() {
-    let d = Dirs::new();
-    let loki = PlatformServer::start(Platform::Loki);
-    let config = d.logs.join("../shipper.toml");
-    let mut toml = format!(
-        "state-dir = \"{}\"\nbatch-timeout = \"1s\"\n[[sink]]\nurl = \"{}\"\nloki_encoding = \"protobuf\"\nloki_max_streams = 2\n",
-        Dirs::s(&d.state),
-        loki.sink_url()
-    );
-    for app in ["a", "b", "c"] {
-        toml.push_str(&format!(
-            "[[source]]\nname = \"{app}\"\nfollow = \"{}\"\nlabels = {{ app = \"{app}\" }}\n",
-            Dirs::s(&d.logs.join(format!("{app}.log")))
-        ));
-        append(&d.logs.join(format!("{app}.log")), (0..100).map(line));
-    }
-    fs::write(&config, toml).unwrap();
-    let shipper = Shipper::start(&["--config", &Dirs::s(&config)], &[]);
-    let stats = loki.wait_entries(300);
-    assert_eq!(loki.malformed(), Vec::<String>::new());
-    assert!(stats.max_groups <= 2, "{stats:?}");
+    let loki = at_most_two_streams_per_push(|url| {
+        format!("[[sink]]\nurl = \"{url}\"\nloki_encoding = \"protobuf\"\nloki_max_streams = 2\n")
+    });
     assert_eq!(
         first_header(&loki, "content-type").as_deref(),
         Some("application/x-protobuf")
     );
-    for app in ["a", "b", "c"] {
-        let lines: Vec<Entry> = loki.entries().into_iter().filter(|e| e.labels["app"] == app).collect();
-        let got = received(&lines);
-        assert!(got.missing(0..100).is_empty() && got.duplicated().is_empty(), "{app}");
-        let seqs: Vec<u64> = lines.iter().filter_map(|e| parse(&e.line)).collect();
-        assert!(seqs.is_sorted(), "{app}: in file order");
-    }
-    let (status, stderr) = shipper.stop();
-    assert_eq!(status.code(), Some(0), "{stderr}");
 }
 
 #[test]
